@@ -1,0 +1,297 @@
+/*
+ * medyate.h: the one public header of the medyate training engine.
+ *
+ * Layering (what may call what):
+ *   kernels  (firmware/src/kernels/<type>/)  pure math on caller memory, no state
+ *   runtime  (firmware/src/runtime/)         executes a planned model: forward,
+ *                                            sparse backward, SGD, statistics
+ *   device   (firmware/src/device/, boards/) serial protocol + board glue
+ * The host package fills the same descriptors through cffi that codegen emits
+ * as C initialisers, so one runtime serves the host, QEMU and the board.
+ *
+ * Conventions
+ *   - Activations are NHWC with batch 1 (training is per sample with gradient
+ *     accumulation), fp32 for now. An int8 path adds `*_s8` kernels beside the
+ *     `*_f32` ones; descriptors carry the element type so callers do not change.
+ *   - Conv weights are OHWI: [out_c][k_h][k_w][in_c / groups] (CMSIS-NN layout).
+ *   - Input-gradient kernels take `accumulate`: 0 overwrites dx, 1 adds to it
+ *     (a tensor consumed by several ops sums their contributions).
+ *   - Saved input maps of trained channels are channel-planar: map c is H*W
+ *     contiguous floats, so one channel's map is one contiguous block.
+ *   - A weight-gradient "slice" of input channel c is W[:, c] for a dense conv
+ *     ([out_c][k_h][k_w] floats) and W[c*m .. c*m+m-1] for a depthwise conv with
+ *     channel multiplier m ([m][k_h][k_w] floats).
+ *   - No malloc anywhere; every buffer comes from the caller.
+ */
+#ifndef MEDYATE_H
+#define MEDYATE_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MDY_ENGINE_VERSION 1
+
+/* ---------------------------------------------------------------- status */
+typedef enum {
+    MDY_OK = 0,
+    MDY_ERR_ARG = -1,          /* null pointer, bad size */
+    MDY_ERR_RANGE = -2,        /* layer or channel index out of range */
+    MDY_ERR_ORDER = -3,        /* selection not strictly increasing (duplicates) */
+    MDY_ERR_BUDGET = -4,       /* selection does not fit the planned pool */
+    MDY_ERR_UNSUPPORTED = -5,  /* op kind or parameter not supported */
+    MDY_ERR_LABEL = -6         /* label outside [0, classes) */
+} mdy_status;
+
+/* ------------------------------------------------------------ parameters */
+typedef struct {
+    int32_t in_h, in_w, in_c;
+    int32_t out_h, out_w, out_c;
+    int32_t k_h, k_w;
+    int32_t stride_h, stride_w;
+    int32_t pad_top, pad_left;    /* bottom/right padding follows from out_h/out_w */
+    int32_t groups;               /* 1: dense; in_c: depthwise (out_c = m * in_c) */
+} mdy_conv_params;
+
+typedef struct {
+    int32_t in_h, in_w, c;
+    int32_t out_h, out_w;
+    int32_t k_h, k_w;
+    int32_t stride_h, stride_w;
+    int32_t pad_top, pad_left;
+    int32_t count_include_pad;    /* AveragePool only; ONNX default 0 */
+} mdy_pool_params;
+
+/* ------------------------------------------------------------ fp32 kernels
+ * One kernel per file under firmware/src/kernels/fp32/, named op_layout_type.
+ * None of the fp32 kernels needs scratch today; the *_get_buffer_size twins
+ * exist so that the planner sizes memory through one interface for all
+ * kernels, including future int8/optimised ones that do need scratch.
+ */
+
+/* Conv 2D, groups == 1 (general and pointwise). */
+void mdy_conv2d_nhwc_f32(const mdy_conv_params *p, const float *x,
+                         const float *w, const float *bias, float *y);
+int32_t mdy_conv2d_nhwc_f32_get_buffer_size(const mdy_conv_params *p);
+/* dx = conv_transpose(dy, w). */
+void mdy_conv2d_nhwc_f32_igrad(const mdy_conv_params *p, const float *w,
+                               const float *dy, float *dx, int accumulate);
+/* Sparse weight gradient: for k in [0, n_sel): dw_slices[k] += dW[:, sel[k]],
+ * computed from x_maps[k], the saved channel-planar input map of sel[k].
+ * Always accumulates (mini-batch accumulation). Cost: n_sel * out_c*k_h*k_w*out_h*out_w MACs. */
+void mdy_conv2d_nhwc_f32_wgrad(const mdy_conv_params *p, const float *x_maps,
+                               const uint16_t *sel, int32_t n_sel,
+                               const float *dy, float *dw_slices);
+
+/* Depthwise conv 2D, groups == in_c, channel multiplier m = out_c / in_c. */
+void mdy_depthwise_conv2d_nhwc_f32(const mdy_conv_params *p, const float *x,
+                                   const float *w, const float *bias, float *y);
+int32_t mdy_depthwise_conv2d_nhwc_f32_get_buffer_size(const mdy_conv_params *p);
+void mdy_depthwise_conv2d_nhwc_f32_igrad(const mdy_conv_params *p, const float *w,
+                                         const float *dy, float *dx, int accumulate);
+void mdy_depthwise_conv2d_nhwc_f32_wgrad(const mdy_conv_params *p, const float *x_maps,
+                                         const uint16_t *sel, int32_t n_sel,
+                                         const float *dy, float *dw_slices);
+
+/* Bias gradient of any conv / fully connected layer: db[o] += sum_hw dy[hw][o]. */
+void mdy_bias_grad_nhwc_f32(int32_t hw, int32_t c, const float *dy, float *db);
+
+/* Fully connected: y[o] = sum_i w[o][i] x[i] + b[o]  (a 1x1 conv on a 1x1 map). */
+void mdy_fully_connected_f32(int32_t in_features, int32_t out_features,
+                             const float *x, const float *w, const float *bias, float *y);
+void mdy_fully_connected_f32_igrad(int32_t in_features, int32_t out_features,
+                                   const float *w, const float *dy, float *dx, int accumulate);
+/* dw_slices[k][o] += dy[o] * x_vals[k], x_vals[k] = saved x[sel[k]]. */
+void mdy_fully_connected_f32_wgrad(int32_t in_features, int32_t out_features,
+                                   const float *x_vals, const uint16_t *sel, int32_t n_sel,
+                                   const float *dy, float *dw_slices);
+
+/* Clamp (ReLU = [0, +inf), ReLU6 = [0, 6], Clip): y = min(max(x, lo), hi).
+ * mask (optional, may be NULL) gets bit i set where lo < x[i] < hi, i.e. where
+ * the derivative is 1: one bit per element is all backward needs.
+ * x and y may alias (in place). */
+void mdy_clamp_f32(int32_t n, const float *x, float lo, float hi, float *y, uint8_t *mask);
+void mdy_clamp_f32_igrad(int32_t n, const uint8_t *mask, const float *dy, float *dx, int accumulate);
+
+/* HardSigmoid: y = clamp(alpha*x + beta, 0, 1); mask bit = linear region. In place ok. */
+void mdy_hardsigmoid_f32(int32_t n, const float *x, float alpha, float beta, float *y, uint8_t *mask);
+void mdy_hardsigmoid_f32_igrad(int32_t n, const uint8_t *mask, float alpha,
+                               const float *dy, float *dx, int accumulate);
+
+/* HardSwish: y = x * clamp(x/6 + 1/2, 0, 1). Backward needs x itself (saved copy). */
+void mdy_hardswish_f32(int32_t n, const float *x, float *y);
+void mdy_hardswish_f32_igrad(int32_t n, const float *x, const float *dy, float *dx, int accumulate);
+
+/* Elementwise add (residual). Backward is a copy/accumulate of dy: mdy_add_f32_igrad. */
+void mdy_add_f32(int32_t n, const float *a, const float *b, float *y);
+void mdy_add_f32_igrad(int32_t n, const float *dy, float *dx, int accumulate);
+
+/* Per-channel multiply (squeeze-excite): y[hw][c] = x[hw][c] * s[c]. */
+void mdy_mul_channel_nhwc_f32(int32_t hw, int32_t c, const float *x, const float *s, float *y);
+/* dx = dy * s. */
+void mdy_mul_channel_nhwc_f32_igrad_x(int32_t hw, int32_t c, const float *s,
+                                      const float *dy, float *dx, int accumulate);
+/* ds[c] = sum_hw dy * x. */
+void mdy_mul_channel_nhwc_f32_igrad_s(int32_t hw, int32_t c, const float *x,
+                                      const float *dy, float *ds, int accumulate);
+
+/* Global average pool: [h][w][c] -> [c]. */
+void mdy_global_avgpool_nhwc_f32(int32_t h, int32_t w, int32_t c, const float *x, float *y);
+void mdy_global_avgpool_nhwc_f32_igrad(int32_t h, int32_t w, int32_t c,
+                                       const float *dy, float *dx, int accumulate);
+
+/* Average pool. */
+void mdy_avgpool_nhwc_f32(const mdy_pool_params *p, const float *x, float *y);
+void mdy_avgpool_nhwc_f32_igrad(const mdy_pool_params *p, const float *dy, float *dx, int accumulate);
+
+/* Max pool. mask (optional): one bit per *input* element, set at the first
+ * maximum of each window, so backward routes dy there without saving x. */
+void mdy_maxpool_nhwc_f32(const mdy_pool_params *p, const float *x, float *y, uint8_t *mask);
+int32_t mdy_maxpool_nhwc_f32_mask_bytes(const mdy_pool_params *p);
+void mdy_maxpool_nhwc_f32_igrad(const mdy_pool_params *p, const uint8_t *mask,
+                                const float *dy, float *dx, int accumulate);
+
+/* Concat along channels: y[hw] = [a[hw] (ca) | b[hw] (cb)]. */
+void mdy_concat_channels_nhwc_f32(int32_t hw, int32_t ca, int32_t cb,
+                                  const float *a, const float *b, float *y);
+/* part 0 gives da, part 1 gives db. */
+void mdy_concat_channels_nhwc_f32_igrad(int32_t hw, int32_t ca, int32_t cb, int32_t part,
+                                        const float *dy, float *dx, int accumulate);
+
+/* Softmax (inference output). */
+void mdy_softmax_f32(int32_t n, const float *x, float *y);
+/* Softmax cross-entropy of one sample: returns the loss, writes
+ * dlogits = scale * (softmax(logits) - onehot(label)) (scale = 1/batch). */
+float mdy_softmax_xent_f32(int32_t n, const float *logits, int32_t label,
+                           float scale, float *dlogits);
+
+/* SGD without momentum on one weight-gradient slice: w[i*stride] -= lr * g[i]
+ * for i < n, then g[i] = 0 (the slice is ready for the next mini-batch).
+ * Returns sum g[i]^2 before the update (channel-importance statistic). */
+float mdy_sgd_slice_f32(int32_t n, float *w, int32_t stride, float *g, float lr);
+
+/* ------------------------------------------------------------ runtime
+ * A planned model: op list in topological order, tensor table with arena
+ * offsets, trainable-layer table. Produced by the host planner; handed to the
+ * runtime either as C initialisers (codegen) or filled through cffi.
+ */
+typedef enum {
+    MDY_OP_CONV2D = 1,
+    MDY_OP_DEPTHWISE_CONV2D = 2,
+    MDY_OP_FULLY_CONNECTED = 3,
+    MDY_OP_CLAMP = 4,
+    MDY_OP_HARDSIGMOID = 5,
+    MDY_OP_HARDSWISH = 6,
+    MDY_OP_ADD = 7,
+    MDY_OP_MUL_CHANNEL = 8,
+    MDY_OP_GLOBAL_AVGPOOL = 9,
+    MDY_OP_AVGPOOL = 10,
+    MDY_OP_MAXPOOL = 11,
+    MDY_OP_CONCAT = 12,
+    MDY_OP_RESHAPE = 13,     /* no-op: output aliases input (same NHWC bytes) */
+    MDY_OP_SOFTMAX = 14
+} mdy_op_kind;
+
+#define MDY_NONE 0xFFFFu          /* absent tensor / layer index */
+#define MDY_NO_OFFSET 0xFFFFFFFFu /* buffer not planned */
+
+/* Tensor: an activation, with an arena offset for its value and one for its
+ * gradient (MDY_NO_OFFSET where backward never needs it). The model input's
+ * value lives outside the arena (passed by pointer: the dataset itself). */
+typedef struct {
+    uint32_t offset;
+    uint32_t grad_offset;
+    int32_t h, w, c;
+} mdy_tensor;
+
+typedef struct {
+    int32_t kind;                 /* mdy_op_kind */
+    uint16_t input[2];            /* tensor ids; input[1] = MDY_NONE if unary */
+    uint16_t output;
+    uint16_t layer;               /* trainable-layer index or MDY_NONE */
+    uint32_t saved_offset;        /* backward state (mask bits or a copy of x) */
+    uint32_t scratch_offset;      /* kernel scratch (size from *_get_buffer_size) */
+    uint8_t grad_accumulate[2];   /* 1: dx of input i adds to an existing gradient */
+    uint8_t pad_[2];
+    union {
+        mdy_conv_params conv;     /* CONV2D, DEPTHWISE, FULLY_CONNECTED */
+        mdy_pool_params pool;     /* AVGPOOL, MAXPOOL */
+        struct { float lo, hi; } clamp;
+        struct { float alpha, beta; } hsig;
+    } p;
+    const float *weight;          /* frozen: flash; trainable: the layer's RAM copy */
+    const float *bias;
+} mdy_op;
+
+/* A pre-selected layer: any of its input channels may be in a selection. */
+typedef struct {
+    uint16_t op;                  /* index into ops */
+    uint16_t train_bias;          /* 1: bias trains every step */
+    int32_t channels;             /* input channels (selectable) */
+    int32_t slice_size;           /* weight-gradient elements of one channel */
+    int32_t map_size;             /* saved input elements of one channel (in_h*in_w) */
+    float *weight;                /* RAM, same array as ops[op].weight */
+    float *bias;                  /* RAM */
+    uint32_t bias_grad_offset;    /* arena, out_c floats, MDY_NO_OFFSET if frozen */
+} mdy_layer;
+
+typedef struct {
+    uint32_t hash;                /* model+plan hash (first 32 bits of sha256) */
+    uint16_t n_ops, n_tensors, n_layers;
+    uint16_t input, output;       /* tensor ids; output = logits */
+    int32_t classes;
+    const mdy_op *ops;
+    const mdy_tensor *tensors;
+    const mdy_layer *layers;
+    uint32_t arena_size;          /* bytes */
+    uint32_t pool_offset;         /* arena: selected channels' slices + maps */
+    uint32_t pool_size;           /* bytes = channel budget (elements) * 4 */
+    uint32_t max_selected;        /* most channels any selection within budget has */
+    uint32_t stats_offset;        /* arena: max_selected floats of gradient stats */
+    uint32_t sel_offset;          /* arena: max_selected mdy_channel entries */
+} mdy_model;
+
+/* One trained channel. A selection is an array sorted by (layer, channel),
+ * strictly increasing. */
+typedef struct {
+    uint16_t layer;
+    uint16_t channel;
+} mdy_channel;
+
+/* Run-time state; lives at the start of nothing: the caller owns it. */
+typedef struct {
+    const mdy_model *model;
+    uint8_t *arena;
+    uint32_t n_selected;
+    uint16_t first_op;            /* deepest op backward reaches (from the selection) */
+    uint16_t samples_in_batch;
+    float loss_sum;               /* since last mdy_reset_stats */
+    uint32_t correct, seen;
+    uint32_t steps;               /* SGD steps since last mdy_reset_stats */
+} mdy_ctx;
+
+mdy_status mdy_init(mdy_ctx *ctx, const mdy_model *model, uint8_t *arena);
+/* Validate and install a selection (copied into the arena). Bias-only
+ * training is an empty selection with train_bias layers. */
+mdy_status mdy_set_selection(mdy_ctx *ctx, const mdy_channel *sel, uint32_t n);
+/* Forward only; logits to `out` (classes floats) if non-NULL. */
+mdy_status mdy_forward(mdy_ctx *ctx, const float *input, float *out);
+/* Forward + backward of one sample; gradients accumulate with scale 1/batch. */
+mdy_status mdy_train_sample(mdy_ctx *ctx, const float *input, int32_t label, int32_t batch);
+/* Apply SGD to all selected slices (and trainable biases), zero the gradients,
+ * add each slice's squared gradient norm to the stats array. */
+mdy_status mdy_sgd_step(mdy_ctx *ctx, float lr);
+void mdy_reset_stats(mdy_ctx *ctx);
+/* Per selected channel: summed squared gradient norms since the reset. */
+const float *mdy_channel_stats(const mdy_ctx *ctx);
+/* Where selected channel k's gradient slice / saved map live (for tests and
+ * the device protocol). */
+float *mdy_slice_grad(const mdy_ctx *ctx, uint32_t k);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MEDYATE_H */

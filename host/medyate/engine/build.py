@@ -1,0 +1,97 @@
+"""Compile the C engine (firmware/) for the host and load it with cffi.
+
+The very same sources that run in QEMU and on the board are compiled natively
+(API mode), cached by a hash of their content and the flags, so a change to any
+C file rebuilds on first use and nothing else does.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from ..errors import MedyateError
+
+REPO = Path(__file__).resolve().parents[3]
+FIRMWARE = REPO / "firmware"
+HEADER = FIRMWARE / "include" / "medyate.h"
+# The engine proper: kernels and runtime. Device code (protocol, boards) is not
+# part of the host library except what is listed here.
+SOURCE_DIRS = ("src/kernels", "src/runtime")
+CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fno-strict-aliasing"]
+
+
+def engine_sources() -> list[Path]:
+    out: list[Path] = []
+    for d in SOURCE_DIRS:
+        out += sorted((FIRMWARE / d).rglob("*.c"))
+    return out
+
+
+def header_cdef(text: str) -> str:
+    """The header as cffi cdef: drop preprocessor lines but keep integer #defines."""
+    lines = []
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("#"):
+            m = re.match(r"#define\s+(MDY_\w+)\s+(0x[0-9A-Fa-f]+|\d+)u?\s*(/\*.*)?$", s)
+            if m:
+                lines.append(f"#define {m.group(1)} {m.group(2)}")
+            continue
+        lines.append(line)
+    src = "\n".join(lines)
+    src = re.sub(r'extern\s+"C"\s*\{', "", src)
+    src = re.sub(r"/\*.*?\*/", "", src, flags=re.S)
+    # a lone '}' left from extern "C" (struct closers are '} name;' or '};')
+    src = re.sub(r"^\s*\}\s*$", "", src, flags=re.M)
+    return src
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("MEDYATE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "medyate")
+    return Path(base)
+
+
+def _digest(extra: list[str]) -> str:
+    h = hashlib.sha256()
+    for f in [HEADER, *engine_sources()]:
+        h.update(str(f.relative_to(FIRMWARE)).encode())
+        h.update(f.read_bytes())
+    h.update(" ".join(CFLAGS + extra).encode())
+    h.update(sys.version.encode())
+    return h.hexdigest()[:16]
+
+
+def load_engine(extra_cflags: list[str] | None = None):
+    """Return (ffi, lib) of the host engine, building it if needed."""
+    extra = list(extra_cflags or [])
+    if shutil.which(os.environ.get("CC", "cc")) is None and shutil.which("gcc") is None:
+        raise MedyateError("no C compiler found: install gcc (Debian: apt-get install gcc) "
+                           "or set CC to one")
+    tag = _digest(extra)
+    out = cache_dir() / f"engine-{tag}"
+    name = f"_medyate_engine_{tag}"
+    built = list(out.glob(f"{name}*.so")) if out.exists() else []
+    if not built:
+        import cffi
+        ffi = cffi.FFI()
+        ffi.cdef(header_cdef(HEADER.read_text()))
+        ffi.set_source(name, '#include "medyate.h"',
+                       sources=[str(p) for p in engine_sources()],
+                       include_dirs=[str(FIRMWARE / "include")],
+                       extra_compile_args=CFLAGS + extra)
+        out.mkdir(parents=True, exist_ok=True)
+        try:
+            so = ffi.compile(tmpdir=str(out), verbose=False)
+        except Exception as exc:  # compiler errors: show them, not a traceback
+            raise MedyateError(f"building the host engine failed: {exc}") from exc
+        built = [Path(so)]
+    spec = importlib.util.spec_from_file_location(name, built[0])
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.ffi, mod.lib
