@@ -21,14 +21,14 @@ FIRMWARE = REPO / "firmware"
 HEADER = FIRMWARE / "include" / "medyate.h"
 # The engine proper: kernels and runtime. Device code (protocol, boards) is not
 # part of the host library except what is listed here.
-SOURCE_DIRS = ("src/kernels", "src/runtime")
+PARTS = {"kernels": "src/kernels", "runtime": "src/runtime"}
 CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fno-strict-aliasing"]
 
 
-def engine_sources() -> list[Path]:
+def engine_sources(parts=tuple(PARTS)) -> list[Path]:
     out: list[Path] = []
-    for d in SOURCE_DIRS:
-        out += sorted((FIRMWARE / d).rglob("*.c"))
+    for part in parts:
+        out += sorted((FIRMWARE / PARTS[part]).rglob("*.c"))
     return out
 
 
@@ -57,9 +57,9 @@ def cache_dir() -> Path:
     return Path(base)
 
 
-def _digest(extra: list[str]) -> str:
+def _digest(extra: list[str], parts) -> str:
     h = hashlib.sha256()
-    for f in [HEADER, *engine_sources()]:
+    for f in [HEADER, *engine_sources(parts)]:
         h.update(str(f.relative_to(FIRMWARE)).encode())
         h.update(f.read_bytes())
     h.update(" ".join(CFLAGS + extra).encode())
@@ -67,13 +67,16 @@ def _digest(extra: list[str]) -> str:
     return h.hexdigest()[:16]
 
 
-def load_engine(extra_cflags: list[str] | None = None):
-    """Return (ffi, lib) of the host engine, building it if needed."""
+def load_engine(extra_cflags: list[str] | None = None, parts=tuple(PARTS)):
+    """Return (ffi, lib) of the host engine, building it if needed.
+
+    `parts` limits the build to some layers (kernel tests build the kernels
+    alone, so they do not depend on the runtime above them)."""
     extra = list(extra_cflags or [])
     if shutil.which(os.environ.get("CC", "cc")) is None and shutil.which("gcc") is None:
         raise MedyateError("no C compiler found: install gcc (Debian: apt-get install gcc) "
                            "or set CC to one")
-    tag = _digest(extra)
+    tag = _digest(extra, parts)
     out = cache_dir() / f"engine-{tag}"
     name = f"_medyate_engine_{tag}"
     built = list(out.glob(f"{name}*.so")) if out.exists() else []
@@ -82,7 +85,7 @@ def load_engine(extra_cflags: list[str] | None = None):
         ffi = cffi.FFI()
         ffi.cdef(header_cdef(HEADER.read_text()))
         ffi.set_source(name, '#include "medyate.h"',
-                       sources=[str(p) for p in engine_sources()],
+                       sources=[str(p) for p in engine_sources(parts)],
                        include_dirs=[str(FIRMWARE / "include")],
                        extra_compile_args=CFLAGS + extra)
         out.mkdir(parents=True, exist_ok=True)
