@@ -32,8 +32,15 @@ def engine_sources(parts=tuple(PARTS)) -> list[Path]:
     return out
 
 
-def header_cdef(text: str) -> str:
-    """The header as cffi cdef: drop preprocessor lines but keep integer #defines."""
+RUNTIME_MARK = "/* ------------------------------------------------------------ runtime"
+
+
+def header_cdef(text: str, parts=tuple(PARTS)) -> str:
+    """The header as cffi cdef: drop preprocessor lines but keep integer #defines.
+    Without the runtime part, declarations from the runtime section on are left
+    out, so the module does not reference symbols that are not built."""
+    if "runtime" not in parts:
+        text = text[:text.index(RUNTIME_MARK)]
     lines = []
     for line in text.splitlines():
         s = line.strip()
@@ -83,7 +90,7 @@ def load_engine(extra_cflags: list[str] | None = None, parts=tuple(PARTS)):
     if not built:
         import cffi
         ffi = cffi.FFI()
-        ffi.cdef(header_cdef(HEADER.read_text()))
+        ffi.cdef(header_cdef(HEADER.read_text(), parts))
         ffi.set_source(name, '#include "medyate.h"',
                        sources=[str(p) for p in engine_sources(parts)],
                        include_dirs=[str(FIRMWARE / "include")],
