@@ -147,8 +147,10 @@ void mdy_global_avgpool_nhwc_f32_igrad(int32_t h, int32_t w, int32_t c,
 void mdy_avgpool_nhwc_f32(const mdy_pool_params *p, const float *x, float *y);
 void mdy_avgpool_nhwc_f32_igrad(const mdy_pool_params *p, const float *dy, float *dx, int accumulate);
 
-/* Max pool. mask (optional): one bit per *input* element, set at the first
- * maximum of each window, so backward routes dy there without saving x. */
+/* Max pool. mask (optional, mdy_maxpool_nhwc_f32_mask_bytes(p) bytes): per
+ * *output* element, the window position (kh*k_w + kw) of its first maximum,
+ * packed in ceil(log2(k_h*k_w)) bits, so backward routes dy there without
+ * saving x. (One bit per input element cannot tell overlapping windows apart.) */
 void mdy_maxpool_nhwc_f32(const mdy_pool_params *p, const float *x, float *y, uint8_t *mask);
 int32_t mdy_maxpool_nhwc_f32_mask_bytes(const mdy_pool_params *p);
 void mdy_maxpool_nhwc_f32_igrad(const mdy_pool_params *p, const uint8_t *mask,

@@ -1,0 +1,22 @@
+/* Softmax, shifted by the maximum so expf never overflows. y may alias x. */
+#include <math.h>
+#include "medyate.h"
+
+void mdy_softmax_f32(int32_t n, const float *x, float *y)
+{
+    float mx, sum = 0.0f, inv;
+    int32_t i;
+    if (n <= 0)
+        return;
+    mx = x[0];
+    for (i = 1; i < n; ++i)
+        if (x[i] > mx)
+            mx = x[i];
+    for (i = 0; i < n; ++i) {
+        y[i] = expf(x[i] - mx);
+        sum += y[i];
+    }
+    inv = 1.0f / sum;
+    for (i = 0; i < n; ++i)
+        y[i] *= inv;
+}
