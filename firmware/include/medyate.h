@@ -263,13 +263,16 @@ typedef struct {
     uint16_t channel;
 } mdy_channel;
 
-/* Run-time state; lives at the start of nothing: the caller owns it. */
+/* Run-time state, owned by the caller (a few words; everything sized by the
+ * model lives in the arena). */
 typedef struct {
     const mdy_model *model;
     uint8_t *arena;
+    const float *input;           /* the current sample (not copied) */
     uint32_t n_selected;
-    uint16_t first_op;            /* deepest op backward reaches (from the selection) */
-    uint16_t samples_in_batch;
+    uint16_t first_op;            /* deepest op backward reaches (from the selection);
+                                     n_ops when nothing trains */
+    uint16_t pad_;
     float loss_sum;               /* since last mdy_reset_stats */
     uint32_t correct, seen;
     uint32_t steps;               /* SGD steps since last mdy_reset_stats */
@@ -281,8 +284,14 @@ mdy_status mdy_init(mdy_ctx *ctx, const mdy_model *model, uint8_t *arena);
 mdy_status mdy_set_selection(mdy_ctx *ctx, const mdy_channel *sel, uint32_t n);
 /* Forward only; logits to `out` (classes floats) if non-NULL. */
 mdy_status mdy_forward(mdy_ctx *ctx, const float *input, float *out);
-/* Forward + backward of one sample; gradients accumulate with scale 1/batch. */
+/* Forward + backward of one sample; gradients accumulate with scale 1/batch.
+ * Equal to mdy_train_forward then mdy_train_backward (split so that a device
+ * can count cycles per phase). */
 mdy_status mdy_train_sample(mdy_ctx *ctx, const float *input, int32_t label, int32_t batch);
+/* Forward that also saves what backward needs (masks, selected input maps). */
+mdy_status mdy_train_forward(mdy_ctx *ctx, const float *input);
+/* Loss of the last mdy_train_forward, then backward down to first_op. */
+mdy_status mdy_train_backward(mdy_ctx *ctx, int32_t label, int32_t batch);
 /* Apply SGD to all selected slices (and trainable biases), zero the gradients,
  * add each slice's squared gradient norm to the stats array. */
 mdy_status mdy_sgd_step(mdy_ctx *ctx, float lr);

@@ -1,0 +1,155 @@
+/*
+ * Backward pass: loss gradient, then ops in reverse down to ctx->first_op.
+ * Trained layers accumulate the weight-gradient slices of their selected
+ * channels (and bias gradients); every op above first_op propagates the
+ * input gradient to each input that has a planned gradient buffer. Frozen
+ * layers below the deepest trained op are never visited.
+ */
+#include "mdy_runtime_internal.h"
+
+static void layer_grads(const mdy_ctx *ctx, const mdy_op *op, const float *dy)
+{
+    const mdy_layer *l = &ctx->model->layers[op->layer];
+    mdy_block b = mdy_layer_block(ctx, op->layer);
+    const uint16_t *ch = mdy_sel_channels(ctx) + b.first;
+
+    if (b.count > 0) {
+        switch (op->kind) {
+        case MDY_OP_CONV2D:
+            mdy_conv2d_nhwc_f32_wgrad(&op->p.conv, b.maps, ch, (int32_t)b.count, dy, b.slices);
+            break;
+        case MDY_OP_DEPTHWISE_CONV2D:
+            mdy_depthwise_conv2d_nhwc_f32_wgrad(&op->p.conv, b.maps, ch, (int32_t)b.count, dy,
+                                                b.slices);
+            break;
+        default: /* FULLY_CONNECTED: maps are one value each */
+            mdy_fully_connected_f32_wgrad(op->p.conv.in_c, op->p.conv.out_c, b.maps, ch,
+                                          (int32_t)b.count, dy, b.slices);
+            break;
+        }
+    }
+    if (l->train_bias)
+        mdy_bias_grad_nhwc_f32(op->p.conv.out_h * op->p.conv.out_w, op->p.conv.out_c, dy,
+                               (float *)(void *)(ctx->arena + l->bias_grad_offset));
+}
+
+static mdy_status input_grad(const mdy_ctx *ctx, const mdy_op *op, int j, const float *dy)
+{
+    const mdy_model *m = ctx->model;
+    const mdy_tensor *ty = &m->tensors[op->output];
+    const uint8_t *st = op->saved_offset == MDY_NO_OFFSET ? (const uint8_t *)0
+                                                          : ctx->arena + op->saved_offset;
+    float *dx = mdy_grad(ctx, op->input[j]);
+    int acc = op->grad_accumulate[j];
+    int32_t n = mdy_numel(ty);
+
+    if (!dx)
+        return MDY_OK; /* nothing below needs it */
+    switch (op->kind) {
+    case MDY_OP_CONV2D:
+        mdy_conv2d_nhwc_f32_igrad(&op->p.conv, op->weight, dy, dx, acc);
+        break;
+    case MDY_OP_DEPTHWISE_CONV2D:
+        mdy_depthwise_conv2d_nhwc_f32_igrad(&op->p.conv, op->weight, dy, dx, acc);
+        break;
+    case MDY_OP_FULLY_CONNECTED:
+        mdy_fully_connected_f32_igrad(op->p.conv.in_c, op->p.conv.out_c, op->weight, dy, dx, acc);
+        break;
+    case MDY_OP_CLAMP:
+        if (!st)
+            return MDY_ERR_ARG;
+        mdy_clamp_f32_igrad(n, st, dy, dx, acc);
+        break;
+    case MDY_OP_HARDSIGMOID:
+        if (!st)
+            return MDY_ERR_ARG;
+        mdy_hardsigmoid_f32_igrad(n, st, op->p.hsig.alpha, dy, dx, acc);
+        break;
+    case MDY_OP_HARDSWISH:
+        if (!st)
+            return MDY_ERR_ARG;
+        mdy_hardswish_f32_igrad(n, (const float *)(const void *)st, dy, dx, acc);
+        break;
+    case MDY_OP_ADD:
+        mdy_add_f32_igrad(n, dy, dx, acc);
+        break;
+    case MDY_OP_MUL_CHANNEL: {
+        const float *xs = (const float *)(const void *)st;
+        if (!st)
+            return MDY_ERR_ARG;
+        if (j == 0)
+            mdy_mul_channel_nhwc_f32_igrad_x(ty->h * ty->w, ty->c, xs + n, dy, dx, acc);
+        else
+            mdy_mul_channel_nhwc_f32_igrad_s(ty->h * ty->w, ty->c, xs, dy, dx, acc);
+        break;
+    }
+    case MDY_OP_GLOBAL_AVGPOOL: {
+        const mdy_tensor *tx = &m->tensors[op->input[0]];
+        mdy_global_avgpool_nhwc_f32_igrad(tx->h, tx->w, tx->c, dy, dx, acc);
+        break;
+    }
+    case MDY_OP_AVGPOOL:
+        mdy_avgpool_nhwc_f32_igrad(&op->p.pool, dy, dx, acc);
+        break;
+    case MDY_OP_MAXPOOL:
+        if (!st)
+            return MDY_ERR_ARG;
+        mdy_maxpool_nhwc_f32_igrad(&op->p.pool, st, dy, dx, acc);
+        break;
+    case MDY_OP_CONCAT:
+        mdy_concat_channels_nhwc_f32_igrad(ty->h * ty->w, m->tensors[op->input[0]].c,
+                                           m->tensors[op->input[1]].c, j, dy, dx, acc);
+        break;
+    case MDY_OP_RESHAPE:
+        break; /* gradient buffer aliased by the planner */
+    default:
+        return MDY_ERR_UNSUPPORTED;
+    }
+    return MDY_OK;
+}
+
+mdy_status mdy_train_backward(mdy_ctx *ctx, int32_t label, int32_t batch)
+{
+    const mdy_model *m;
+    const float *logits;
+    float loss;
+    int32_t i, best;
+
+    if (!ctx || batch <= 0)
+        return MDY_ERR_ARG;
+    m = ctx->model;
+    if (label < 0 || label >= m->classes)
+        return MDY_ERR_LABEL;
+
+    logits = mdy_value(ctx, m->output);
+    best = 0;
+    for (i = 1; i < m->classes; i++)
+        if (logits[i] > logits[best])
+            best = i;
+    ctx->correct += (best == label);
+    ctx->seen++;
+
+    /* The planner always gives the logits a gradient buffer, so the loss is
+     * computed the same way whether or not anything trains. */
+    loss = mdy_softmax_xent_f32(m->classes, logits, label, 1.0f / (float)batch,
+                                mdy_grad(ctx, m->output));
+    ctx->loss_sum += loss;
+
+    for (i = (int32_t)m->n_ops - 1; i >= (int32_t)ctx->first_op; i--) {
+        const mdy_op *op = &m->ops[i];
+        const float *dy = mdy_grad(ctx, op->output);
+        int j;
+        if (!dy)
+            continue; /* output does not reach the loss through anything trained */
+        if (op->layer != MDY_NONE)
+            layer_grads(ctx, op, dy);
+        if (i == (int32_t)ctx->first_op)
+            break; /* deepest trained op: its input gradient is never used */
+        for (j = 0; j < 2 && op->input[j] != MDY_NONE; j++) {
+            mdy_status st = input_grad(ctx, op, j, dy);
+            if (st != MDY_OK)
+                return st;
+        }
+    }
+    return MDY_OK;
+}

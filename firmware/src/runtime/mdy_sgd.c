@@ -1,0 +1,40 @@
+/*
+ * SGD without momentum (optimizer state would break the memory budget),
+ * applied in place to the selected slices only, then the gradients are
+ * zeroed for the next mini-batch. The squared norm of each slice's gradient
+ * is added to the per-channel statistics the host uses for importance.
+ */
+#include "mdy_runtime_internal.h"
+
+mdy_status mdy_sgd_step(mdy_ctx *ctx, float lr)
+{
+    const mdy_model *m;
+    float *stats;
+    uint16_t l;
+
+    if (!ctx)
+        return MDY_ERR_ARG;
+    m = ctx->model;
+    stats = mdy_stats(ctx);
+    for (l = 0; l < m->n_layers; l++) {
+        const mdy_layer *ly = &m->layers[l];
+        const mdy_op *op = &m->ops[ly->op];
+        mdy_block b = mdy_layer_block(ctx, l);
+        const uint16_t *ch = mdy_sel_channels(ctx) + b.first;
+        /* Slice of input channel c: W[:, c] of an OHWI (or [O][I]) weight is
+         * strided by in_c; a depthwise slice is contiguous. */
+        int depthwise = op->kind == MDY_OP_DEPTHWISE_CONV2D;
+        int32_t stride = depthwise ? 1 : op->p.conv.in_c;
+        uint32_t k;
+        for (k = 0; k < b.count; k++) {
+            float *w = ly->weight + (depthwise ? (int32_t)ch[k] * ly->slice_size : (int32_t)ch[k]);
+            float *g = b.slices + k * (uint32_t)ly->slice_size;
+            stats[b.first + k] += mdy_sgd_slice_f32(ly->slice_size, w, stride, g, lr);
+        }
+        if (ly->train_bias)
+            (void)mdy_sgd_slice_f32(op->p.conv.out_c, ly->bias, 1,
+                                    (float *)(void *)(ctx->arena + ly->bias_grad_offset), lr);
+    }
+    ctx->steps++;
+    return MDY_OK;
+}
