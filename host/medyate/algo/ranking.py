@@ -1,0 +1,146 @@
+"""Layer ranking: which layers may have channels trained.
+
+Both metrics come from one short full-backprop fine-tuning run on the user's
+training data (`ranking_run`): every channel of every trainable layer selected,
+biases trained, a few hundred samples, plain SGD. The engine reports for each
+channel S_c = sum over the run's SGD steps of ||dL/dW[:, c]||^2; with `steps`
+steps, E_c = S_c / steps is its mean squared gradient norm per step.
+
+Metrics (registry `LAYER_METRICS`, extend with `register_metric`):
+
+  rgn     TraDy's reweighted gradient norm, per channel
+              RGN_c = ||g_c|| / cost(c),   ||g_c|| = sqrt(E_c) (RMS over steps),
+          layer score = sum of its channels' RGN_c.
+  rgn_sq  the same with the squared norm, RGN_c = E_c / cost(c) (one published
+          note uses it). `rgn` vs `rgn_sq`: see docs/ALGORITHM.md for the
+          measurement behind the default.
+  lara    this project's reading of MeDyate's memory-normalised layer ranking
+          (the published formula is not public): the layer's gradient energy per
+          byte of channel-pool memory,
+              LaRa_l = sum_c E_c / (4 * sum_c cost(c))
+          i.e. the first-order loss decrease per SGD step (per unit lr) that
+          training the whole layer buys, per byte it would occupy. It is a ratio
+          of sums, so a wide layer is not favoured for being wide (unlike the
+          summed RGN), and a few cheap noisy channels cannot dominate it.
+
+`preselect` keeps the top-K layers by cumulative score (TraDy: 97%), extended if
+needed until the kept layers can fill the channel budget.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from .trainer import (EngineFactory, LayerSpec, all_pairs, from_engine_stats,
+                      to_engine_pairs)
+
+
+@dataclass
+class RankingRun:
+    specs: list[LayerSpec]
+    energy: dict[str, np.ndarray]     # E_c per layer (mean ||g_c||^2 per SGD step)
+    steps: int
+    samples: int
+    loss: float
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)  # cache
+
+
+def ranking_run(factory: EngineFactory, x: np.ndarray, y: np.ndarray, *,
+                samples: int = 256, batch: int = 32, lr: float = 1e-3,
+                epochs: int = 1, seed: int = 0,
+                layers: Sequence[str] | None = None) -> RankingRun:
+    """Short full-backprop fine-tuning on `samples` training samples (a seeded
+    random subset), all channels of all trainable layers selected."""
+    specs = [s for s in factory.layers if layers is None or s.name in set(layers)]
+    if not specs:
+        raise ValueError("no trainable layers to rank")
+    names = [s.name for s in specs]
+    eng = factory(names, sum(s.total_cost for s in specs), True)
+    rng = np.random.default_rng([seed, 0x4c61526a])
+    n = min(int(samples), len(x))
+    subset = np.sort(rng.choice(len(x), size=n, replace=False))
+    pairs = all_pairs(specs)
+    epairs = to_engine_pairs(eng, pairs)
+    eng.set_selection(epairs)
+    sums = {s.name: np.zeros(s.channels) for s in specs}
+    steps, loss = 0, float("nan")
+    for _ in range(epochs):
+        order = subset[rng.permutation(n)]
+        res = eng.train_epoch(x, y, batch, lr, order)
+        for (name, c), v in from_engine_stats(eng, epairs, res.channel_stats).items():
+            sums[name][c] += v
+        steps += int(res.steps)
+        loss = float(res.loss)
+    energy = {k: v / max(steps, 1) for k, v in sums.items()}
+    return RankingRun(specs, energy, steps, n * epochs, loss)
+
+
+# ------------------------------------------------------------------- metrics
+LayerMetric = Callable[[RankingRun], dict[str, float]]
+LAYER_METRICS: dict[str, LayerMetric] = {}
+
+
+def register_metric(name: str):
+    def deco(fn: LayerMetric) -> LayerMetric:
+        LAYER_METRICS[name] = fn
+        return fn
+    return deco
+
+
+@register_metric("rgn")
+def rgn(run: RankingRun) -> dict[str, float]:
+    return {s.name: float(np.sum(np.sqrt(run.energy[s.name]) / s.cost)) for s in run.specs}
+
+
+@register_metric("rgn_sq")
+def rgn_sq(run: RankingRun) -> dict[str, float]:
+    return {s.name: float(np.sum(run.energy[s.name] / s.cost)) for s in run.specs}
+
+
+@register_metric("lara")
+def lara(run: RankingRun) -> dict[str, float]:
+    return {s.name: float(np.sum(run.energy[s.name]) / (4.0 * s.total_cost))
+            for s in run.specs}
+
+
+def layer_scores(run: RankingRun, metric: str) -> dict[str, float]:
+    if metric not in LAYER_METRICS:
+        raise ValueError(f"unknown layer metric {metric!r}; "
+                         f"known: {', '.join(sorted(LAYER_METRICS))}")
+    if metric not in run.scores:
+        run.scores[metric] = LAYER_METRICS[metric](run)
+    return run.scores[metric]
+
+
+def rank_layers(scores: Mapping[str, float]) -> list[str]:
+    """Layer names, best first (ties: the model's order)."""
+    names = list(scores)
+    return sorted(names, key=lambda n: (-scores[n], names.index(n)))
+
+
+def preselect(scores: Mapping[str, float], coverage: float = 0.97, *,
+              specs: Sequence[LayerSpec] | None = None, budget: int | None = None,
+              max_layers: int | None = None) -> list[str]:
+    """Top-K layers (best first): the fewest whose scores sum to at least
+    `coverage` of the total; then, with specs and budget, more layers by rank
+    until their channels can fill the budget; at most max_layers."""
+    if not 0.0 < coverage <= 1.0:
+        raise ValueError("coverage must be in (0, 1]")
+    ranked = rank_layers(scores)
+    vals = np.array([max(scores[n], 0.0) for n in ranked])
+    total = vals.sum()
+    if total <= 0:
+        k = len(ranked)
+    else:
+        # the small tolerance keeps coverage=1.0 from depending on rounding
+        k = int(np.searchsorted(np.cumsum(vals), coverage * total * (1 - 1e-12)) + 1)
+        k = min(k, len(ranked))
+    if specs is not None and budget is not None:
+        cost = {s.name: s.total_cost for s in specs}
+        while k < len(ranked) and sum(cost[n] for n in ranked[:k]) < budget:
+            k += 1
+    if max_layers is not None:
+        k = min(k, max_layers)
+    return ranked[:max(k, 1)]

@@ -1,0 +1,321 @@
+"""Every training strategy in one harness.
+
+`run_strategy` gives all strategies the same epochs, learning-rate schedule
+(SGD without momentum, per-epoch cosine with linear warm-up), data order (one
+seeded permutation per epoch, the same for every strategy), seeds, and channel
+budget. A strategy decides what the engine may train (`prepare`) and, each
+epoch, which channels (`select`), having seen the statistics of the previous
+epoch (`observe`): exactly the loop a device session runs.
+
+Strategies (`STRATEGIES`, by name):
+  full        all channels and biases of all layers (ignores the budget; the
+              accuracy upper bound).
+  last        all channels and the bias of the last trainable layer only.
+  bias        biases of all layers, no weights (TinyTL-style).
+  su          static sparse update in the style of MCUNetV3: biases of the last
+              `n_bias_layers` layers plus, in the last `n_weight_layers`
+              layers, the input channels with the largest weight magnitude
+              ||W[:, c]||, the budget split evenly over those layers (what one
+              layer cannot use passes to the next); fixed for the whole run.
+  random      static random: channels drawn uniformly once, in the top-K layers
+              of the `rgn` ranking, filling the budget; fixed.
+  trady       TraDy: top-K layers by `rgn` (97% coverage), channels redrawn
+              uniformly each epoch until the budget is full.
+  medyate     MeDyate as implemented here: top-K layers by `lara`, channels
+              redrawn each epoch by importance-weighted sampling without
+              replacement (temperature T), importance refreshed from the trained
+              channels' statistics.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .importance import ChannelImportance
+from .ranking import RankingRun, layer_scores, preselect, ranking_run
+from .sampling import sample_selection
+from .schedule import lr_at
+from .trainer import (EngineFactory, LayerSpec, Pair, all_pairs, from_engine_stats,
+                      selection_cost, to_engine_pairs)
+
+
+@dataclass
+class EngineSpec:
+    trainable: list[str]
+    budget_elements: int
+    train_bias: bool
+
+
+@dataclass
+class RunContext:
+    factory: EngineFactory
+    task: Any
+    budget: int
+    seed: int
+    batch: int
+    lr: float
+    epochs: int
+    warmup: int = 5
+    ranking_samples: int = 256
+    ranking: RankingRun | None = None
+    engine: Any = None
+    specs: dict[str, LayerSpec] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.specs = {s.name: s for s in self.factory.layers}
+
+    @property
+    def layer_names(self) -> list[str]:
+        return [s.name for s in self.factory.layers]
+
+    def get_ranking(self) -> RankingRun:
+        """The ranking run, computed once (shared by strategies if passed in)."""
+        if self.ranking is None:
+            self.ranking = ranking_run(
+                self.factory, self.task.x_train, self.task.y_train,
+                samples=self.ranking_samples, batch=self.batch,
+                lr=lr_at(0, self.epochs, self.lr, self.warmup), seed=self.seed)
+        return self.ranking
+
+
+class Strategy:
+    name = "?"
+    dynamic = False
+
+    def prepare(self, ctx: RunContext) -> EngineSpec:
+        raise NotImplementedError
+
+    def select(self, epoch: int, ctx: RunContext, rng: np.random.Generator) -> list[Pair]:
+        raise NotImplementedError
+
+    def observe(self, epoch: int, stats: dict[Pair, float], steps: int) -> None:
+        pass
+
+
+class FullFineTuning(Strategy):
+    name = "full"
+
+    def prepare(self, ctx):
+        self.layers = ctx.layer_names
+        return EngineSpec(self.layers, sum(ctx.specs[n].total_cost for n in self.layers), True)
+
+    def select(self, epoch, ctx, rng):
+        return all_pairs([ctx.specs[n] for n in self.layers])
+
+
+class LastLayer(Strategy):
+    name = "last"
+
+    def prepare(self, ctx):
+        self.layers = ctx.layer_names[-1:]
+        return EngineSpec(self.layers, ctx.specs[self.layers[0]].total_cost, True)
+
+    def select(self, epoch, ctx, rng):
+        return all_pairs([ctx.specs[n] for n in self.layers])
+
+
+class BiasOnly(Strategy):
+    name = "bias"
+
+    def prepare(self, ctx):
+        return EngineSpec(ctx.layer_names, 0, True)
+
+    def select(self, epoch, ctx, rng):
+        return []
+
+
+def channel_magnitudes(weight: np.ndarray, channels: int) -> np.ndarray:
+    """||W[:, c]||_2 per input channel c, for ONNX layouts: Gemm [O, I] and Conv
+    [O, I/g, kh, kw] (any group count, depthwise included)."""
+    w = np.asarray(weight, dtype=np.float64)
+    w = w.reshape(w.shape[0], w.shape[1], -1)
+    per_group = w.shape[1]
+    groups = channels // per_group
+    o_per = w.shape[0] // groups
+    out = np.empty(channels)
+    for c in range(channels):
+        g = c // per_group
+        out[c] = np.linalg.norm(w[g * o_per:(g + 1) * o_per, c % per_group])
+    return out
+
+
+class StaticSparseUpdate(Strategy):
+    name = "su"
+
+    def __init__(self, n_weight_layers: int = 4, n_bias_layers: int | None = None):
+        self.n_weight_layers = n_weight_layers
+        self.n_bias_layers = n_bias_layers
+        self.fixed: list[Pair] | None = None
+
+    def prepare(self, ctx):
+        names = ctx.layer_names
+        nw = min(self.n_weight_layers, len(names))
+        nb = self.n_bias_layers
+        if nb is None:   # MCUNetV3 trains biases deeper than weights
+            nb = max(nw, math.ceil(len(names) / 3))
+        nb = max(min(nb, len(names)), nw)
+        self.weight_layers = names[len(names) - nw:]
+        self.fixed = None
+        return EngineSpec(names[len(names) - nb:], ctx.budget, True)
+
+    def select(self, epoch, ctx, rng):
+        if self.fixed is None:
+            w = ctx.engine.weights()
+            left = ctx.budget
+            chosen: list[Pair] = []
+            pending = list(reversed(self.weight_layers))  # last layer first
+            ranked = {}
+            for i, name in enumerate(pending):
+                spec = ctx.specs[name]
+                mags = channel_magnitudes(w[name][0], spec.channels)
+                ranked[name] = list(np.argsort(-mags, kind="stable"))
+                share = left // (len(pending) - i)
+                k = min(spec.channels, share // spec.cost)
+                chosen += [(name, int(c)) for c in ranked[name][:k]]
+                ranked[name] = ranked[name][k:]
+                left -= k * spec.cost
+            for name in pending:          # what is left, by the same order
+                spec = ctx.specs[name]
+                while ranked[name] and spec.cost <= left:
+                    chosen.append((name, int(ranked[name].pop(0))))
+                    left -= spec.cost
+            self.fixed = sorted(chosen)
+        return self.fixed
+
+
+class _TopK(Strategy):
+    """Shared by random, TraDy and MeDyate: pre-select layers from the ranking run."""
+    metric = "rgn"
+
+    def __init__(self, metric: str | None = None, coverage: float = 0.97,
+                 max_layers: int | None = None):
+        if metric is not None:
+            self.metric = metric
+        self.coverage = coverage
+        self.max_layers = max_layers
+
+    def prepare(self, ctx):
+        run = ctx.get_ranking()
+        self.scores = layer_scores(run, self.metric)
+        layers = preselect(self.scores, self.coverage, specs=list(ctx.specs.values()),
+                           budget=ctx.budget, max_layers=self.max_layers)
+        order = ctx.layer_names
+        self.layers = sorted(layers, key=order.index)
+        self.candidates = all_pairs([ctx.specs[n] for n in self.layers])
+        return EngineSpec(self.layers, ctx.budget, False)
+
+
+class StaticRandom(_TopK):
+    name = "random"
+
+    def prepare(self, ctx):
+        self.fixed = None
+        return super().prepare(ctx)
+
+    def select(self, epoch, ctx, rng):
+        if self.fixed is None:
+            self.fixed = sample_selection(self.candidates, ctx.specs, None, ctx.budget,
+                                          math.inf, rng)
+        return self.fixed
+
+
+class TraDy(_TopK):
+    name = "trady"
+    dynamic = True
+
+    def select(self, epoch, ctx, rng):
+        return sample_selection(self.candidates, ctx.specs, None, ctx.budget, math.inf, rng)
+
+
+class MeDyate(_TopK):
+    name = "medyate"
+    metric = "lara"
+    dynamic = True
+
+    def __init__(self, metric: str | None = None, coverage: float = 0.97,
+                 max_layers: int | None = None, temperature: float = 1.0,
+                 momentum: float = 0.0):
+        super().__init__(metric, coverage, max_layers)
+        self.temperature = temperature
+        self.momentum = momentum
+
+    def prepare(self, ctx):
+        spec = super().prepare(ctx)
+        run = ctx.get_ranking()
+        self.importance = ChannelImportance.from_energy(
+            [ctx.specs[n] for n in self.layers], run.energy, self.momentum)
+        return spec
+
+    def select(self, epoch, ctx, rng):
+        imp = self.importance.importances(self.candidates)
+        return sample_selection(self.candidates, ctx.specs, imp, ctx.budget,
+                                self.temperature, rng)
+
+    def observe(self, epoch, stats, steps):
+        self.importance.update(stats, steps, epoch)
+
+
+STRATEGIES: dict[str, Callable[..., Strategy]] = {
+    "full": FullFineTuning, "last": LastLayer, "bias": BiasOnly,
+    "su": StaticSparseUpdate, "random": StaticRandom, "trady": TraDy,
+    "medyate": MeDyate,
+}
+
+
+def make_strategy(name: str, **kwargs) -> Strategy:
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
+    return STRATEGIES[name](**kwargs)
+
+
+def data_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The visiting order of epoch `epoch`: the same for every strategy."""
+    return np.random.default_rng([seed, epoch, 0x0DA7A]).permutation(n)
+
+
+def run_strategy(engine_factory: EngineFactory, task, strategy: Strategy | str,
+                 epochs: int, batch: int, lr: float, seed: int, budget: int, *,
+                 warmup: int = 5, ranking: RankingRun | None = None,
+                 ranking_samples: int = 256,
+                 on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+    """Fine-tune with one strategy; one dict per epoch:
+    epoch, lr, loss, train_acc, test_loss, test_acc, channels, elements, layers,
+    bytes (engine.memory()['total']), seconds."""
+    if isinstance(strategy, str):
+        strategy = make_strategy(strategy)
+    ctx = RunContext(engine_factory, task, int(budget), seed, batch, lr, epochs,
+                     warmup, ranking_samples, ranking)
+    spec = strategy.prepare(ctx)
+    eng = engine_factory(spec.trainable, spec.budget_elements, spec.train_bias)
+    ctx.engine = eng
+    rng = np.random.default_rng([seed, 0x5E1EC7])
+    n = len(task.x_train)
+    history = []
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        pairs = strategy.select(epoch, ctx, rng)
+        epairs = to_engine_pairs(eng, pairs)
+        eng.set_selection(epairs)
+        elr = lr_at(epoch, epochs, lr, warmup)
+        res = eng.train_epoch(task.x_train, task.y_train, batch, elr,
+                              data_order(n, seed, epoch))
+        strategy.observe(epoch, from_engine_stats(eng, epairs, res.channel_stats),
+                         int(res.steps))
+        test_loss, test_acc = eng.evaluate(task.x_test, task.y_test)
+        rec = {
+            "strategy": strategy.name, "epoch": epoch, "lr": elr,
+            "loss": float(res.loss), "train_acc": float(res.accuracy),
+            "test_loss": float(test_loss), "test_acc": float(test_acc),
+            "channels": len(pairs), "elements": selection_cost(pairs, ctx.specs),
+            "layers": len({name for name, _ in pairs}),
+            "bytes": int(eng.memory()["total"]),
+            "seconds": time.perf_counter() - t0,
+        }
+        history.append(rec)
+        if on_epoch is not None:
+            on_epoch(rec)
+    return history

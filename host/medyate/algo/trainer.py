@@ -1,0 +1,120 @@
+"""The interface the algorithm trains through, and the layer description it plans with.
+
+Any engine with this interface works: the host build of the C engine
+(`medyate.engine.host.HostEngine`), a device session, or a numpy stand-in in tests.
+
+    eng.layers                 LayerInfo-like: name, channels, slice_size, map_size
+    eng.set_selection(pairs)   sorted (layer_index, channel) pairs, within the budget
+    eng.train_epoch(x, y, batch, lr, order) -> EpochResult(loss, accuracy, steps,
+                               channel_stats)   # per selected pair: sum over the
+                               # epoch's SGD steps of ||dL/dW[:, c]||^2
+    eng.evaluate(x, y) -> (loss, accuracy)
+    eng.weights() -> {name: (weight, bias)}
+    eng.memory() -> {..., "total": bytes}
+
+An *engine factory* builds engines for one model:
+
+    factory.layers -> list[LayerSpec]   every trainable layer of the model, in
+                                        topological order
+    factory(trainable, budget_elements, train_bias) -> engine
+        trainable: layer names whose channels (and, with train_bias, biases) may
+        train; budget_elements: the channel pool, paper-style elements.
+
+Every call builds an engine from the same pre-trained weights, so strategies
+compared in one harness all start from the same point.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+# A selection as the algorithm keeps it: (layer name, input channel). Engines
+# number layers by their own order; `to_engine_pairs` translates.
+Pair = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    name: str
+    channels: int       # selectable input channels
+    slice_size: int     # weight-gradient elements of one channel
+    map_size: int       # saved input-map elements of one channel
+
+    @property
+    def cost(self) -> int:
+        """Paper-style cost of one input channel, in elements."""
+        return self.slice_size + self.map_size
+
+    @property
+    def total_cost(self) -> int:
+        return self.channels * self.cost
+
+
+class Trainer(Protocol):
+    layers: Sequence[Any]
+
+    def set_selection(self, pairs: list[tuple[int, int]]) -> None: ...
+    def train_epoch(self, x, y, batch: int, lr: float, order) -> Any: ...
+    def evaluate(self, x, y) -> tuple[float, float]: ...
+    def weights(self) -> dict: ...
+    def memory(self) -> dict: ...
+
+
+class EngineFactory(Protocol):
+    layers: list[LayerSpec]
+
+    def __call__(self, trainable: Sequence[str], budget_elements: int,
+                 train_bias: bool) -> Trainer: ...
+
+
+def layer_specs(engine: Trainer) -> list[LayerSpec]:
+    return [LayerSpec(l.name, int(l.channels), int(l.slice_size), int(l.map_size))
+            for l in engine.layers]
+
+
+def selection_cost(pairs: Sequence[Pair], specs: dict[str, LayerSpec]) -> int:
+    return int(sum(specs[name].cost for name, _ in pairs))
+
+
+def to_engine_pairs(engine: Trainer, pairs: Sequence[Pair]) -> list[tuple[int, int]]:
+    index = {l.name: i for i, l in enumerate(engine.layers)}
+    return sorted((index[name], int(c)) for name, c in pairs)
+
+
+def from_engine_stats(engine: Trainer, engine_pairs: Sequence[tuple[int, int]],
+                      stats: np.ndarray) -> dict[Pair, float]:
+    """Per (name, channel) stat, from the engine's per-pair array (same order as
+    the pairs handed to set_selection)."""
+    names = [l.name for l in engine.layers]
+    stats = np.asarray(stats, dtype=np.float64).ravel()
+    if len(stats) != len(engine_pairs):
+        raise ValueError(f"engine reported {len(stats)} channel stats for "
+                         f"{len(engine_pairs)} selected channels")
+    return {(names[i], c): float(s) for (i, c), s in zip(engine_pairs, stats)}
+
+
+def all_pairs(specs: Sequence[LayerSpec]) -> list[Pair]:
+    return [(s.name, c) for s in specs for c in range(s.channels)]
+
+
+class HostEngineFactory:
+    """Builds `medyate.engine.host.HostEngine`s for one graph, each on a fresh copy
+    of the pre-trained weights."""
+
+    def __init__(self, graph, **engine_kwargs):
+        from ..ir.cost import channel_cost, input_channels
+        self.graph = graph
+        self.engine_kwargs = engine_kwargs
+        self.layers = []
+        for node in graph.trainable_nodes():
+            s, m = channel_cost(graph, node)
+            self.layers.append(LayerSpec(node.name, int(input_channels(graph, node)),
+                                         int(s), int(m)))
+
+    def __call__(self, trainable, budget_elements, train_bias):
+        from ..engine.host import HostEngine
+        return HostEngine(self.graph.copy(), trainable=list(trainable),
+                          budget_elements=int(budget_elements),
+                          train_bias=bool(train_bias), **self.engine_kwargs)
