@@ -1,0 +1,283 @@
+"""The C engine on the host: a planned `Program` handed to the runtime through
+cffi, exactly as codegen hands it to the firmware (same structs, same offsets,
+same kernels). This is the host simulation the algorithm and the tests use.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import MedyateError
+from ..ir.graph import Graph
+from ..planner.arena import NO_OFFSET, plan_arena
+from ..planner.program import DEPTHWISE_CONV2D, FULLY_CONNECTED, NONE, Program, lower
+from .build import load_engine
+
+STATUS = {-1: "bad argument", -2: "layer or channel index out of range",
+          -3: "selection not strictly increasing (duplicate or unsorted channels)",
+          -4: "selection exceeds the channel budget", -5: "unsupported op", -6: "label out of range"}
+
+
+def check(status: int, what: str) -> None:
+    if status != 0:
+        raise MedyateError(f"{what}: {STATUS.get(status, f'error {status}')}")
+
+
+@dataclass
+class LayerInfo:
+    name: str
+    channels: int
+    slice_size: int
+    map_size: int
+    out_c: int
+    wgrad_macs_per_channel: int
+
+    @property
+    def cost(self) -> int:
+        return self.slice_size + self.map_size
+
+
+@dataclass
+class EpochResult:
+    loss: float
+    accuracy: float
+    steps: int
+    channel_stats: np.ndarray     # per selected pair: summed squared slice-gradient norms
+
+
+def _off(v: int | None) -> int:
+    return NO_OFFSET if v is None else v
+
+
+class HostEngine:
+    """One model with a training plan, running on the host build of the C engine."""
+
+    def __init__(self, graph: Graph, trainable=(), budget_elements: int = 0,
+                 train_bias: bool = False, program: Program | None = None):
+        self.graph = graph
+        self.program = program or lower(graph.copy(), list(trainable), train_bias)
+        self.plan = plan_arena(self.program, budget_elements)
+        self.ffi, self.lib = load_engine()
+        self._keep: list = []
+        self._build_model()
+        self.arena = np.zeros(self.plan.arena_size + 64, dtype=np.uint8)
+        self.ctx = self.ffi.new("mdy_ctx *")
+        check(self.lib.mdy_init(self.ctx, self.model, self._ptr(self.arena, "uint8_t *")), "init")
+        self.selection: list[tuple[int, int]] = []
+
+    # ------------------------------------------------------------ structs
+    def _ptr(self, arr: np.ndarray, ctype: str = "float *"):
+        self._keep.append(arr)
+        return self.ffi.cast(ctype, self.ffi.from_buffer(arr))
+
+    def _build_model(self) -> None:
+        ffi, p = self.ffi, self.program
+        tensors = ffi.new("mdy_tensor[]", len(p.tensors))
+        for i, t in enumerate(p.tensors):
+            tensors[i].offset = _off(t.offset)
+            tensors[i].grad_offset = _off(t.grad_offset)
+            tensors[i].h, tensors[i].w, tensors[i].c = t.h, t.w, t.c
+        ops = ffi.new("mdy_op[]", len(p.ops))
+        for i, op in enumerate(p.ops):
+            o = ops[i]
+            o.kind = op.kind
+            o.input[0] = op.inputs[0]
+            o.input[1] = op.inputs[1] if len(op.inputs) > 1 else NONE
+            o.output = op.output
+            o.layer = NONE if op.layer is None else op.layer
+            o.saved_offset = _off(op.saved_offset)
+            o.scratch_offset = NO_OFFSET
+            o.grad_accumulate[0], o.grad_accumulate[1] = op.grad_accumulate
+            if op.weight is not None:
+                for k, v in op.params.items():
+                    setattr(o.p.conv, k, v)
+                o.weight = self._ptr(op.weight)
+                o.bias = self._ptr(op.bias)
+            elif op.kind in (10, 11):                     # AVGPOOL, MAXPOOL
+                for k, v in op.params.items():
+                    setattr(o.p.pool, k, v)
+            elif op.kind == 4:                            # CLAMP
+                o.p.clamp.lo, o.p.clamp.hi = op.params["lo"], op.params["hi"]
+            elif op.kind == 5:                            # HARDSIGMOID
+                o.p.hsig.alpha, o.p.hsig.beta = op.params["alpha"], op.params["beta"]
+        layers = ffi.new("mdy_layer[]", max(1, len(p.layers)))
+        for i, l in enumerate(p.layers):
+            op = p.ops[l.op]
+            layers[i].op = l.op
+            layers[i].train_bias = int(l.train_bias)
+            layers[i].channels = l.channels
+            layers[i].slice_size = l.slice_size
+            layers[i].map_size = l.map_size
+            layers[i].weight = self._ptr(op.weight)
+            layers[i].bias = self._ptr(op.bias)
+            layers[i].bias_grad_offset = _off(l.bias_grad_offset)
+        m = ffi.new("mdy_model *")
+        m.hash = p.hash32(self.plan.budget_elements)
+        m.n_ops, m.n_tensors, m.n_layers = len(p.ops), len(p.tensors), len(p.layers)
+        m.input, m.output, m.classes = p.input, p.output, p.classes
+        m.ops, m.tensors, m.layers = ops, tensors, layers
+        m.arena_size = self.plan.arena_size
+        m.pool_offset, m.pool_size = self.plan.pool_offset, self.plan.pool_size
+        m.max_selected = self.plan.max_selected
+        m.stats_offset, m.sel_offset = self.plan.stats_offset, self.plan.sel_offset
+        self._keep += [tensors, ops, layers]
+        self.model = m
+
+    # ------------------------------------------------------------ public API
+    @property
+    def layers(self) -> list[LayerInfo]:
+        out = []
+        for l in self.program.layers:
+            pr = self.program.ops[l.op].params
+            out.append(LayerInfo(l.name, l.channels, l.slice_size, l.map_size, l.out_c,
+                                 l.slice_size * pr["out_h"] * pr["out_w"]))
+        return out
+
+    def set_selection(self, pairs) -> None:
+        pairs = [(int(a), int(b)) for a, b in pairs]
+        sel = self.ffi.new("mdy_channel[]", max(1, len(pairs)))
+        for k, (layer, ch) in enumerate(pairs):
+            if not (0 <= layer < 0xFFFF and 0 <= ch < 0xFFFF):
+                raise MedyateError(f"selection entry {k}: {(layer, ch)} out of range")
+            sel[k].layer, sel[k].channel = layer, ch
+        check(self.lib.mdy_set_selection(self.ctx, sel, len(pairs)), "set selection")
+        self.selection = pairs
+
+    def select_all(self) -> None:
+        """Every channel of every trainable layer (needs a budget that holds them)."""
+        self.set_selection([(i, c) for i, l in enumerate(self.program.layers)
+                            for c in range(l.channels)])
+
+    def _nhwc(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim == 4:
+            x = x.transpose(0, 2, 3, 1)
+        return np.ascontiguousarray(x.reshape(x.shape[0], -1))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Logits (N, classes) for an NCHW batch."""
+        xs = self._nhwc(x)
+        out = np.zeros((len(xs), self.program.classes), dtype=np.float32)
+        buf = self.ffi.new("float[]", self.program.classes)
+        for i in range(len(xs)):
+            check(self.lib.mdy_forward(self.ctx, self.ffi.from_buffer("float[]", xs[i]), buf),
+                  "forward")
+            out[i] = np.frombuffer(self.ffi.buffer(buf), dtype=np.float32)
+        return out
+
+    def train_epoch(self, x, y, batch: int, lr: float, order=None,
+                    progress=None) -> EpochResult:
+        """Per sample forward + backward, SGD every `batch` samples (and after a
+        last partial batch), samples visited in `order`."""
+        xs = self._nhwc(x)
+        y = np.asarray(y, dtype=np.int64)
+        order = np.arange(len(xs)) if order is None else np.asarray(order)
+        self.lib.mdy_reset_stats(self.ctx)
+        ffi, lib, ctx = self.ffi, self.lib, self.ctx
+        pending = 0
+        for k, i in enumerate(order):
+            check(lib.mdy_train_sample(ctx, ffi.from_buffer("float[]", xs[i]), int(y[i]), batch),
+                  f"train sample {i}")
+            pending += 1
+            if pending == batch:
+                lib.mdy_sgd_step(ctx, lr)
+                pending = 0
+            if progress and (k + 1) % 64 == 0:
+                progress(k + 1, len(order))
+        if pending:
+            lib.mdy_sgd_step(ctx, lr)
+        seen = max(1, ctx.seen)
+        stats = np.frombuffer(ffi.buffer(lib.mdy_channel_stats(ctx), 4 * max(1, len(self.selection))),
+                              dtype=np.float32)[:len(self.selection)].copy()
+        return EpochResult(ctx.loss_sum / seen, ctx.correct / seen, ctx.steps, stats)
+
+    def evaluate(self, x, y) -> tuple[float, float]:
+        logits = self.forward(x).astype(np.float64)
+        y = np.asarray(y, dtype=np.int64)
+        m = logits.max(axis=1, keepdims=True)
+        logp = logits - m - np.log(np.exp(logits - m).sum(axis=1, keepdims=True))
+        loss = float(-logp[np.arange(len(y)), y].mean())
+        return loss, float((logits.argmax(axis=1) == y).mean())
+
+    # ------------------------------------------------------------ weights
+    def weights(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Trainable layers' weights in the IR's (ONNX) layout."""
+        return {l.name: (to_onnx_layout(self.program, l.op), self.program.ops[l.op].bias.copy())
+                for l in self.program.layers}
+
+    def load_weights(self, weights: dict) -> None:
+        for l in self.program.layers:
+            if l.name in weights:
+                w, b = weights[l.name]
+                op = self.program.ops[l.op]
+                op.weight[...] = from_onnx_layout(self.program, l.op, np.asarray(w))
+                op.bias[...] = np.asarray(b, dtype=np.float32)
+
+    def trained_graph(self) -> Graph:
+        """The IR with the trained weights put back (for ONNX export)."""
+        g = self.graph.copy()
+        for name, (w, b) in self.weights().items():
+            node = g.node(name)
+            node.params["weight"] = w
+            node.params["bias"] = b
+        return g
+
+    def memory(self) -> dict[str, int]:
+        return memory_breakdown(self.program)
+
+
+def to_onnx_layout(program: Program, op_index: int) -> np.ndarray:
+    op = program.ops[op_index]
+    p = op.params
+    if op.kind == DEPTHWISE_CONV2D:
+        return op.weight.reshape(p["out_c"], 1, p["k_h"], p["k_w"]).copy()
+    if op.kind == FULLY_CONNECTED:
+        return _fc_unpermute(program, op_index, op.weight.copy())
+    return op.weight.transpose(0, 3, 1, 2).copy()
+
+
+def from_onnx_layout(program: Program, op_index: int, w: np.ndarray) -> np.ndarray:
+    op = program.ops[op_index]
+    if op.kind == DEPTHWISE_CONV2D:
+        return w.reshape(op.weight.shape)
+    if op.kind == FULLY_CONNECTED:
+        return _fc_permute(program, op_index, w)
+    return w.transpose(0, 2, 3, 1)
+
+
+def _fc_spatial(program: Program, op_index: int):
+    t = program.tensors[program.ops[op_index].inputs[0]]
+    src = program.tensors[t.alias] if t.alias is not None else t
+    return (src.c, src.h, src.w) if src.h * src.w > 1 else None
+
+
+def _fc_permute(program, op_index, w):
+    s = _fc_spatial(program, op_index)
+    if s is None:
+        return w
+    c, h, wd = s
+    return w.reshape(w.shape[0], c, h, wd).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+
+
+def _fc_unpermute(program, op_index, w):
+    s = _fc_spatial(program, op_index)
+    if s is None:
+        return w
+    c, h, wd = s
+    return w.reshape(w.shape[0], h, wd, c).transpose(0, 3, 1, 2).reshape(w.shape[0], -1)
+
+
+def memory_breakdown(program: Program) -> dict[str, int]:
+    """Bytes the training plan itself needs in RAM: the arena and the RAM copy
+    of the trainable layers' weights. Device static data and stack are added
+    by the board build (see medyate.memory_report)."""
+    plan = program.memory
+    weights = sum(4 * (program.ops[l.op].weight.size + program.ops[l.op].bias.size)
+                  for l in program.layers)
+    out = {"arena": plan.arena_size, "arena_lower_bound": plan.lower_bound,
+           "trainable_weights": weights}
+    out.update({f"arena.{k}": v for k, v in plan.parts().items()})
+    out["total"] = plan.arena_size + weights
+    return out

@@ -1,0 +1,315 @@
+"""Lowering: IR `Graph` (NCHW, ONNX layouts) -> `Program` (what the C runtime
+executes: NHWC tensors, OHWI weights, op kinds and parameters of medyate.h).
+
+A Program is the single description both back ends consume: the host engine
+fills `mdy_model` through cffi from it and codegen prints the same structure
+as C initialisers. Memory offsets are added by `planner.arena`.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import MedyateError
+from ..ir.graph import Graph, Node
+
+# mdy_op_kind (medyate.h)
+CONV2D, DEPTHWISE_CONV2D, FULLY_CONNECTED, CLAMP, HARDSIGMOID, HARDSWISH, ADD, \
+    MUL_CHANNEL, GLOBAL_AVGPOOL, AVGPOOL, MAXPOOL, CONCAT, RESHAPE, SOFTMAX = range(1, 15)
+KIND_NAMES = {CONV2D: "conv2d", DEPTHWISE_CONV2D: "depthwise_conv2d",
+              FULLY_CONNECTED: "fully_connected", CLAMP: "clamp", HARDSIGMOID: "hardsigmoid",
+              HARDSWISH: "hardswish", ADD: "add", MUL_CHANNEL: "mul_channel",
+              GLOBAL_AVGPOOL: "global_avgpool", AVGPOOL: "avgpool", MAXPOOL: "maxpool",
+              CONCAT: "concat", RESHAPE: "reshape", SOFTMAX: "softmax"}
+WEIGHTED = (CONV2D, DEPTHWISE_CONV2D, FULLY_CONNECTED)
+# Unary elementwise ops that may overwrite their input (value and gradient).
+IN_PLACE = (CLAMP, HARDSIGMOID, HARDSWISH)
+NONE = 0xFFFF
+
+
+@dataclass
+class Tensor:
+    name: str
+    h: int
+    w: int
+    c: int
+    producer: int | None = None          # op index; None for the model input
+    alias: int | None = None             # tensor id whose bytes (value and grad) it shares
+    offset: int | None = None            # arena byte offset of the value
+    grad_offset: int | None = None       # arena byte offset of the gradient
+
+    @property
+    def numel(self) -> int:
+        return self.h * self.w * self.c
+
+    @property
+    def nbytes(self) -> int:
+        return 4 * self.numel
+
+
+@dataclass
+class Op:
+    name: str                            # the ONNX node's name
+    kind: int
+    inputs: list[int]
+    output: int
+    params: dict = field(default_factory=dict)
+    weight: np.ndarray | None = None     # C layout (OHWI / [O][kh][kw] / [O][I]), float32
+    bias: np.ndarray | None = None
+    layer: int | None = None             # trainable-layer index
+    saved_bytes: int = 0                 # backward state, 0 if backward never reaches it
+    saved_offset: int | None = None
+    grad_accumulate: list[int] = field(default_factory=lambda: [0, 0])
+
+    @property
+    def kind_name(self) -> str:
+        return KIND_NAMES[self.kind]
+
+
+@dataclass
+class Layer:
+    name: str
+    op: int
+    channels: int
+    slice_size: int
+    map_size: int
+    out_c: int
+    train_bias: bool
+    bias_grad_offset: int | None = None
+
+    @property
+    def cost(self) -> int:
+        """Paper-style elements of one input channel: gradient slice + saved map."""
+        return self.slice_size + self.map_size
+
+
+@dataclass
+class Program:
+    name: str
+    ops: list[Op]
+    tensors: list[Tensor]
+    layers: list[Layer]
+    input: int
+    output: int
+    classes: int
+    input_shape: tuple[int, ...]         # NCHW as the ONNX model expects
+    output_softmax: bool                 # the ONNX model ends in Softmax (dropped here)
+    source_sha256: str
+    memory: "object | None" = None       # planner.arena.ArenaPlan once planned
+
+    @property
+    def deepest_trainable_op(self) -> int:
+        return min((l.op for l in self.layers), default=len(self.ops))
+
+    def layer_by_name(self, name: str) -> Layer:
+        for l in self.layers:
+            if l.name == name:
+                return l
+        raise KeyError(name)
+
+    def hash32(self, budget_elements: int = 0) -> int:
+        """Ties a firmware image to the model file and the trainable layout, so a
+        host never drives a device built for another plan."""
+        h = hashlib.sha256(self.source_sha256.encode())
+        for l in self.layers:
+            h.update(f"{l.name}:{int(l.train_bias)};".encode())
+        h.update(str(budget_elements).encode())
+        return int.from_bytes(h.digest()[:4], "little")
+
+
+def _nhwc(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    if len(shape) == 4:
+        return shape[2], shape[3], shape[1]
+    if len(shape) == 2:
+        return 1, 1, shape[1]
+    if len(shape) == 3:  # [1, C, L]: treat L as width
+        return 1, shape[2], shape[1]
+    raise MedyateError(f"tensor of shape {shape} has no NHWC equivalent")
+
+
+def _flatten_source(graph: Graph, tensor: str) -> tuple[int, ...] | None:
+    """The 4-D shape a Gemm input was flattened from, if any (through
+    Flatten/Reshape chains), else None."""
+    prod = graph.producer(tensor)
+    while prod is not None and prod.op in ("Flatten", "Reshape"):
+        src = prod.inputs[0]
+        shape = graph.shapes[src]
+        if len(shape) == 4 and shape[2] * shape[3] > 1:
+            return shape
+        prod = graph.producer(src)
+    return None
+
+
+def _conv_params(graph: Graph, node: Node) -> dict:
+    n_, c, h, w = graph.shapes[node.inputs[0]]
+    _, oc, oh, ow = graph.shapes[node.outputs[0]]
+    kh, kw = node.attrs["kernel"]
+    sh, sw = node.attrs["strides"]
+    pt, pl, _, _ = node.attrs["pads"]
+    return dict(in_h=h, in_w=w, in_c=c, out_h=oh, out_w=ow, out_c=oc, k_h=kh, k_w=kw,
+                stride_h=sh, stride_w=sw, pad_top=pt, pad_left=pl,
+                groups=node.attrs.get("group", 1))
+
+
+def _pool_params(graph: Graph, node: Node) -> dict:
+    _, c, h, w = graph.shapes[node.inputs[0]]
+    _, _, oh, ow = graph.shapes[node.outputs[0]]
+    kh, kw = node.attrs["kernel"]
+    sh, sw = node.attrs["strides"]
+    pt, pl, _, _ = node.attrs["pads"]
+    return dict(in_h=h, in_w=w, c=c, out_h=oh, out_w=ow, k_h=kh, k_w=kw,
+                stride_h=sh, stride_w=sw, pad_top=pt, pad_left=pl,
+                count_include_pad=int(node.attrs.get("count_include_pad", 0)))
+
+
+def lower(graph: Graph, trainable: list[str] = (), train_bias: bool = False) -> Program:
+    """Lower `graph`; `trainable` names the pre-selected layers (ONNX node names)."""
+    unknown = [t for t in trainable if t not in {n.name for n in graph.nodes}]
+    if unknown:
+        raise MedyateError("unknown layer(s) in the plan: " + ", ".join(unknown))
+    not_trainable = [t for t in trainable if not graph.node(t).trainable]
+    if not_trainable:
+        raise MedyateError("layer(s) without weights cannot be trained: " + ", ".join(
+            f"{t} ({graph.node(t).op})" for t in not_trainable))
+
+    tensors: list[Tensor] = []
+    tid: dict[str, int] = {}
+
+    def tensor(name: str) -> int:
+        if name not in tid:
+            tid[name] = len(tensors)
+            tensors.append(Tensor(name, *_nhwc(graph.shapes[name])))
+        return tid[name]
+
+    inp = tensor(graph.input)
+    ops: list[Op] = []
+    output_name = graph.output
+    softmax = False
+    for node in graph.nodes:
+        if node.op == "Softmax":
+            if node.outputs[0] != graph.output:
+                raise MedyateError(f"node {node.name}: Softmax is supported only as the "
+                                   "model's output")
+            softmax = True
+            output_name = node.inputs[0]
+            continue
+        ins = [tensor(t) for t in node.inputs]
+        out = tensor(node.outputs[0])
+        op = Op(node.name, 0, ins, out)
+        a = node.attrs
+        if node.op == "Conv":
+            p = _conv_params(graph, node)
+            w = node.params["weight"]
+            if node.is_depthwise:
+                op.kind = DEPTHWISE_CONV2D
+                op.weight = w.reshape(w.shape[0], w.shape[2], w.shape[3])
+            elif p["groups"] == 1:
+                op.kind = CONV2D
+                op.weight = w.transpose(0, 2, 3, 1)          # OIHW -> OHWI
+            else:
+                raise MedyateError(f"node {node.name}: grouped convolution with "
+                                   f"{p['groups']} groups is not supported")
+            op.params = p
+            op.bias = node.params["bias"]
+        elif node.op == "Gemm":
+            w = node.params["weight"]
+            src = _flatten_source(graph, node.inputs[0])
+            if src is not None:
+                # ONNX flattens NCHW (c-major); our memory is NHWC (c-minor):
+                # permute the columns once so the math is unchanged.
+                _, c, h, wd = src
+                w = w.reshape(w.shape[0], c, h, wd).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+            op.kind = FULLY_CONNECTED
+            op.weight = w
+            op.bias = node.params["bias"]
+            op.params = dict(in_h=1, in_w=1, in_c=w.shape[1], out_h=1, out_w=1, out_c=w.shape[0],
+                             k_h=1, k_w=1, stride_h=1, stride_w=1, pad_top=0, pad_left=0,
+                             groups=1)
+        elif node.op == "Relu":
+            op.kind, op.params = CLAMP, dict(lo=0.0, hi=math.inf)
+        elif node.op == "Clip":
+            op.kind, op.params = CLAMP, dict(lo=float(a.get("min", -math.inf)),
+                                             hi=float(a.get("max", math.inf)))
+        elif node.op == "HardSigmoid":
+            op.kind, op.params = HARDSIGMOID, dict(alpha=float(a["alpha"]), beta=float(a["beta"]))
+        elif node.op == "HardSwish":
+            op.kind = HARDSWISH
+        elif node.op == "Add":
+            op.kind = ADD
+            if graph.shapes[node.inputs[0]] != graph.shapes[node.inputs[1]]:
+                raise MedyateError(f"node {node.name}: Add with broadcasting is not supported")
+        elif node.op == "Mul":
+            op.kind = MUL_CHANNEL
+        elif node.op == "GlobalAveragePool":
+            op.kind = GLOBAL_AVGPOOL
+        elif node.op == "AveragePool":
+            op.kind, op.params = AVGPOOL, _pool_params(graph, node)
+        elif node.op == "MaxPool":
+            op.kind, op.params = MAXPOOL, _pool_params(graph, node)
+        elif node.op in ("Flatten", "Reshape"):
+            op.kind = RESHAPE
+            src = graph.shapes[node.inputs[0]]
+            if len(src) == 4 and src[2] * src[3] > 1 and not all(
+                    c.op == "Gemm" for c in graph.consumers(node.outputs[0])):
+                raise MedyateError(f"node {node.name}: reshaping a spatial map is supported "
+                                   "only in front of a fully connected layer")
+        elif node.op == "Concat":
+            if a.get("axis", 1) != 1 or len(ins) != 2:
+                raise MedyateError(f"node {node.name}: Concat is supported along channels "
+                                   "with two inputs")
+            op.kind = CONCAT
+        else:
+            raise MedyateError(f"node {node.name}: op {node.op} has no engine kernel")
+        if op.weight is not None:
+            op.weight = np.ascontiguousarray(op.weight, dtype=np.float32)
+            op.bias = np.ascontiguousarray(op.bias, dtype=np.float32)
+        tensors[out].producer = len(ops)
+        ops.append(op)
+
+    out = tid[output_name]
+    classes = tensors[out].numel
+    if tensors[out].h * tensors[out].w != 1:
+        raise MedyateError(f"model output {output_name} is not a vector of class scores")
+
+    # Aliases: reshapes share their input's bytes; in-place unary ops reuse
+    # their input when nothing else reads it.
+    consumers: dict[int, list[int]] = {}
+    for i, op in enumerate(ops):
+        for t in op.inputs:
+            consumers.setdefault(t, []).append(i)
+    for i, op in enumerate(ops):
+        x = op.inputs[0]
+        if op.kind == RESHAPE:
+            if x == inp:
+                raise MedyateError(f"node {op.name}: reshaping the model input is not supported")
+            if len(consumers[x]) != 1:
+                raise MedyateError(f"node {op.name}: its input has other consumers")
+            tensors[op.output].alias = x
+        elif op.kind in IN_PLACE and x != inp and len(consumers[x]) == 1:
+            tensors[op.output].alias = x
+    for t in tensors:          # resolve chains to the root
+        while t.alias is not None and tensors[t.alias].alias is not None:
+            t.alias = tensors[t.alias].alias
+
+    # Trainable layers in op order.
+    layers: list[Layer] = []
+    wanted = set(trainable)
+    for i, op in enumerate(ops):
+        if op.name not in wanted:
+            continue
+        p = op.params
+        if op.kind == DEPTHWISE_CONV2D:
+            m = p["out_c"] // p["in_c"]
+            slice_size, map_size = m * p["k_h"] * p["k_w"], p["in_h"] * p["in_w"]
+        elif op.kind == CONV2D:
+            slice_size, map_size = p["out_c"] * p["k_h"] * p["k_w"], p["in_h"] * p["in_w"]
+        else:
+            slice_size, map_size = p["out_c"], 1
+        op.layer = len(layers)
+        layers.append(Layer(op.name, i, p["in_c"], slice_size, map_size, p["out_c"], train_bias))
+
+    return Program(graph.name, ops, tensors, layers, inp, out, classes,
+                   tuple(graph.shapes[graph.input]), softmax, graph.source_sha256)
