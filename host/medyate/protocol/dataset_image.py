@@ -1,0 +1,99 @@
+"""Dataset images: the train and test split laid out for device memory.
+
+The image is loaded next to the firmware (QEMU: `-device loader`, a board: flash)
+and read in place by firmware/src/device/mdy_dataset.c, so samples are float32
+NHWC exactly as the engine consumes them and every part is 16-byte aligned.
+
+    header (64 bytes, spec.DATASET_HEADER): "MDYD", version, header size,
+        n_train, n_test, h, w, c, classes, byte offsets of x_train, y_train,
+        x_test, y_test, total size, CRC-32 of the header bytes before the CRC
+    x_train  float32 [n_train][h][w][c]
+    y_train  uint8   [n_train]
+    x_test   float32 [n_test][h][w][c]
+    y_test   uint8   [n_test]
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import spec
+from .framing import crc32
+
+
+def _align(n: int) -> int:
+    a = spec.DATASET_ALIGN
+    return (n + a - 1) // a * a
+
+
+def dataset_image_bytes(x_train, y_train, x_test, y_test, classes: int | None = None) -> bytes:
+    """The image of NCHW float arrays and integer labels (x converted to NHWC)."""
+    xs, ys = [], []
+    for x, y in ((x_train, y_train), (x_test, y_test)):
+        x = np.asarray(x, dtype=np.float32)
+        y = np.asarray(y).reshape(-1)
+        if x.ndim != 4:
+            raise ValueError(f"x must be NCHW (4-D), got shape {x.shape}")
+        if len(x) != len(y):
+            raise ValueError(f"{len(x)} samples but {len(y)} labels")
+        xs.append(np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
+        ys.append(y)
+    if xs[0].shape[1:] != xs[1].shape[1:] and len(xs[1]) and len(xs[0]):
+        raise ValueError(f"train and test samples differ in shape: {xs[0].shape[1:]} vs {xs[1].shape[1:]}")
+    h, w, c = (xs[0] if len(xs[0]) else xs[1]).shape[1:]
+    top = max([int(y.max()) + 1 for y in ys if len(y)] + [1])
+    classes = top if classes is None else classes
+    if not 0 < classes <= 256 or top > classes:
+        raise ValueError(f"labels must be in [0, {classes}) and classes <= 256")
+    if any(len(y) and int(y.min()) < 0 for y in ys):
+        raise ValueError("negative label")
+    off = spec.DATASET_HEADER_SIZE
+    offs = []
+    parts = [xs[0].tobytes(), ys[0].astype(np.uint8).tobytes(),
+             xs[1].tobytes(), ys[1].astype(np.uint8).tobytes()]
+    for p in parts:
+        off = _align(off)
+        offs.append(off)
+        off += len(p)
+    total = _align(off)
+    hdr = spec.DATASET_HEADER.pack(
+        magic=spec.DATASET_MAGIC, version=spec.DATASET_VERSION,
+        header_size=spec.DATASET_HEADER_SIZE, n_train=len(xs[0]), n_test=len(xs[1]),
+        h=h, w=w, c=c, classes=classes,
+        x_train=offs[0], y_train=offs[1], x_test=offs[2], y_test=offs[3],
+        total_size=total, reserved0=0, reserved1=0, reserved2=0, reserved3=0, header_crc=0)
+    hdr = hdr[:-4] + crc32(hdr[:-4]).to_bytes(4, "little")
+    out = bytearray(total)
+    out[:len(hdr)] = hdr
+    for o, p in zip(offs, parts):
+        out[o:o + len(p)] = p
+    return bytes(out)
+
+
+def write_dataset_image(path, x_train, y_train, x_test, y_test, classes: int | None = None) -> Path:
+    """Write the image of NCHW arrays to `path`; returns the path."""
+    path = Path(path)
+    path.write_bytes(dataset_image_bytes(x_train, y_train, x_test, y_test, classes))
+    return path
+
+
+def read_dataset_image(path_or_bytes) -> dict:
+    """Parse and check an image: header fields plus x_train/x_test (NHWC float32)
+    and y_train/y_test (uint8)."""
+    data = path_or_bytes if isinstance(path_or_bytes, (bytes, bytearray)) else Path(path_or_bytes).read_bytes()
+    if len(data) < spec.DATASET_HEADER_SIZE:
+        raise ValueError("dataset image shorter than its header")
+    hd = spec.DATASET_HEADER.unpack(data[:spec.DATASET_HEADER_SIZE])
+    if data[:4] != spec.DATASET_MAGIC or hd["version"] != spec.DATASET_VERSION:
+        raise ValueError("not a medyate dataset image (magic/version)")
+    if crc32(data[:spec.DATASET_HEADER_SIZE - 4]) != hd["header_crc"]:
+        raise ValueError("dataset image header CRC mismatch")
+    h, w, c = hd["h"], hd["w"], hd["c"]
+    out = dict(hd)
+    for split in ("train", "test"):
+        n = hd[f"n_{split}"]
+        xo, yo = hd[f"x_{split}"], hd[f"y_{split}"]
+        out[f"x_{split}"] = np.frombuffer(data, np.float32, n * h * w * c, xo).reshape(n, h, w, c)
+        out[f"y_{split}"] = np.frombuffer(data, np.uint8, n, yo)
+    return out
