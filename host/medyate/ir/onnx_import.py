@@ -279,14 +279,14 @@ def load_onnx(path, input_shape: tuple | None = None) -> Graph:
                               model_opset(model), out_name))
         except _Unsupported as exc:
             problems.append(f"{names[i]} ({n.op_type}): {exc}")
+    # The passes also run when some nodes failed, so that one error lists them all.
+    pre = _passes(pre, shapes, in_name, out_name)
+    problems += [f"{p.name} ({p.attrs.get('_op', p.op)}): "
+                 f"{p.attrs.get('_why', 'cannot be lowered')}"
+                 for p in pre if p.op not in CANONICAL_OPS]
     if problems:
         raise _err_list(f"{path}: {len(problems)} unsupported node(s):", problems)
-
-    pre = _passes(pre, shapes, in_name, out_name)
-    leftovers = [f"{p.name} ({p.op}): {p.attrs.get('_why', 'cannot be lowered')}"
-                 for p in pre if p.op not in CANONICAL_OPS]
-    if leftovers:
-        raise _err_list(f"{path}: {len(leftovers)} unsupported node(s):", leftovers)
+    pre = _dead_code(pre, out_name)
 
     nodes = [Node(p.name, p.op, list(p.inputs), list(p.outputs), dict(p.attrs),
                   {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in p.params.items()})
@@ -476,8 +476,9 @@ def _lower(n, name, a, const_names, cval, shapes, opset, out_name) -> list[_Pre]
             c, kind = 1.0 / c, "Mul"
         else:
             kind = op
-        return [_Pre(name, "Const" + kind, [var], [y], {"_why": f"{op} with a constant "
-                                                         "that cannot be folded"},
+        return [_Pre(name, "Const" + kind, [var], [y],
+                     {"_op": op, "_why": f"{op} with a constant that cannot be folded "
+                                         "into the Conv/Gemm before it"},
                      {"c": c})]
 
     if op == "GlobalAveragePool":
@@ -545,7 +546,6 @@ def _passes(pre: list[_Pre], shapes, in_name, out_name) -> list[_Pre]:
     pre = _fuse_hardswish(pre, shapes, out_name)
     pre = _fold_into_producer(pre, shapes, out_name)
     pre = _mul_broadcast(pre, shapes)
-    pre = _dead_code(pre, out_name)
     return pre
 
 
@@ -704,13 +704,13 @@ def _mul_broadcast(pre, shapes):
                     and sb[2:] != (1, 1):
                 p.inputs = [b, a]
                 continue
-            p.op = "MulUnsupported"
+            p.op, p.attrs["_op"] = "MulUnsupported", "Mul"
             p.attrs["_why"] = (f"only per-channel broadcast x{list(sa)} * s[1,C,1,1] "
                                f"is supported (got {list(sa)} * {list(sb)})")
         elif p.op == "Add":
             a, b = p.inputs
             if shapes[a] != shapes[b]:
-                p.op = "AddUnsupported"
+                p.op, p.attrs["_op"] = "AddUnsupported", "Add"
                 p.attrs["_why"] = (f"only same-shape Add is supported "
                                    f"(got {list(shapes[a])} + {list(shapes[b])})")
     return pre
