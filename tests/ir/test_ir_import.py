@@ -305,7 +305,9 @@ def test_concat_flatten_reshape_softmax(save, check_ort):
     f = m.node("Flatten", [m.node("GlobalAveragePool", [c])], name="flat")
     r = m.node("Reshape", [f, m.init([1, 6], dtype=np.int64)], name="resh")
     s = m.node("Softmax", [m.node("Gemm", [r, m.w((6, 4))])], name="sm", axis=1)
-    g = check_ort(save(m.model(s)))
+    s = m.node("Dropout", [s])                 # still the output once removed
+    g = check_ort(save(m.model(s, out_name="probs")))
+    assert g.output == "probs" and g.nodes[-1].outputs == ["probs"]
     assert g.node("cat").attrs["axis"] == 1
     assert g.node("flat").attrs["shape"] == (1, 6)
     assert g.node("sm").attrs["axis"] == 1

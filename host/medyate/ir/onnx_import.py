@@ -271,12 +271,23 @@ def load_onnx(path, input_shape: tuple | None = None) -> Graph:
     def cval(t):
         return None if t == "" else values[t]
 
+    # Tensors that are the output up to Identity/Dropout (removed later): a Softmax
+    # writing one of them is still "at the output".
+    out_alias, changed = {out_name}, True
+    while changed:
+        changed = False
+        for n in g.node:
+            if n.op_type in ("Identity", "Dropout") and n.output[0] in out_alias \
+                    and n.input[0] not in out_alias:
+                out_alias.add(n.input[0])
+                changed = True
+
     pre, problems = [], []
     for i in act_nodes:
         n = g.node[i]
         try:
             pre.extend(_lower(n, names[i], _attrs(n), const_names, cval, shapes,
-                              model_opset(model), out_name))
+                              model_opset(model), out_alias))
         except _Unsupported as exc:
             problems.append(f"{names[i]} ({n.op_type}): {exc}")
     # The passes also run when some nodes failed, so that one error lists them all.
@@ -342,7 +353,7 @@ class _Unsupported(Exception):
     pass
 
 
-def _lower(n, name, a, const_names, cval, shapes, opset, out_name) -> list[_Pre]:
+def _lower(n, name, a, const_names, cval, shapes, opset, out_alias) -> list[_Pre]:
     """One activation ONNX node -> zero or more pre-canonical nodes."""
     op = n.op_type
     ins = list(n.input)
@@ -528,7 +539,7 @@ def _lower(n, name, a, const_names, cval, shapes, opset, out_name) -> list[_Pre]
         axis = int(a.get("axis", -1 if opset >= 13 else 1)) % rank
         if opset < 13 and axis != rank - 1 and not (rank == 2 and axis == 1):
             raise _Unsupported("opset < 13 Softmax over flattened trailing axes")
-        if y != out_name:
+        if y not in out_alias:
             raise _Unsupported("Softmax is only supported as the graph's output")
         return [_Pre(name, "Softmax", [x], [y], {"axis": axis})]
 
