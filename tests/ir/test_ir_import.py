@@ -345,3 +345,15 @@ def test_static_batch_other_than_one_becomes_one(save):
     m = M((4, 3, 8, 8), batch=None)
     g = load_onnx(save(m.model(m.node("Relu", ["x"]))))
     assert g.shapes[g.input] == (1, 3, 8, 8)
+
+
+def test_initializers_listed_as_inputs(save, check_ort):
+    """keep_initializers_as_inputs=True exports: weights are graph inputs with defaults."""
+    from onnx import helper
+    m = M((1, 3, 6, 6))
+    y = m.node("Relu", [m.bn(m.conv("x", 3, 4, 3, name="c"), 4)])
+    model = m.model(y)
+    for t in model.graph.initializer:
+        model.graph.input.append(helper.make_tensor_value_info(t.name, t.data_type, t.dims))
+    g = check_ort(save(model))
+    assert g.input == "x" and [n.op for n in g.nodes] == ["Conv", "Relu"]

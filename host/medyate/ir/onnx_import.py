@@ -23,7 +23,6 @@ How the import works, and why this way:
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 from dataclasses import dataclass, field
 
@@ -45,8 +44,9 @@ _SHAPE_ONLY_OPS = {"Shape", "Size"}
 
 @dataclass
 class _Pre:
-    """A node during lowering: like `Node`, plus the constant operands of
-    elementwise ops (`consts`), which canonical nodes never carry."""
+    """A node during lowering: like `Node`, but it may also be a transient op that
+    the passes fuse away (BatchNormalization, ConstAdd/ConstMul with the constant in
+    params["c"]); "_op"/"_why" attrs name the original op and the reason for an error."""
     name: str
     op: str
     inputs: list
@@ -365,10 +365,7 @@ def _lower(n, name, a, const_names, cval, shapes, opset, out_alias) -> list[_Pre
         return t in const_names
 
     if op in ("Identity", "Dropout"):
-        if op == "Dropout" and len(outs) > 1 and outs[1]:
-            # The mask output is only meaningful in training mode; it is dropped with
-            # the node (dead-code removal fails loudly later if something reads it).
-            pass
+        # Inference semantics: Dropout passes x through; its mask output is dropped.
         return [_Pre(name, "Identity", [x], [y])]
 
     if op == "Conv":
