@@ -6,6 +6,7 @@ C file rebuilds on first use and nothing else does.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import os
@@ -64,14 +65,26 @@ def cache_dir() -> Path:
     return Path(base)
 
 
-def _digest(extra: list[str], parts) -> str:
-    h = hashlib.sha256()
-    for f in [HEADER, *engine_sources(parts)]:
-        h.update(str(f.relative_to(FIRMWARE)).encode())
-        h.update(f.read_bytes())
-    h.update(" ".join(CFLAGS + extra).encode())
-    h.update(sys.version.encode())
-    return h.hexdigest()[:16]
+GENERATED_CDEF = """
+const mdy_model *mdy_generated_model_ptr(void);
+uint8_t *mdy_generated_arena_ptr(void);
+"""
+# cffi cannot take the address of a const global itself: small accessors do.
+GENERATED_PREAMBLE = """#include "medyate.h"
+#include "mdy_generated.h"
+static const mdy_model *mdy_generated_model_ptr(void) { return &mdy_generated_model; }
+static uint8_t *mdy_generated_arena_ptr(void) { return mdy_generated_arena; }
+"""
+
+
+def load_generated(model_dir, extra_cflags: list[str] | None = None):
+    """(ffi, lib) of the engine linked with generated model sources from
+    `model_dir` (codegen output): the device's model, running on the host."""
+    model_dir = Path(model_dir)
+    sources = sorted(model_dir.glob("*.c"))
+    return _load([*engine_sources(), *sources], GENERATED_CDEF,
+                 [str(FIRMWARE / "include"), str(model_dir)], list(extra_cflags or []),
+                 "generated", preamble=GENERATED_PREAMBLE)
 
 
 def load_engine(extra_cflags: list[str] | None = None, parts=tuple(PARTS)):
@@ -79,29 +92,47 @@ def load_engine(extra_cflags: list[str] | None = None, parts=tuple(PARTS)):
 
     `parts` limits the build to some layers (kernel tests build the kernels
     alone, so they do not depend on the runtime above them)."""
-    extra = list(extra_cflags or [])
+    return _load(engine_sources(parts), "", [str(FIRMWARE / "include")],
+                 list(extra_cflags or []), "engine", parts)
+
+
+def _load(sources: list[Path], cdef_extra: str, include_dirs: list[str], extra: list[str],
+          kind: str, parts=tuple(PARTS), preamble: str = '#include "medyate.h"'):
     if shutil.which(os.environ.get("CC", "cc")) is None and shutil.which("gcc") is None:
         raise MedyateError("no C compiler found: install gcc (Debian: apt-get install gcc) "
                            "or set CC to one")
-    tag = _digest(extra, parts)
-    out = cache_dir() / f"engine-{tag}"
-    name = f"_medyate_engine_{tag}"
-    built = list(out.glob(f"{name}*.so")) if out.exists() else []
+    h = hashlib.sha256()
+    for f in [HEADER, *sources]:
+        h.update(str(f).encode())
+        h.update(f.read_bytes())
+    h.update(" ".join(CFLAGS + extra + list(parts)).encode() + cdef_extra.encode())
+    h.update(sys.version.encode())
+    tag = h.hexdigest()[:16]
+    out = cache_dir() / f"{kind}-{tag}"
+    name = f"_medyate_{kind}_{tag}"
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)     # parallel test processes build once
+        built = _build(sources, cdef_extra, include_dirs, extra, parts, preamble, out, name)
+    spec = importlib.util.spec_from_file_location(name, built[0])
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.ffi, mod.lib
+
+
+def _build(sources, cdef_extra, include_dirs, extra, parts, preamble, out, name):
+    built = list(out.glob(f"{name}*.so"))
     if not built:
         import cffi
         ffi = cffi.FFI()
-        ffi.cdef(header_cdef(HEADER.read_text(), parts))
-        ffi.set_source(name, '#include "medyate.h"',
-                       sources=[str(p) for p in engine_sources(parts)],
-                       include_dirs=[str(FIRMWARE / "include")],
+        ffi.cdef(header_cdef(HEADER.read_text(), parts) + cdef_extra)
+        ffi.set_source(name, preamble,
+                       sources=[str(p) for p in sources],
+                       include_dirs=include_dirs,
                        extra_compile_args=CFLAGS + extra)
-        out.mkdir(parents=True, exist_ok=True)
         try:
             so = ffi.compile(tmpdir=str(out), verbose=False)
         except Exception as exc:  # compiler errors: show them, not a traceback
             raise MedyateError(f"building the host engine failed: {exc}") from exc
         built = [Path(so)]
-    spec = importlib.util.spec_from_file_location(name, built[0])
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.ffi, mod.lib
+    return built
