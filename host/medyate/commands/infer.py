@@ -1,0 +1,48 @@
+"""`medyate infer MODEL.onnx --input X.npy --out Y.npy`: the forward pass on
+the host build of the C engine (the same kernels the device runs)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MedyateError
+
+
+def run(args) -> int:
+    from ..engine.host import HostEngine
+    from ..ir.onnx_import import load_onnx
+    from .profile import parse_shape
+
+    graph = load_onnx(args.model, parse_shape(args.input_shape) if args.input_shape else None)
+    try:
+        x = np.load(args.input, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise MedyateError(f"cannot read input {args.input}: {exc}") from None
+    want = graph.shapes[graph.input]
+    if x.ndim == len(want) - 1:
+        x = x[None]
+    if tuple(x.shape[1:]) != tuple(want[1:]):
+        raise MedyateError(f"input {args.input} has shape {tuple(x.shape)}; the model expects "
+                           f"(N, {', '.join(map(str, want[1:]))}) in NCHW")
+    eng = HostEngine(graph)
+    y = eng.forward(x.astype(np.float32))
+    if eng.program.output_softmax:
+        z = np.exp(y - y.max(axis=1, keepdims=True))
+        y = z / z.sum(axis=1, keepdims=True)
+    np.save(args.out, y.reshape((len(y),) + tuple(graph.shapes[graph.output][1:])))
+    print(f"wrote {args.out}: {len(y)} sample(s), output shape {tuple(graph.shapes[graph.output][1:])}")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "infer", help="run the model's forward pass on the host engine",
+        description="Run the forward pass of MODEL on the host build of the C engine and "
+                    "save the model's first output. The input is NCHW as the ONNX model "
+                    "expects (a single sample without the batch axis is accepted).")
+    p.add_argument("model", help="ONNX model file")
+    p.add_argument("--input", required=True, help=".npy file with the input batch (NCHW)")
+    p.add_argument("--out", required=True, help=".npy file to write the output to")
+    p.add_argument("--input-shape", help="static input shape if the model's is dynamic, e.g. 1,3,32,32")
+    p.set_defaults(func=run)
