@@ -56,8 +56,8 @@ class Stats:
     correct: int
     seen: int
     steps: int
-    cycles_forward: int       # extra timed forward passes (profile=True), else 0
-    cycles_train: int         # forward + backward (mdy_train_sample)
+    cycles_forward: int       # mdy_train_forward (forward that saves backward state)
+    cycles_backward: int      # mdy_train_backward (loss + sparse backward)
     cycles_update: int        # mdy_sgd_step
     cycles_total: int
     stack_high_water: int
@@ -71,11 +71,6 @@ class Stats:
     @property
     def accuracy(self) -> float:
         return self.correct / self.seen if self.seen else float("nan")
-
-    @property
-    def cycles_backward(self) -> int:
-        """Backward cycles, meaningful when the epoch ran with profile=True."""
-        return self.cycles_train - self.cycles_forward
 
 
 @dataclass
@@ -180,7 +175,7 @@ class Device:
                 raise ProtocolError("GET_STATS: unexpected page")
             cs += r["channel_stats"]
         return Stats(d["loss_sum"], d["correct"], d["seen"], d["steps"], d["cycles_forward"],
-                     d["cycles_train"], d["cycles_update"], d["cycles_total"],
+                     d["cycles_backward"], d["cycles_update"], d["cycles_total"],
                      d["stack_high_water"], n, np.asarray(cs, dtype=np.float32))
 
     def get_stats(self) -> Stats:
@@ -190,7 +185,7 @@ class Device:
         return self._stats(r)
 
     def run_epoch(self, split="train", start: int = 0, count: int | None = None, *,
-                  batch: int, lr: float, seed: int = 0, profile: bool = False,
+                  batch: int, lr: float, seed: int = 0,
                   keep_stats: bool = False, timeout: float | None = None) -> Stats:
         """Train on samples [start, start+count) of the device's dataset image,
         in the order of order.visit_order(start, count, seed, batch). Epochs
@@ -204,9 +199,7 @@ class Device:
         page = L["STATS"].max_tail(self.max_payload)
         r = None
         for k, (off, n) in enumerate(epoch_parts(count, batch, cap)):
-            flags = (spec.EPOCH_PROFILE if profile else 0)
-            if keep_stats or k > 0:
-                flags |= spec.EPOCH_KEEP_STATS
+            flags = spec.EPOCH_KEEP_STATS if (keep_stats or k > 0) else 0
             r = self._req("RUN_EPOCH", L["RUN_EPOCH"].pack(
                 split=sp, flags=flags, batch=batch, start=start + off, count=n,
                 lr=float(lr), seed=part_seed(seed, k), page=page, pad=0), timeout=timeout)

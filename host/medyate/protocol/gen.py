@@ -58,7 +58,7 @@ def render() -> str:
             w(f"#define MDY_PERR_{name} {code}")
     w("")
     w("/* flags and enums */")
-    for name in ("EPOCH_KEEP_STATS", "EPOCH_PROFILE", "STREAM_RESET", "STREAM_STEP",
+    for name in ("EPOCH_KEEP_STATS", "STREAM_RESET", "STREAM_STEP",
                  "SPLIT_TRAIN", "SPLIT_TEST"):
         w(f"#define MDY_{name} {getattr(spec, name)}")
     w("")

@@ -108,7 +108,6 @@ ERR_NAME = {v: k for k, v in ERR.items()}
 
 # Flags of RUN_EPOCH.
 EPOCH_KEEP_STATS = 0x01   # do not reset loss/accuracy/channel statistics first
-EPOCH_PROFILE = 0x02      # time an extra forward pass per sample (forward cycles)
 # Flags of TRAIN_STREAM.
 STREAM_RESET = 0x01       # reset statistics before this sample
 STREAM_STEP = 0x02        # SGD step after this sample
@@ -140,6 +139,11 @@ class Layout:
     def tail_size(self) -> int:
         return struct.calcsize("<" + self.tail[1]) if self.tail else 0
 
+    @property
+    def tail_fields(self) -> int:
+        """Values per tail item (the tail is a flat list of values)."""
+        return len(struct.unpack("<" + self.tail[1], bytes(self.tail_size))) if self.tail else 0
+
     def offsets(self) -> list[tuple[str, int, int]]:
         """(field, byte offset, byte size) of every fixed field."""
         out, off = [], 0
@@ -164,7 +168,10 @@ class Layout:
         out = self._struct.pack(*vals)
         if self.tail:
             tail = list(tail)
-            out += struct.pack(f"<{len(tail)}{self.tail[1]}", *tail)
+            per = self.tail_fields
+            if len(tail) % per:
+                raise ValueError(f"{self.name}: tail of {len(tail)} values, items have {per}")
+            out += struct.pack("<" + self.tail[1] * (len(tail) // per), *tail)
         elif len(tail):
             raise TypeError(f"{self.name} has no tail")
         return out
@@ -184,7 +191,7 @@ class Layout:
             if rest % self.tail_size:
                 raise ValueError(f"{self.name}: tail of {rest} bytes")
             n = rest // self.tail_size
-            d[self.tail[0]] = list(struct.unpack_from(f"<{n}{self.tail[1]}", payload, self.size))
+            d[self.tail[0]] = list(struct.unpack_from("<" + self.tail[1] * n, payload, self.size))
         elif rest:
             raise ValueError(f"{self.name}: {rest} bytes too many")
         return d
@@ -228,7 +235,7 @@ LAYOUT = {
     "GET_STATS": _L("GET_STATS", [("offset", "I"), ("count", "I")]),
     "STATS": _L("STATS", [
         ("loss_sum", "f"), ("correct", "I"), ("seen", "I"), ("steps", "I"),
-        ("cycles_forward", "Q"), ("cycles_train", "Q"), ("cycles_update", "Q"),
+        ("cycles_forward", "Q"), ("cycles_backward", "Q"), ("cycles_update", "Q"),
         ("cycles_total", "Q"),
         ("stack_high_water", "I"), ("n_selected", "I"), ("offset", "I"),
     ], ("channel_stats", "f")),
