@@ -65,3 +65,16 @@ def test_strategy_through_host_engine(problem, name):
         assert rec["bytes"] > 0
         if name not in ("full", "last"):
             assert rec["elements"] <= BUDGET
+
+
+def test_plan_with_planner_figures(problem):
+    from medyate.algo.plan import plan_training, planner_memory_fn
+    factory, task, run = problem
+    p = plan_training(factory, task.x_train, task.y_train, ram="300KiB",
+                      memory_fn_for=planner_memory_fn(factory.graph), ranking=run)
+    assert p.memory_bytes <= 300 * 1024
+    eng = factory(p.layers, p.budget_elements, False)
+    assert eng.memory()["total"] == p.memory_bytes
+    with pytest.raises(Exception, match="smallest feasible"):
+        plan_training(factory, task.x_train, task.y_train, ram="1KiB",
+                      memory_fn_for=planner_memory_fn(factory.graph), ranking=run)

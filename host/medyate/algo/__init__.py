@@ -7,6 +7,7 @@ from .ranking import (LAYER_METRICS, RankingRun, layer_scores, preselect, rank_l
                       ranking_run, register_metric)
 from .sampling import fill_budget, priority_order, sample_indices, sample_selection
 from .schedule import cosine_schedule, lr_at
+from .plan import TrainingPlan, plan_training, planner_memory_fn
 from .strategies import (STRATEGIES, EngineSpec, RunContext, Strategy, data_order,
                          make_strategy, run_strategy)
 from .trainer import HostEngineFactory, LayerSpec, Pair
@@ -17,5 +18,5 @@ __all__ = [
     "ranking_run", "register_metric", "fill_budget", "priority_order",
     "sample_indices", "sample_selection", "cosine_schedule", "lr_at", "STRATEGIES",
     "EngineSpec", "RunContext", "Strategy", "data_order", "make_strategy",
-    "run_strategy", "HostEngineFactory", "LayerSpec", "Pair",
+    "run_strategy", "TrainingPlan", "plan_training", "planner_memory_fn", "HostEngineFactory", "LayerSpec", "Pair",
 ]

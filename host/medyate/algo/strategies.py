@@ -192,21 +192,27 @@ class _TopK(Strategy):
     metric = "rgn"
 
     def __init__(self, metric: str | None = None, coverage: float = 0.97,
-                 max_layers: int | None = None):
+                 max_layers: int | None = None, layers: Sequence[str] | None = None,
+                 train_bias: bool = False):
+        """layers: a fixed pre-selection (e.g. from a plan) instead of ranking."""
         if metric is not None:
             self.metric = metric
         self.coverage = coverage
         self.max_layers = max_layers
+        self.fixed_layers = list(layers) if layers is not None else None
+        self.train_bias = train_bias
 
     def prepare(self, ctx):
-        run = ctx.get_ranking()
-        self.scores = layer_scores(run, self.metric)
-        layers = preselect(self.scores, self.coverage, specs=list(ctx.specs.values()),
-                           budget=ctx.budget, max_layers=self.max_layers)
+        if self.fixed_layers is not None:
+            layers = self.fixed_layers
+        else:
+            self.scores = layer_scores(ctx.get_ranking(), self.metric)
+            layers = preselect(self.scores, self.coverage, specs=list(ctx.specs.values()),
+                               budget=ctx.budget, max_layers=self.max_layers)
         order = ctx.layer_names
         self.layers = sorted(layers, key=order.index)
         self.candidates = all_pairs([ctx.specs[n] for n in self.layers])
-        return EngineSpec(self.layers, ctx.budget, False)
+        return EngineSpec(self.layers, ctx.budget, self.train_bias)
 
 
 class StaticRandom(_TopK):
@@ -237,17 +243,21 @@ class MeDyate(_TopK):
     dynamic = True
 
     def __init__(self, metric: str | None = None, coverage: float = 0.97,
-                 max_layers: int | None = None, temperature: float = 1.0,
-                 momentum: float = 0.0):
-        super().__init__(metric, coverage, max_layers)
+                 max_layers: int | None = None, layers: Sequence[str] | None = None,
+                 train_bias: bool = False, temperature: float = 1.0,
+                 momentum: float = 0.0, importance: dict | None = None):
+        """importance: initial per-channel energy {layer: [E_c]} (e.g. a plan's);
+        without it, the ranking run's."""
+        super().__init__(metric, coverage, max_layers, layers, train_bias)
         self.temperature = temperature
         self.momentum = momentum
+        self.initial = importance
 
     def prepare(self, ctx):
         spec = super().prepare(ctx)
-        run = ctx.get_ranking()
+        energy = self.initial if self.initial is not None else ctx.get_ranking().energy
         self.importance = ChannelImportance.from_energy(
-            [ctx.specs[n] for n in self.layers], run.energy, self.momentum)
+            [ctx.specs[n] for n in self.layers], energy, self.momentum)
         return spec
 
     def select(self, epoch, ctx, rng):

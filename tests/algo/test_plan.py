@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+
+from fake_engine import make_problem
+from medyate.algo.measure import compare_metrics, layer_oracle, spearman
+from medyate.algo.plan import plan_training
+from medyate.algo.ranking import ranking_run
+from medyate.algo.strategies import run_strategy
+from medyate.errors import MedyateError
+
+
+def _mem_for(layers, train_bias):
+    # a deeper reach costs more: 2000 bytes per trainable layer
+    return lambda b: 10_000 + 2_000 * len(layers) + 4 * b
+
+
+@pytest.fixture(scope="module")
+def problem():
+    f, task = make_problem(seed=2)
+    run = ranking_run(f, task.x_train, task.y_train, samples=128)
+    return f, task, run
+
+
+def test_plan_from_elements(problem):
+    f, task, run = problem
+    p = plan_training(f, task.x_train, task.y_train, elements=300, ranking=run)
+    spec = {s.name: s for s in f.layers}
+    assert p.budget_elements == 300
+    assert sum(spec[n].total_cost for n in p.layers) >= 300
+    assert set(p.importance) == set(p.layers)
+
+
+@pytest.mark.parametrize("ram", [13_000, 14_000, 16_000, 30_000])
+def test_plan_from_ram_is_largest_that_fits(problem, ram):
+    f, task, run = problem
+    p = plan_training(f, task.x_train, task.y_train, ram=ram, memory_fn_for=_mem_for,
+                      ranking=run)
+    fn = _mem_for(p.layers, False)
+    most = sum(s.total_cost for s in f.layers if s.name in p.layers)
+    assert p.memory_bytes == fn(p.budget_elements) <= ram
+    assert p.budget_elements == most or fn(p.budget_elements + 1) > ram
+
+
+def test_plan_infeasible_ram(problem):
+    f, task, run = problem
+    with pytest.raises(MedyateError, match="smallest feasible"):
+        plan_training(f, task.x_train, task.y_train, ram="10kB", memory_fn_for=_mem_for,
+                      ranking=run)
+
+
+def test_plan_drives_medyate(problem):
+    f, task, run = problem
+    p = plan_training(f, task.x_train, task.y_train, elements=120, ranking=run)
+    from medyate.algo.strategies import MeDyate
+    s = MeDyate(layers=p.layers, importance=p.importance, temperature=0.5)
+    hist = run_strategy(f, task, s, 3, 16, 0.1, 0, p.budget_elements)
+    assert {l.name for l in f.engines[-1].layers} == set(p.layers)
+    assert all(h["elements"] <= 120 for h in hist)
+
+
+def test_spearman():
+    assert spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 1, 2], [1, 2, 3]) == pytest.approx(np.corrcoef([0.5, 0.5, 2], [0, 1, 2])[0, 1])
+
+
+def test_oracle_and_comparison_run(problem):
+    f, task, run = problem
+    orc = layer_oracle(f, task, 100, epochs=2, batch=16, lr=0.1)
+    assert set(orc) == {s.name for s in f.layers}
+    c = compare_metrics(run, orc)
+    assert set(c) >= {"rgn", "rgn_sq", "lara"}
