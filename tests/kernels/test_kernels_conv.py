@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from conftest import conv_params, f32
+from kernel_harness import conv_params, f32
 from kernel_refs import (assert_rel, central_fd, conv_igrad_ref, conv_ref, conv_wgrad_full_ref,
                          nchw_to_nhwc, nhwc_to_nchw, ort_run, slices_of)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from conftest import f32
+from kernel_harness import f32
 from kernel_refs import assert_rel, central_fd, nchw_to_nhwc, nhwc_to_nchw, ort_run
 
 SIZES = [1, 7, 8, 9, 33]
@@ -394,3 +394,13 @@ def test_sgd_slice(K, rng, stride):
     np.testing.assert_array_equal(w[untouched], w0[untouched])
     assert (g == 0).all()
     assert K.lib.mdy_sgd_slice_f32(0, K.f(w), stride, K.f(g), lr) == 0.0
+
+
+@pytest.mark.parametrize("n", [2, 10])
+def test_softmax_xent_onnxruntime(K, rng, n):
+    x = (rng.standard_normal(n) * 2).astype(np.float32)
+    label = int(rng.integers(n))
+    node = helper.make_node("SoftmaxCrossEntropyLoss", ["x", "label"], ["y"], reduction="mean")
+    loss_ort = ort_run(node, [("x", x[None])], [("label", np.array([label], np.int64))])
+    loss, _ = xent(K, x, label)
+    assert abs(loss - float(loss_ort)) <= 1e-5 * max(1.0, abs(loss))

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 from onnx import helper
 
-from conftest import f32, pool_params
+from kernel_harness import f32, pool_params
 from kernel_refs import (assert_rel, avgpool_igrad_ref, avgpool_ref, central_fd,
                          maxpool_igrad_ref, maxpool_mask_bits, maxpool_ref, nchw_to_nhwc,
                          nhwc_to_nchw, ort_run)
@@ -181,3 +182,35 @@ def test_maxpool_mask_bytes(K, k, bits):
     P = pool_params(8, 8, 3, k[0], k[1], (1, 1))
     n = P["out_h"] * P["out_w"] * 3
     assert K.lib.mdy_maxpool_nhwc_f32_mask_bytes(K.pool_p(P)) == (n * bits + 7) // 8
+
+
+@st.composite
+def pool_shapes(draw):
+    k_h, k_w = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    # ONNX requires pads smaller than the kernel
+    t, b = draw(st.integers(0, k_h - 1)), draw(st.integers(0, k_h - 1))
+    l, r = draw(st.integers(0, k_w - 1)), draw(st.integers(0, k_w - 1))
+    H = draw(st.integers(max(1, k_h - t - b), 8))
+    W = draw(st.integers(max(1, k_w - l - r), 8))
+    return pool_params(H, W, draw(st.integers(1, 3)), k_h, k_w,
+                       (draw(st.integers(1, 3)), draw(st.integers(1, 3))), (t, l, b, r),
+                       draw(st.integers(0, 1)))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(P=pool_shapes(), seed=st.integers(0, 2 ** 16))
+def test_pool_random_shapes(K, P, seed):
+    rng = np.random.default_rng(seed)
+    shape = (P["in_h"], P["in_w"], P["c"])
+    x = distinct(rng, shape)
+    r = rng.standard_normal((P["out_h"], P["out_w"], P["c"])).astype(np.float32)
+    cip = P["count_include_pad"]
+    assert_rel(avgpool(K, P, x), avgpool_ref(P, x, cip), 1e-6, "avgpool")
+    assert_rel(avgpool_igrad(K, P, r), avgpool_igrad_ref(P, r, cip), 1e-6, "avgpool igrad")
+    mask, nb = mask_for(K, P)
+    y_ref, idx = maxpool_ref(P, x)
+    np.testing.assert_array_equal(maxpool(K, P, x, mask), y_ref)
+    np.testing.assert_array_equal(mask[:nb], maxpool_mask_bits(P, idx))
+    dx = np.full(shape, np.nan, np.float32)
+    K.lib.mdy_maxpool_nhwc_f32_igrad(K.pool_p(P), K.u8(mask), K.f(r), K.f(dx), 0)
+    assert_rel(dx, maxpool_igrad_ref(P, idx, r), 1e-6, "maxpool igrad")
