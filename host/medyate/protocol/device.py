@@ -181,7 +181,7 @@ class Device:
     def get_stats(self) -> Stats:
         """Statistics since the last reset, all channel statistics."""
         r = self._req("GET_STATS", L["GET_STATS"].pack(
-            offset=0, count=L["STATS"].max_tail(self.max_payload)))
+            offset=0, count=max(0, L["STATS"].max_tail(self.max_payload))))
         return self._stats(r)
 
     def run_epoch(self, split="train", start: int = 0, count: int | None = None, *,
@@ -196,7 +196,7 @@ class Device:
             inf = self.info()
             count = (inf.n_train if sp == 0 else inf.n_test) - start
         cap = self._info.max_epoch if self._info else spec.MAX_EPOCH_SAMPLES
-        page = L["STATS"].max_tail(self.max_payload)
+        page = max(0, L["STATS"].max_tail(self.max_payload))
         r = None
         for k, (off, n) in enumerate(epoch_parts(count, batch, cap)):
             flags = spec.EPOCH_KEEP_STATS if (keep_stats or k > 0) else 0
