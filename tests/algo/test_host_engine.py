@@ -46,7 +46,7 @@ def problem():
 def test_ranking_on_real_engine(problem):
     factory, task, run = problem
     assert run.steps == 4
-    for m in ("rgn", "rgn_sq", "lara"):
+    for m in ("rgn", "rgn_norm", "lara"):
         s = layer_scores(run, m)
         assert set(s) == {l.name for l in factory.layers}
         assert all(v >= 0 and math.isfinite(v) for v in s.values())

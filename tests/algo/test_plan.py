@@ -69,4 +69,4 @@ def test_oracle_and_comparison_run(problem):
     orc = layer_oracle(f, task, 100, epochs=2, batch=16, lr=0.1)
     assert set(orc) == {s.name for s in f.layers}
     c = compare_metrics(run, orc)
-    assert set(c) >= {"rgn", "rgn_sq", "lara"}
+    assert set(c) >= {"rgn", "rgn_norm", "lara"}

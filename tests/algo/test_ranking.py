@@ -18,7 +18,7 @@ def _rescaled_problem(seed):
     return FakeFactory(p, f.hw), task
 
 
-@pytest.mark.parametrize("metric", ["rgn", "rgn_sq", "lara"])
+@pytest.mark.parametrize("metric", ["rgn", "rgn_norm", "lara"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_layer_that_matters_ranks_first(metric, seed):
     f, task = _rescaled_problem(seed)
@@ -26,7 +26,7 @@ def test_layer_that_matters_ranks_first(metric, seed):
     assert rank_layers(layer_scores(run, metric))[0] == "layer2"
 
 
-@pytest.mark.parametrize("metric", ["rgn", "rgn_sq", "lara"])
+@pytest.mark.parametrize("metric", ["rgn", "rgn_norm", "lara"])
 def test_fresh_classifier_ranks_first(metric):
     f, task = make_problem(seed=3)
     run = ranking_run(f, task.x_train, task.y_train, samples=200, lr=1e-2)
@@ -49,8 +49,8 @@ def test_metric_formulas():
     from medyate.algo.ranking import RankingRun
     specs = [LayerSpec("a", 2, 3, 1), LayerSpec("b", 1, 10, 0)]
     run = RankingRun(specs, {"a": np.array([4.0, 16.0]), "b": np.array([100.0])}, 1, 1, 0)
-    assert layer_scores(run, "rgn") == pytest.approx({"a": (2 + 4) / 4, "b": 10 / 10})
-    assert layer_scores(run, "rgn_sq") == pytest.approx({"a": 20 / 4, "b": 100 / 10})
+    assert layer_scores(run, "rgn_norm") == pytest.approx({"a": (2 + 4) / 4, "b": 10 / 10})
+    assert layer_scores(run, "rgn") == pytest.approx({"a": 20 / 4, "b": 100 / 10})
     assert layer_scores(run, "lara") == pytest.approx({"a": 20 / (4 * 8), "b": 100 / 40})
     with pytest.raises(ValueError):
         layer_scores(run, "nope")
