@@ -162,20 +162,24 @@ def _read_image(path: Path, channels: int, size: tuple[int, int]) -> np.ndarray:
         from PIL import Image
     except ImportError:
         Image = None
-    if Image is None:
-        if path.suffix.lower() not in NETPBM_SUFFIXES:
-            raise MedyateError(f"cannot read {path}: reading {path.suffix} images needs "
-                               f"Pillow (pip install pillow); PGM/PPM files are read "
-                               f"without it")
+    if path.suffix.lower() in NETPBM_SUFFIXES:
+        # read without Pillow, so that the result does not depend on it being installed
         img = read_netpbm(path)
         if img.ndim == 3 and channels == 1:
             img = np.round(img @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)
         elif img.ndim == 2 and channels == 3:
             img = np.repeat(img[:, :, None], 3, axis=2)
         if img.shape[:2] != tuple(size):
-            raise MedyateError(f"{path} is {img.shape[1]}x{img.shape[0]} pixels, not "
-                               f"{size[1]}x{size[0]}; resizing needs Pillow "
-                               f"(pip install pillow)")
+            if Image is None:
+                raise MedyateError(f"{path} is {img.shape[1]}x{img.shape[0]} pixels, not "
+                                   f"{size[1]}x{size[0]}; resizing needs Pillow "
+                                   f"(pip install pillow)")
+            img = np.asarray(Image.fromarray(img).resize((size[1], size[0]),
+                                                         Image.BILINEAR))
+    elif Image is None:
+        raise MedyateError(f"cannot read {path}: reading {path.suffix} images needs "
+                           f"Pillow (pip install pillow); PGM/PPM files are read "
+                           f"without it")
     else:
         try:
             with Image.open(path) as im:
