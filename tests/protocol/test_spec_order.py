@@ -13,12 +13,24 @@ def test_generated_header_is_current():
     assert gen.HEADER.read_text() == gen.render(), "run: python -m medyate.protocol.gen"
 
 
+def test_protocol_doc_tables_are_current():
+    doc = gen.DOC.read_text()
+    assert doc == gen.doc_with_tables(doc), "run: python -m medyate.protocol.gen"
+    for name in spec.MSG:
+        assert f"**{name}**" in doc or name in ("OK", "PONG", "INFO_R", "LAYERS_R", "EVAL_R",
+                                                "WEIGHTS", "LOGITS", "PROGRESS"), name
+
+
 def test_gen_check_cli(tmp_path):
     out = tmp_path / "h.h"
-    assert gen.main(["--out", str(out)]) == 0
-    assert gen.main(["--check", "--out", str(out)]) == 0
+    doc = tmp_path / "d.md"
+    doc.write_text("x\n" + gen.BEGIN + "\nold\n" + gen.END + "\ny\n")
+    assert gen.main(["--check", "--out", str(out), "--doc", str(doc)]) == 1
+    assert gen.main(["--out", str(out), "--doc", str(doc)]) == 0
+    assert gen.main(["--check", "--out", str(out), "--doc", str(doc)]) == 0
+    assert "| `RUN_EPOCH` | 0x07 |" in doc.read_text() and doc.read_text().endswith("y\n")
     out.write_text(out.read_text() + "// edit\n")
-    assert gen.main(["--check", "--out", str(out)]) == 1
+    assert gen.main(["--check", "--out", str(out), "--doc", str(doc)]) == 1
 
 
 def test_codes_unique_and_split():

@@ -1,4 +1,5 @@
-"""Generate firmware/src/device/mdy_protocol.h from spec.py.
+"""Generate firmware/src/device/mdy_protocol.h (and the tables of
+docs/PROTOCOL.md) from spec.py.
 
     python -m medyate.protocol.gen            # write the header
     python -m medyate.protocol.gen --check    # exit 1 if it is out of date
@@ -16,6 +17,44 @@ from . import spec
 
 REPO = Path(__file__).resolve().parents[3]
 HEADER = REPO / "firmware" / "src" / "device" / "mdy_protocol.h"
+DOC = REPO / "docs" / "PROTOCOL.md"
+BEGIN = "<!-- BEGIN GENERATED: python -m medyate.protocol.gen -->"
+END = "<!-- END GENERATED -->"
+_TYPES = {"B": "u8", "H": "u16", "I": "u32", "i": "i32", "h": "i16", "f": "f32", "Q": "u64", "c": "char"}
+
+
+def _ty(f: str) -> str:
+    return f"char[{f[:-1]}]" if f.endswith("s") else _TYPES[f]
+
+
+def _fields(lay) -> str:
+    parts = [f"{n} {_ty(f)} @{o}" for (n, f), (_, o, _) in zip(lay.fields, lay.offsets())]
+    if lay.tail:
+        items = lay.tail[1]
+        t = _ty(items) if len(items) == 1 else "(" + ", ".join(_ty(c) for c in items) + ")"
+        parts.append(f"then {lay.tail[0]}[ ]: {t}")
+    s = ", ".join(parts) or "empty"
+    return s + (f". {lay.doc}" if lay.doc else "")
+
+
+def render_doc() -> str:
+    """The message and error tables of docs/PROTOCOL.md."""
+    L = [BEGIN, "", "| message | code | fixed bytes | payload (field type @offset) |", "|---|---|---|---|"]
+    for name, code in spec.MSG.items():
+        lay = spec.LAYOUT[name]
+        L.append(f"| `{name}` | 0x{code:02X} | {lay.size} | {_fields(lay)} |")
+    L += ["", "| request | answer on success |", "|---|---|"]
+    L += [f"| `{q}` | `{a}` |" for q, a in spec.ANSWER.items()]
+    L += ["", "| error code | name |", "|---|---|"]
+    L += [f"| {c} | `{n}` |" for n, c in sorted(spec.ERR.items(), key=lambda kv: kv[1])]
+    L += ["", f"Dataset image header ({spec.DATASET_HEADER_SIZE} bytes): {_fields(spec.DATASET_HEADER)}",
+          "", END]
+    return "\n".join(L)
+
+
+def doc_with_tables(text: str) -> str:
+    a, b = text.index(BEGIN), text.index(END) + len(END)
+    return text[:a] + render_doc() + text[b:]
 
 
 def _c(name: str) -> str:
@@ -86,15 +125,21 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m medyate.protocol.gen", description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="only check the committed header")
     ap.add_argument("--out", type=Path, default=HEADER)
+    ap.add_argument("--doc", type=Path, default=DOC, help="markdown whose tables to refresh")
     a = ap.parse_args(argv)
     text = render()
+    doc = a.doc.read_text() if a.doc.exists() else None
     if a.check:
         ok = a.out.exists() and a.out.read_text() == text
+        ok = ok and (doc is None or doc == doc_with_tables(doc))
         if not ok:
-            print(f"{a.out} is out of date: run python -m medyate.protocol.gen", file=sys.stderr)
+            print(f"{a.out} or {a.doc} is out of date: run python -m medyate.protocol.gen",
+                  file=sys.stderr)
         return 0 if ok else 1
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(text)
+    if doc is not None:
+        a.doc.write_text(doc_with_tables(doc))
     return 0
 
 

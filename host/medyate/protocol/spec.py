@@ -222,9 +222,11 @@ LAYOUT = {
     "LAYERS": _L("LAYERS", [("offset", "H"), ("count", "H")]),
     # one entry: op index, op kind, train_bias, channels, slice_size, map_size,
     # weight elements, bias elements (0: no bias)
-    "LAYERS_R": _L("LAYERS_R", [("offset", "H"), ("count", "H")], ("entries", "HBBiiiii")),
+    "LAYERS_R": _L("LAYERS_R", [("offset", "H"), ("count", "H")], ("entries", "HBBiiiii"),
+                   "entry: op, kind (mdy_op_kind), train_bias, channels, slice_size, map_size, "
+                   "weight_count, bias_count"),
     "SEL_BEGIN": _L("SEL_BEGIN", [("count", "I")]),
-    "SEL_CHUNK": _L("SEL_CHUNK", [("offset", "I")], ("pairs", "HH")),
+    "SEL_CHUNK": _L("SEL_CHUNK", [("offset", "I")], ("pairs", "HH"), "pair: layer, channel"),
     "SEL_COMMIT": _L("SEL_COMMIT", [("count", "I")]),
     "OK": _L("OK", []),
     "RUN_EPOCH": _L("RUN_EPOCH", [
@@ -262,7 +264,8 @@ LAYOUT = {
         ("request", "B"), ("pad", "B"), ("pad2", "H"),
         ("done", "I"), ("total", "I"), ("loss_sum", "f"), ("correct", "I"),
     ]),
-    "ERROR": _L("ERROR", [("code", "h"), ("request", "B"), ("pad", "B")], ("text", "c")),
+    "ERROR": _L("ERROR", [("code", "h"), ("request", "B"), ("pad", "B")], ("text", "c"),
+                f"text: ASCII, at most {ERROR_TEXT_MAX} bytes, not NUL-terminated"),
 }
 LAYER_ENTRY_SIZE = LAYOUT["LAYERS_R"].tail_size
 
