@@ -20,6 +20,8 @@ import pytest
 from medyate.protocol import Device, Link, PipeSerial
 from medyate.protocol.dataset_image import write_dataset_image
 
+from protocol_helpers import learnable_data
+
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 FW = REPO / "firmware"
@@ -73,20 +75,6 @@ def device_exe(build_dir) -> Path:
 def harness_exe(build_dir) -> Path:
     dev = FW / "src" / "device"
     return _build("harness", [HERE / "harness.c", dev / "mdy_frame.c", dev / "mdy_order.c"], build_dir)
-
-
-def learnable_data(seed=0, n_train=96, n_test=32):
-    """3 classes told apart by which quadrant of the 4x4 image is bright."""
-    rng = np.random.default_rng(seed)
-
-    def make(n):
-        y = rng.integers(0, 3, n)
-        x = rng.normal(0, 0.3, (n, 2, 4, 4)).astype(np.float32)
-        for i, c in enumerate(y):
-            r, q = divmod(int(c), 2)
-            x[i, c % 2, 2 * r:2 * r + 2, 2 * q:2 * q + 2] += 1.5
-        return x, y
-    return (*make(n_train), *make(n_test))
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from medyate.protocol import DeviceError, spec
 from medyate.protocol.framing import FrameError, encode_frame, pack_frame, cobs_encode
 from medyate.protocol.order import batch_sizes, epoch_order, visit_order
 
-from conftest import learnable_data
+from protocol_helpers import learnable_data
 
 L = spec.LAYOUT
 E = spec.ERR

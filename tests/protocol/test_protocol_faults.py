@@ -7,6 +7,8 @@ import serial
 
 from medyate.protocol import Device, Link
 
+from protocol_helpers import session
+
 
 class FaultyPort:
     """Wraps a port: corrupts bytes, drops whole frames (both directions) and,
@@ -91,25 +93,6 @@ class FaultyPort:
 
     def close(self):
         pass
-
-
-SELECTIONS = [[(0, 0), (1, 0), (1, 2)], [(0, 1), (1, 1), (1, 3)], [(1, 0), (1, 1), (1, 2), (1, 3)]]
-
-
-def session(dev: Device):
-    """A small training session; returns everything it observed."""
-    out = {"stats": []}
-    info = dev.info()
-    out["layers"] = [(l.channels, l.slice_size) for l in info.layers]
-    dev.write_weights(1, "bias", [0.1, 0.0, -0.1])
-    for ep, sel in enumerate(SELECTIONS * 2):
-        dev.set_selection(sel)
-        s = dev.run_epoch("train", batch=8, lr=0.3, seed=100 + ep)
-        out["stats"].append((s.loss_sum, s.correct, s.seen, s.steps, s.channel_stats.tolist()))
-    e = dev.evaluate("test")
-    out["eval"] = (e.loss_sum, e.correct, e.count)
-    out["weights"] = dev.read_all_weights()
-    return out
 
 
 def test_faulty_link_gives_identical_training(device_process):

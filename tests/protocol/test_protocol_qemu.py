@@ -5,15 +5,18 @@ import shutil
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from medyate.protocol import Device, Link
 
-from conftest import FW, HERE, REPO
-from test_fault_injection import session
+from protocol_helpers import session
 
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+FW = REPO / "firmware"
 BOARD = REPO / "boards" / "qemu-mps2-an500"
 ARM_FLAGS = ["-std=c99", "-O2", "-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-sp-d16",
              "-mfloat-abi=hard", "-Wall", "-Wextra", "-Werror"]
