@@ -282,9 +282,11 @@ def make_strategy(name: str, **kwargs) -> Strategy:
     return STRATEGIES[name](**kwargs)
 
 
-def data_order(n: int, seed: int, epoch: int) -> np.ndarray:
-    """The visiting order of epoch `epoch`: the same for every strategy."""
-    return np.random.default_rng([seed, epoch, 0x0DA7A]).permutation(n)
+def data_order(n: int, seed: int, epoch: int, batch: int = 1):
+    """The visiting order of epoch `epoch`: the same for every strategy, and the
+    same on a device (RUN_EPOCH regenerates it from the seed it carries)."""
+    from ..protocol.order import SeededOrder, epoch_seed
+    return SeededOrder(n, epoch_seed(seed, epoch), batch)
 
 
 def run_strategy(engine_factory: EngineFactory, task, strategy: Strategy | str,
@@ -312,7 +314,7 @@ def run_strategy(engine_factory: EngineFactory, task, strategy: Strategy | str,
         eng.set_selection(epairs)
         elr = lr_at(epoch, epochs, lr, warmup)
         res = eng.train_epoch(task.x_train, task.y_train, batch, elr,
-                              data_order(n, seed, epoch))
+                              data_order(n, seed, epoch, batch))
         strategy.observe(epoch, from_engine_stats(eng, epairs, res.channel_stats),
                          int(res.steps))
         test_loss, test_acc = eng.evaluate(task.x_test, task.y_test)

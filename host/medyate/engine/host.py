@@ -169,25 +169,23 @@ class HostEngine:
 
     def train_epoch(self, x, y, batch: int, lr: float, order=None,
                     progress=None) -> EpochResult:
-        """Per sample forward + backward, SGD every `batch` samples (and after a
-        last partial batch), samples visited in `order`."""
+        """Per sample forward + backward, SGD after every mini-batch of `batch`
+        samples visited in `order`; a last, shorter mini-batch scales its
+        gradients by 1/its own size (as the device does)."""
         xs = self._nhwc(x)
         y = np.asarray(y, dtype=np.int64)
         order = np.arange(len(xs)) if order is None else np.asarray(order)
         self.lib.mdy_reset_stats(self.ctx)
         ffi, lib, ctx = self.ffi, self.lib, self.ctx
-        pending = 0
-        for k, i in enumerate(order):
-            check(lib.mdy_train_sample(ctx, ffi.from_buffer("float[]", xs[i]), int(y[i]), batch),
-                  f"train sample {i}")
-            pending += 1
-            if pending == batch:
-                lib.mdy_sgd_step(ctx, lr)
-                pending = 0
-            if progress and (k + 1) % 64 == 0:
-                progress(k + 1, len(order))
-        if pending:
+        n = len(order)
+        for b0 in range(0, n, batch):
+            chunk = order[b0:b0 + batch]
+            for i in chunk:
+                check(lib.mdy_train_sample(ctx, ffi.from_buffer("float[]", xs[i]), int(y[i]),
+                                           len(chunk)), f"train sample {i}")
             lib.mdy_sgd_step(ctx, lr)
+            if progress:
+                progress(min(b0 + batch, n), n)
         seen = max(1, ctx.seen)
         stats = np.frombuffer(ffi.buffer(lib.mdy_channel_stats(ctx), 4 * max(1, len(self.selection))),
                               dtype=np.float32)[:len(self.selection)].copy()

@@ -77,3 +77,20 @@ def batch_sizes(count: int, batch: int) -> list[int]:
     remainder (each sample's gradient is scaled by 1/its batch's size)."""
     full, rest = divmod(count, batch)
     return [batch] * full + ([rest] if rest else [])
+
+
+class SeededOrder(list):
+    """An epoch's visiting order together with what produces it on a device
+    (RUN_EPOCH's seed and batch), so a host simulation and a device run the
+    very same epoch from one value."""
+
+    def __init__(self, count: int, seed: int, batch: int, start: int = 0):
+        super().__init__(visit_order(start, count, seed, batch))
+        self.seed, self.batch, self.start = seed & _M, batch, start
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The shuffle seed of epoch `epoch` of a run seeded with `seed` (never 0,
+    which would mean no shuffle)."""
+    s = (xorshift32((seed * 0x9E3779B1 + epoch * 0x85EBCA6B + 0x2545F491) & _M) & _M)
+    return s or 1
