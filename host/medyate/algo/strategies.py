@@ -289,6 +289,78 @@ def data_order(n: int, seed: int, epoch: int, batch: int = 1):
     return SeededOrder(n, epoch_seed(seed, epoch), batch)
 
 
+class Run:
+    """One strategy's fine-tuning, an epoch per `step()`. Everything that
+    decides the next epoch (weights, strategy state, sampling RNG, history)
+    is in `state()`, so a session can checkpoint after each epoch and resume
+    with `restore()` losing at most the epoch in progress."""
+
+    def __init__(self, engine_factory: EngineFactory, task, strategy: Strategy | str,
+                 epochs: int, batch: int, lr: float, seed: int, budget: int, *,
+                 warmup: int = 5, ranking: RankingRun | None = None,
+                 ranking_samples: int = 256):
+        self.strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
+        self.task, self.epochs, self.batch, self.lr, self.seed = task, epochs, batch, lr, seed
+        self.warmup = warmup
+        self.ctx = RunContext(engine_factory, task, int(budget), seed, batch, lr, epochs,
+                              warmup, ranking_samples, ranking)
+        spec = self.strategy.prepare(self.ctx)
+        self.engine = engine_factory(spec.trainable, spec.budget_elements, spec.train_bias)
+        self.ctx.engine = self.engine
+        self.rng = np.random.default_rng([seed, 0x5E1EC7])
+        self.epoch = 0
+        self.history: list[dict] = []
+
+    def step(self, progress: Callable[[int, int], None] | None = None) -> dict:
+        """Train one epoch; return its record."""
+        eng, task, epoch = self.engine, self.task, self.epoch
+        t0 = time.perf_counter()
+        pairs = self.strategy.select(epoch, self.ctx, self.rng)
+        epairs = to_engine_pairs(eng, pairs)
+        eng.set_selection(epairs)
+        elr = lr_at(epoch, self.epochs, self.lr, self.warmup)
+        order = data_order(len(task.x_train), self.seed, epoch, self.batch)
+        if progress is not None:
+            res = eng.train_epoch(task.x_train, task.y_train, self.batch, elr, order,
+                                  progress=progress)
+        else:
+            res = eng.train_epoch(task.x_train, task.y_train, self.batch, elr, order)
+        self.strategy.observe(epoch, from_engine_stats(eng, epairs, res.channel_stats),
+                              int(res.steps))
+        test_loss, test_acc = eng.evaluate(task.x_test, task.y_test)
+        rec = {
+            "strategy": self.strategy.name, "epoch": epoch, "lr": elr,
+            "loss": float(res.loss), "train_acc": float(res.accuracy),
+            "test_loss": float(test_loss), "test_acc": float(test_acc),
+            "channels": len(pairs), "elements": selection_cost(pairs, self.ctx.specs),
+            "layers": len({name for name, _ in pairs}),
+            "bytes": int(eng.memory()["total"]),
+            "seconds": time.perf_counter() - t0,
+        }
+        for key in ("cycles", "stack_high_water"):   # device engines report these
+            if hasattr(res, key):
+                rec[key] = getattr(res, key)
+        self.history.append(rec)
+        self.epoch += 1
+        return rec
+
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.epochs
+
+    def state(self) -> dict:
+        return {"epoch": self.epoch, "history": list(self.history),
+                "rng": self.rng.bit_generator.state, "strategy": self.strategy,
+                "weights": self.engine.weights()}
+
+    def restore(self, state: dict) -> None:
+        self.epoch = int(state["epoch"])
+        self.history = list(state["history"])
+        self.rng.bit_generator.state = state["rng"]
+        self.strategy = state["strategy"]
+        self.engine.load_weights(state["weights"])
+
+
 def run_strategy(engine_factory: EngineFactory, task, strategy: Strategy | str,
                  epochs: int, batch: int, lr: float, seed: int, budget: int, *,
                  warmup: int = 5, ranking: RankingRun | None = None,
@@ -297,37 +369,10 @@ def run_strategy(engine_factory: EngineFactory, task, strategy: Strategy | str,
     """Fine-tune with one strategy; one dict per epoch:
     epoch, lr, loss, train_acc, test_loss, test_acc, channels, elements, layers,
     bytes (engine.memory()['total']), seconds."""
-    if isinstance(strategy, str):
-        strategy = make_strategy(strategy)
-    ctx = RunContext(engine_factory, task, int(budget), seed, batch, lr, epochs,
-                     warmup, ranking_samples, ranking)
-    spec = strategy.prepare(ctx)
-    eng = engine_factory(spec.trainable, spec.budget_elements, spec.train_bias)
-    ctx.engine = eng
-    rng = np.random.default_rng([seed, 0x5E1EC7])
-    n = len(task.x_train)
-    history = []
-    for epoch in range(epochs):
-        t0 = time.perf_counter()
-        pairs = strategy.select(epoch, ctx, rng)
-        epairs = to_engine_pairs(eng, pairs)
-        eng.set_selection(epairs)
-        elr = lr_at(epoch, epochs, lr, warmup)
-        res = eng.train_epoch(task.x_train, task.y_train, batch, elr,
-                              data_order(n, seed, epoch, batch))
-        strategy.observe(epoch, from_engine_stats(eng, epairs, res.channel_stats),
-                         int(res.steps))
-        test_loss, test_acc = eng.evaluate(task.x_test, task.y_test)
-        rec = {
-            "strategy": strategy.name, "epoch": epoch, "lr": elr,
-            "loss": float(res.loss), "train_acc": float(res.accuracy),
-            "test_loss": float(test_loss), "test_acc": float(test_acc),
-            "channels": len(pairs), "elements": selection_cost(pairs, ctx.specs),
-            "layers": len({name for name, _ in pairs}),
-            "bytes": int(eng.memory()["total"]),
-            "seconds": time.perf_counter() - t0,
-        }
-        history.append(rec)
+    run = Run(engine_factory, task, strategy, epochs, batch, lr, seed, budget,
+              warmup=warmup, ranking=ranking, ranking_samples=ranking_samples)
+    while not run.done:
+        rec = run.step()
         if on_epoch is not None:
             on_epoch(rec)
-    return history
+    return run.history
