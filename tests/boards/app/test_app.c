@@ -115,6 +115,12 @@ int main(void)
     put("HELLO ");
     put(board_name);
     put("\n");
+#ifdef TEST_BIG_RAM
+    test_big_ram_buffer[board_cycles() % TEST_BIG_RAM] = 1;
+#endif
+#ifdef TEST_BIG_FLASH
+    put_u64(test_big_flash_table[board_cycles() % TEST_BIG_FLASH]);
+#endif
     for (;;) {
         int cmd = get_blocking();
         switch (cmd) {

@@ -1,0 +1,321 @@
+"""The boards medyate builds for, and the CMake build of a firmware image.
+
+A board is a folder `boards/<name>/` holding `board.json` (name, CPU flags,
+memory sizes, flash methods, serial defaults), the toolchain file, startup,
+linker script and drivers. Adding a folder adds a board; nothing here lists
+them by name.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import MedyateError
+
+REPO = Path(__file__).resolve().parents[2]
+BOARDS_DIR = REPO / "boards"
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    description: str
+    arch: str                      # "arm" or "native"
+    cpu: str
+    cpu_flags: tuple
+    flash: int | None              # bytes of flash the image may use
+    ram: int | None                # bytes of RAM (static data + stack)
+    stack_default: int
+    flash_methods: tuple
+    serial_baud: int
+    serial_port_hint: str
+    exit: str
+    cycle_counter: str
+    cycles_hz: int
+    path: Path
+    spec: dict = field(repr=False, compare=False, default_factory=dict)
+
+    @property
+    def is_native(self) -> bool:
+        return self.arch == "native"
+
+    @property
+    def tool_prefix(self) -> str:
+        """Prefix of the binutils for this board's images ("" for native)."""
+        return "" if self.is_native else "arm-none-eabi-"
+
+
+def _load(path: Path) -> Board:
+    try:
+        spec = json.loads((path / "board.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise MedyateError(f"{path / 'board.json'}: {exc}") from None
+    try:
+        mem = spec.get("memory", {})
+        serial = spec.get("serial", {})
+        return Board(
+            name=spec["name"], description=spec.get("description", ""),
+            arch=spec.get("arch", "arm"), cpu=spec.get("cpu", ""),
+            cpu_flags=tuple(spec.get("cpu_flags", [])),
+            flash=mem.get("flash"), ram=mem.get("ram"),
+            stack_default=int(spec.get("stack_default", 0)),
+            flash_methods=tuple(spec.get("flash_methods", [])),
+            serial_baud=int(serial.get("baud", 0)),
+            serial_port_hint=serial.get("port_hint", ""),
+            exit=spec.get("exit", ""), cycle_counter=spec.get("cycle_counter", ""),
+            cycles_hz=int(spec.get("cycles_hz", 0)), path=path, spec=spec)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MedyateError(f"{path / 'board.json'}: missing or bad field {exc}") from None
+
+
+def list_boards(boards_dir: Path = BOARDS_DIR) -> list[Board]:
+    """Every board with a board.json, sorted by name."""
+    out = [_load(p.parent) for p in sorted(Path(boards_dir).glob("*/board.json"))]
+    return sorted(out, key=lambda b: b.name)
+
+
+def get_board(name, boards_dir: Path = BOARDS_DIR) -> Board:
+    """The board called `name` (a Board passes through)."""
+    if isinstance(name, Board):
+        return name
+    path = Path(boards_dir) / str(name)
+    if (path / "board.json").is_file():
+        return _load(path)
+    known = ", ".join(b.name for b in list_boards(boards_dir)) or "none"
+    raise MedyateError(f"unknown board '{name}'; known boards: {known}")
+
+
+# ------------------------------------------------------------------ build
+@dataclass
+class BuildResult:
+    board: Board
+    build_dir: Path
+    elf: Path | None          # Arm: firmware.elf; host: the native device program
+    bin: Path | None          # Arm: raw image for flashing
+    map: Path | None
+    lib: Path | None          # host: libmedyate_model.so
+    sections: dict = field(default_factory=dict)   # section name -> bytes
+    log: str = ""
+
+
+def _tail(text: str, lines: int = 40) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def _cmake_value(v) -> str:
+    if isinstance(v, bool):
+        return "ON" if v else "OFF"
+    if isinstance(v, (list, tuple)):
+        return ";".join(str(x) for x in v)
+    return str(v)
+
+
+def build_firmware(board, model_dir, out_dir, app_sources=None, extra_defs=None) -> BuildResult:
+    """Configure and build with the top-level CMakeLists.txt into `out_dir`.
+
+    board:       name or Board
+    model_dir:   directory of generated model sources (or None)
+    app_sources: sources replacing firmware/src/device (MEDYATE_APP_SOURCES)
+    extra_defs:  more CMake cache variables, e.g. {"MEDYATE_WITH_ENGINE": False,
+                 "MEDYATE_STACK_SIZE": 8192, "MEDYATE_DEFINES": ["X=1"]}
+
+    A compile error raises MedyateError with the tail of the compiler output;
+    an image too large for the chip raises one naming the region, the bytes
+    over, and the largest parts.
+    """
+    board = get_board(board)
+    cmake = shutil.which("cmake")
+    if cmake is None:
+        raise MedyateError("cmake not found: install the Debian package cmake")
+    if not board.is_native and shutil.which("arm-none-eabi-gcc") is None:
+        raise MedyateError("arm-none-eabi-gcc not found: install the Debian packages "
+                           "gcc-arm-none-eabi and libnewlib-arm-none-eabi")
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+
+    # A build dir configured for another board (another toolchain) cannot be reused.
+    cache = out / "CMakeCache.txt"
+    if cache.is_file():
+        m = re.search(r"^MEDYATE_BOARD:\w+=(.*)$", cache.read_text(errors="replace"), re.M)
+        if m and m.group(1).strip() != board.name:
+            cache.unlink()
+            shutil.rmtree(out / "CMakeFiles", ignore_errors=True)
+
+    defs = {"MEDYATE_BOARD": board.name,
+            "MEDYATE_MODEL_DIR": str(Path(model_dir).resolve()) if model_dir else "",
+            "MEDYATE_APP_SOURCES": [str(Path(s).resolve()) for s in (app_sources or [])],
+            "CMAKE_BUILD_TYPE": "Release"}
+    defs.update(extra_defs or {})
+    cmd = [cmake, "-S", str(REPO), "-B", str(out)]
+    if shutil.which("ninja") and not (cache.is_file() and "CMAKE_GENERATOR:INTERNAL=Unix Makefiles"
+                                       in cache.read_text(errors="replace")):
+        cmd += ["-G", "Ninja"]
+    cmd += [f"-D{k}={_cmake_value(v)}" for k, v in defs.items()]
+    log = ""
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    log += r.stdout + r.stderr
+    if r.returncode != 0:
+        raise MedyateError(f"CMake configuration for {board.name} failed:\n{_tail(r.stderr or r.stdout)}")
+
+    map_path = out / "firmware.map"
+    if map_path.exists():
+        map_path.unlink()   # a failed link must not leave the previous map behind
+    r = subprocess.run([cmake, "--build", str(out), "-j", str(os.cpu_count() or 2)],
+                       capture_output=True, text=True)
+    log += r.stdout + r.stderr
+    if r.returncode != 0:
+        text = r.stdout + r.stderr
+        overflows = parse_overflows(text)
+        if overflows:
+            raise MedyateError(overflow_message(board, overflows, map_path, out))
+        raise MedyateError(f"build for {board.name} failed:\n{_tail(text)}")
+
+    if board.is_native:
+        exe = out / "firmware"
+        lib = out / "libmedyate_model.so"
+        return BuildResult(board, out, exe if exe.exists() else None, None, None,
+                           lib if lib.exists() else None, {}, log)
+    elf = out / "firmware.elf"
+    return BuildResult(board, out, elf, out / "firmware.bin", map_path, None,
+                       section_sizes(elf, board.tool_prefix), log)
+
+
+def section_sizes(elf, prefix: str = "arm-none-eabi-") -> dict:
+    """Allocated sections of an ELF: {name: bytes} (debug sections left out)."""
+    r = subprocess.run([f"{prefix}size", "-A", str(elf)], capture_output=True, text=True)
+    out = {}
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0].startswith(".") and parts[1].isdigit():
+            name = parts[0]
+            if name.startswith((".debug", ".comment", ".ARM.attributes")):
+                continue
+            out[name] = int(parts[1])
+    return out
+
+
+# ------------------------------------------------------- overflow report
+_OVERFLOW = re.compile(r"region `([^']+)' overflowed by (\d+) bytes")
+
+
+def parse_overflows(text: str) -> dict:
+    """{region: bytes over} from ld's messages."""
+    return {m.group(1): int(m.group(2)) for m in _OVERFLOW.finditer(text)}
+
+
+def parse_map_regions(map_text: str) -> dict:
+    """{region: (origin, length)} from a map file's Memory Configuration."""
+    out = {}
+    sect = map_text.split("Memory Configuration", 1)
+    if len(sect) < 2:
+        return out
+    for line in sect[1].split("Linker script and memory map", 1)[0].splitlines():
+        m = re.match(r"^(\w+)\s+0x([0-9a-fA-F]+)\s+0x([0-9a-fA-F]+)", line)
+        if m and m.group(1) != "Name" and m.group(1) != "*default*":
+            out[m.group(1)] = (int(m.group(2), 16), int(m.group(3), 16))
+    return out
+
+
+def parse_map_input_sections(map_text: str) -> list[dict]:
+    """Input sections placed by the linker: name, address, size, object file."""
+    body = map_text.split("Linker script and memory map", 1)
+    if len(body) < 2:
+        return []
+    lines = body[1].splitlines()
+    out = []
+    one = re.compile(r"^ (\.\S+)\s+0x([0-9a-fA-F]+)\s+0x([0-9a-fA-F]+)\s+(\S.*)$")
+    head = re.compile(r"^ (\.\S+)\s*$")
+    cont = re.compile(r"^\s+0x([0-9a-fA-F]+)\s+0x([0-9a-fA-F]+)\s+(\S.*)$")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        m = one.match(line)
+        if m:
+            out.append({"section": m.group(1), "addr": int(m.group(2), 16),
+                        "size": int(m.group(3), 16), "file": m.group(4).strip()})
+        else:
+            m = head.match(line)
+            if m and i + 1 < len(lines):
+                c = cont.match(lines[i + 1])
+                if c:
+                    out.append({"section": m.group(1), "addr": int(c.group(1), 16),
+                                "size": int(c.group(2), 16), "file": c.group(3).strip()})
+                    i += 1
+        i += 1
+    return [s for s in out if s["size"] > 0]
+
+
+def _part_name(section: str) -> str:
+    for p in (".text.", ".rodata.", ".data.", ".bss.", ".mdy_dataset."):
+        if section.startswith(p) and len(section) > len(p):
+            return section[len(p):]
+    return section
+
+
+def largest_parts(map_path: Path, region: str, top: int = 5) -> list[dict]:
+    """The biggest input sections (one per symbol with -f*-sections) that the
+    linker put in `region`, from the map file of a (possibly failed) link."""
+    try:
+        text = Path(map_path).read_text(errors="replace")
+    except OSError:
+        return []
+    regions = parse_map_regions(text)
+    if region not in regions:
+        return []
+    origin, length = regions[region]
+    # Sections that run over the end still start at or after the origin.
+    parts = [s for s in parse_map_input_sections(text)
+             if origin <= s["addr"] < origin + max(length, 1) * 2
+             and not s["section"].startswith((".stack",))]
+    parts.sort(key=lambda s: -s["size"])
+    return [{"name": _part_name(s["section"]), "section": s["section"], "size": s["size"],
+             "file": Path(s["file"]).name} for s in parts[:top]]
+
+
+def _largest_from_objects(build_dir: Path, top: int = 5) -> list[dict]:
+    """Fallback without a map: biggest symbols of the compiled objects."""
+    objs = [str(p) for p in Path(build_dir).rglob("*.obj")] + \
+           [str(p) for p in Path(build_dir).rglob("*.o")]
+    if not objs:
+        return []
+    r = subprocess.run(["arm-none-eabi-nm", "-S", "--size-sort", *objs],
+                       capture_output=True, text=True)
+    syms = []
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 4:
+            syms.append({"name": parts[3], "section": parts[2], "size": int(parts[1], 16),
+                         "file": ""})
+    syms.sort(key=lambda s: -s["size"])
+    return syms[:top]
+
+
+def overflow_message(board: Board, overflows: dict, map_path: Path, build_dir: Path) -> str:
+    lines = [f"the image does not fit the {board.name} board:"]
+    for region, over in overflows.items():
+        cap = board.flash if region.upper().startswith("FLASH") else board.ram
+        capacity = f" of {cap} ({cap // 1024} KB)" if cap else ""
+        lines.append(f"  {region} overflowed by {over} bytes{capacity}")
+        parts = largest_parts(map_path, region) or _largest_from_objects(build_dir)
+        if parts:
+            lines.append(f"  largest parts in {region}:")
+            for p in parts:
+                where = f" ({p['file']})" if p.get("file") else ""
+                lines.append(f"    {p['size']:>10} bytes  {p['name']}{where}")
+    if any(r.upper().startswith("RAM") for r in overflows):
+        stack = ""
+        try:
+            m = re.search(r"^\.stack\s+0x[0-9a-fA-F]+\s+0x([0-9a-fA-F]+)",
+                          Path(map_path).read_text(errors="replace"), re.M)
+            if m:
+                stack = f"{int(m.group(1), 16)} bytes of "
+        except OSError:
+            pass
+        lines.append(f"  (RAM holds the {stack}stack reserve, .data and .bss; a smaller "
+                     "channel budget or MEDYATE_STACK_SIZE shrinks it)")
+    return "\n".join(lines)
