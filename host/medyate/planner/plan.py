@@ -33,8 +33,7 @@ from pathlib import Path
 from ..errors import MedyateError
 
 FORMAT = 1
-STRATEGIES = ("medyate", "trady", "static-su", "static-random", "full", "last-layer",
-              "biases-only", "fixed")
+STRATEGIES = ("medyate", "trady", "static-random", "fixed")
 
 
 @dataclass

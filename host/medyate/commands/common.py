@@ -1,0 +1,47 @@
+"""Arguments and loading shared by several subcommands."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import MedyateError
+
+
+def resolve_model(name_or_path: str) -> Path:
+    """A model file, or the name of a bundled model (mbv2-tiny, mcunet-tiny)."""
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    from ..data import BUNDLED_MODELS, bundled_model
+    if name_or_path in BUNDLED_MODELS:
+        return bundled_model(name_or_path)
+    raise MedyateError(f"model {name_or_path} not found (a file, or one of the bundled "
+                       f"models: {', '.join(BUNDLED_MODELS)})")
+
+
+def load_model(args):
+    from ..ir.onnx_import import load_onnx
+    from .profile import parse_shape
+    path = resolve_model(args.model)
+    shape = parse_shape(args.input_shape) if getattr(args, "input_shape", None) else None
+    return path, load_onnx(str(path), shape)
+
+
+def load_data(args, graph):
+    from ..data import check_task, load_task
+    task = load_task(args.data, seed=args.data_seed, n_train=args.n_train, n_test=args.n_test)
+    check_task(task, graph.shapes[graph.input], graph.shapes[graph.output][-1])
+    return task
+
+
+def add_model_args(p) -> None:
+    p.add_argument("model", help="ONNX model file, or a bundled model: mbv2-tiny, mcunet-tiny")
+    p.add_argument("--input-shape", help="static input shape if the model's is dynamic, e.g. 1,1,28,28")
+
+
+def add_data_args(p, required: bool = True) -> None:
+    p.add_argument("--data", required=required,
+                   help="a builtin task (fmnist-5to9, digits, fmnist-inv), an .npz with "
+                        "x_train, y_train, x_test, y_test, or a folder of class sub-folders")
+    p.add_argument("--n-train", type=int, help="training samples to use (default: the task's)")
+    p.add_argument("--n-test", type=int, help="test samples to use (default: the task's)")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the task's split (default 0)")

@@ -1,0 +1,91 @@
+"""`medyate plan MODEL --data DATA --ram 256KiB --out plan.json`: rank the
+layers on the user's data (LaRa or RGN), pre-select the top-K, and solve the
+largest channel budget whose whole training footprint fits the RAM budget."""
+from __future__ import annotations
+
+from ..errors import MedyateError
+from .common import add_data_args, add_model_args, load_data, load_model
+
+
+def run(args) -> int:
+    from ..algo.budget import format_size
+    from ..algo.plan import plan_training, planner_memory_fn
+    from ..algo.trainer import HostEngineFactory
+    from ..engine.host import memory_breakdown
+    from ..planner.arena import plan_arena
+    from ..planner.footprint import device_overhead, ram_footprint
+    from ..planner.plan import TrainPlan, file_sha256
+    from ..planner.program import lower
+
+    if (args.ram is None) == (args.elements is None):
+        raise MedyateError("give a RAM budget (--ram 256KiB) or a channel budget (--elements N)")
+    path, graph = load_model(args)
+    task = load_data(args, graph)
+    over = sum(device_overhead(args.board).values())
+    base = planner_memory_fn(graph)
+
+    def memory_fn_for(layers, train_bias):
+        fn = base(layers, train_bias)
+        return lambda budget: fn(budget) + over
+
+    print(f"ranking layers ({args.layer_metric}) on {task.name}: "
+          f"{min(args.ranking_samples, len(task.x_train))} samples of full backprop ...", flush=True)
+    tp = plan_training(HostEngineFactory(graph), task.x_train, task.y_train,
+                       ram=args.ram, elements=args.elements, memory_fn_for=memory_fn_for,
+                       metric=args.layer_metric, train_bias=args.train_bias,
+                       ranking_samples=args.ranking_samples, batch=args.batch, lr=args.lr,
+                       epochs=args.epochs, seed=args.seed)
+    plan = TrainPlan(model=str(path), model_sha256=file_sha256(path), layers=tp.layers,
+                     budget_elements=tp.budget_elements, train_bias=args.train_bias,
+                     batch=args.batch, epochs=args.epochs, lr=args.lr, seed=args.seed,
+                     strategy=args.strategy, temperature=args.temperature,
+                     layer_metric=args.layer_metric, ram_bytes=tp.ram_bytes,
+                     importance=tp.importance)
+    plan.save(args.out)
+
+    prog = lower(graph.copy(), plan.layers, plan.train_bias)
+    plan_arena(prog, plan.budget_elements)
+    ram = ram_footprint(memory_breakdown(prog), args.board)
+    ranked = sorted(tp.scores.items(), key=lambda kv: -kv[1])
+    print(f"\n{len(plan.layers)} of {len(tp.scores)} layers pre-selected "
+          f"(top by {args.layer_metric}):")
+    for name, score in ranked:
+        mark = "*" if name in plan.layers else " "
+        print(f"  {mark} {score:10.4g}  {name}")
+    print(f"\nchannel budget: {plan.budget_elements} elements ({format_size(plan.budget_bytes)})")
+    print(f"RAM on {args.board}: arena {format_size(ram['arena'])} + trainable weights "
+          f"{format_size(ram['trainable_weights'])} + firmware static {format_size(ram['static'])}"
+          f" + stack {format_size(ram['stack'])} = {format_size(ram['total'])}"
+          + (f" of {format_size(tp.ram_bytes)}" if tp.ram_bytes else ""))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "plan", help="rank layers and solve the channel budget for a RAM budget",
+        description="Rank the model's layers on your data with a short full-backprop run "
+                    "(LaRa or TraDy's RGN), pre-select the top-K, and find the largest "
+                    "channel budget whose whole training footprint (arena, trainable "
+                    "weights, firmware static data, stack) fits the RAM budget. Writes "
+                    "plan.json (readable, editable).")
+    add_model_args(p)
+    add_data_args(p)
+    p.add_argument("--ram", help="RAM budget for all of training, e.g. 256KiB, 300kB, 262144")
+    p.add_argument("--elements", type=int, help="paper-style channel budget in elements instead")
+    p.add_argument("--layer-metric", choices=("lara", "rgn"), default="lara")
+    p.add_argument("--board", default="nucleo-f746",
+                   help="board whose firmware overhead counts against --ram (default nucleo-f746)")
+    p.add_argument("--strategy", default="medyate",
+                   choices=("medyate", "trady", "static-random"),
+                   help="how channels are drawn each epoch (default medyate)")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="sampling temperature: large = uniform (TraDy), 0 = top importance")
+    p.add_argument("--train-bias", action="store_true", help="also train the selected layers' biases")
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ranking-samples", type=int, default=256)
+    p.add_argument("--out", default="plan.json")
+    p.set_defaults(func=run)

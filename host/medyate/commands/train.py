@@ -1,0 +1,60 @@
+"""`medyate train MODEL --plan plan.json --data DATA --board B --out RUN/`:
+the fine-tuning session, in host simulation (--board host) or on a device
+(QEMU started here, or a real board behind --port)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import MedyateError
+from .common import add_data_args, add_model_args, load_data, load_model
+
+
+def run(args) -> int:
+    from ..planner.plan import check_plan_against, load_plan
+    from ..session.run import Progress, run_session
+
+    out = Path(args.resume or args.out or "")
+    if not str(out):
+        raise MedyateError("give --out RUN/ (or --resume RUN/ to continue a session)")
+    plan = load_plan(args.plan)
+    path, graph = load_model(args)
+    check_plan_against(plan, graph, model_path=path)
+    task = load_data(args, graph)
+    progress = Progress()
+    title = f"{path.stem} on {task.name}: {plan.strategy}, budget {plan.budget_elements} elements"
+    if args.board == "host":
+        from ..algo.trainer import HostEngineFactory
+        factory = HostEngineFactory(graph)
+        summary = run_session(graph, plan, task, factory, out, args.epochs,
+                              resume=bool(args.resume), progress=progress,
+                              title=title + " (host)")
+    else:
+        from ..session.device_session import device_session
+        summary = device_session(graph, plan, task, out, board=args.board, port=args.port,
+                                 epochs=args.epochs, resume=bool(args.resume),
+                                 progress=progress, title=title, build_dir=args.build_dir)
+    b, a = summary["before"]["test_acc"], summary["after"]["test_acc"]
+    print(f"test accuracy {100 * b:.1f}% -> {100 * a:.1f}%; outputs in {out}/")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="fine-tune: host simulation, QEMU, or a device on a serial port",
+        description="Run the fine-tuning session of a plan. Each epoch the device (or the "
+                    "host simulation) trains the sampled channels, reports their gradient "
+                    "statistics, and gets the next sample. Writes RUN/metrics.jsonl, "
+                    "RUN/finetuned.onnx, RUN/training.png, RUN/summary.json, and a "
+                    "checkpoint after every epoch (continue with --resume RUN/).")
+    add_model_args(p)
+    p.add_argument("--plan", required=True, help="plan.json from `medyate plan`")
+    add_data_args(p)
+    p.add_argument("--board", default="host",
+                   help="host (simulation), qemu-mps2-an500, or nucleo-f746 (with --port)")
+    p.add_argument("--port", help="serial port or pyserial URL of a running device "
+                                  "(e.g. /dev/ttyACM0); QEMU is started when absent")
+    p.add_argument("--epochs", type=int, help="override the plan's epochs")
+    p.add_argument("--out", help="run directory")
+    p.add_argument("--resume", metavar="RUN", help="continue the session in RUN/ from its checkpoint")
+    p.add_argument("--build-dir", help="where to build the firmware (default RUN/firmware)")
+    p.set_defaults(func=run)

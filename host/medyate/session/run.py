@@ -1,0 +1,165 @@
+"""A fine-tuning session: the plan's strategy, epoch by epoch, on any engine
+(the host simulation or a device), with a checkpoint after every epoch.
+
+RUN/ holds:
+    metrics.jsonl      one JSON line per epoch (loss, train/test accuracy,
+                       channels trained, bytes used, device cycles if any)
+    checkpoint.pkl     weights + strategy state + RNG after the last epoch
+    finetuned.onnx     the fine-tuned model
+    training.png       accuracy and loss per epoch
+    summary.json       before/after accuracy, memory, timing
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sys
+import time
+from pathlib import Path
+
+from ..errors import MedyateError
+
+CHECKPOINT = "checkpoint.pkl"
+METRICS = "metrics.jsonl"
+
+
+def strategy_from_plan(plan):
+    """The strategy a plan asks for, over the plan's own pre-selected layers
+    (the firmware is built for exactly those)."""
+    from ..algo import strategies as S
+
+    if plan.strategy == "medyate":
+        return S.MeDyate(layers=plan.layers, importance=plan.importance or None,
+                         temperature=plan.temperature, train_bias=plan.train_bias)
+    if plan.strategy == "trady":
+        return S.TraDy(layers=plan.layers, train_bias=plan.train_bias)
+    if plan.strategy == "static-random":
+        return S.StaticRandom(layers=plan.layers, train_bias=plan.train_bias)
+    if plan.strategy == "fixed":
+        return FixedSelection(plan.layers, plan.selection, plan.train_bias)
+    raise MedyateError(f"strategy {plan.strategy!r} chooses its own layers and cannot run "
+                       "from a plan; use medyate, trady, static-random or fixed")
+
+
+class FixedSelection:
+    """The plan's own `selection` ([layer index, channel] pairs), every epoch."""
+    name = "fixed"
+    dynamic = False
+
+    def __init__(self, layers, selection, train_bias):
+        self.layers = list(layers)
+        self.pairs = sorted((self.layers[li], int(c)) for li, c in selection)
+        self.train_bias = train_bias
+
+    def prepare(self, ctx):
+        from ..algo.strategies import EngineSpec
+        return EngineSpec(self.layers, ctx.budget, self.train_bias)
+
+    def select(self, epoch, ctx, rng):
+        return self.pairs
+
+    def observe(self, epoch, stats, steps):
+        pass
+
+
+def graph_with_weights(graph, weights: dict):
+    g = graph.copy()
+    for name, (w, b) in weights.items():
+        g.node(name).params["weight"] = w
+        g.node(name).params["bias"] = b
+    return g
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+class Progress:
+    """One line per epoch; within an epoch a live counter on a terminal."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.live = stream.isatty()
+
+    def within(self, label: str):
+        def cb(done: int, total: int) -> None:
+            if self.live:
+                width = 30
+                k = width * done // max(1, total)
+                self.stream.write(f"\r  {label} [{'#' * k}{'.' * (width - k)}] {done}/{total}")
+                self.stream.flush()
+        return cb
+
+    def line(self, text: str) -> None:
+        if self.live:
+            self.stream.write("\r" + " " * 70 + "\r")
+        print(text, file=self.stream, flush=True)
+
+
+def run_session(graph, plan, task, factory, out_dir, epochs: int | None = None,
+                resume: bool = False, progress: Progress | None = None,
+                title: str = "") -> dict:
+    """Train; write RUN/ as described above; return the summary."""
+    from ..algo.strategies import Run
+    from ..ir.onnx_export import export_onnx
+    from ..plots import plot_training
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    progress = progress or Progress()
+    epochs = plan.epochs if epochs is None else epochs
+    run = Run(factory, task, strategy_from_plan(plan), epochs, plan.batch, plan.lr, plan.seed,
+              plan.budget_elements, warmup=plan.warmup_epochs)
+    ckpt = out / CHECKPOINT
+    summary_path = out / "summary.json"
+    if resume:
+        if not ckpt.exists():
+            raise MedyateError(f"nothing to resume in {out}: no {CHECKPOINT}")
+        state = pickle.loads(ckpt.read_bytes())
+        if state.get("model_sha256") != plan.model_sha256:
+            raise MedyateError(f"the checkpoint in {out} belongs to another model")
+        run.restore(state)
+        before = state["before"]
+        progress.line(f"resuming after epoch {run.epoch} of {epochs}")
+        # metrics.jsonl keeps exactly the checkpointed epochs
+        (out / METRICS).write_text("".join(json.dumps(r) + "\n" for r in run.history))
+    else:
+        loss0, acc0 = run.engine.evaluate(task.x_test, task.y_test)
+        before = {"test_loss": float(loss0), "test_acc": float(acc0)}
+        (out / METRICS).write_text("")
+        progress.line(f"before fine-tuning: test accuracy {100 * acc0:.1f}%, loss {loss0:.3f}")
+
+    t0 = time.perf_counter()
+    while not run.done:
+        rec = run.step(progress.within(f"epoch {run.epoch + 1}/{epochs}"))
+        with open(out / METRICS, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        state = run.state()
+        state.update(model_sha256=plan.model_sha256, before=before)
+        _atomic_write(ckpt, pickle.dumps(state))
+        extra = f", {rec['cycles'] / 1e6:.0f} M instr" if "cycles" in rec else ""
+        progress.line(f"epoch {rec['epoch'] + 1}/{epochs}: loss {rec['loss']:.3f}, "
+                      f"train {100 * rec['train_acc']:.1f}%, test {100 * rec['test_acc']:.1f}%, "
+                      f"{rec['channels']} channels in {rec['layers']} layers{extra} "
+                      f"({rec['seconds']:.1f} s)")
+
+    trained = graph_with_weights(graph, run.engine.weights())
+    export_onnx(trained, str(out / "finetuned.onnx"))
+    hist = run.history
+    if hist:
+        hist[0].setdefault("test_acc_before", before["test_acc"])
+        plot_training(hist, out / "training.png", title)
+    summary = {
+        "model": plan.model, "strategy": plan.strategy, "epochs": epochs,
+        "before": before,
+        "after": {"test_loss": hist[-1]["test_loss"], "test_acc": hist[-1]["test_acc"]}
+        if hist else before,
+        "memory": run.engine.memory(),
+        "seconds": time.perf_counter() - t0,
+        "outputs": ["metrics.jsonl", "finetuned.onnx", "training.png", "summary.json"],
+    }
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
