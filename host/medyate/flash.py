@@ -40,6 +40,8 @@ INSTALL_HINT = {
 MOUNT_ROOTS = ["/media", "/run/media", "/mnt", "/Volumes"]
 SERIAL_GLOBS = ["/dev/serial/by-id/*STLink*", "/dev/serial/by-id/*STLINK*", "/dev/ttyACM*"]
 EXIT_VERIFY = 3
+# Seconds to wait for the ST-LINK drive to come back after a copy.
+MASS_STORAGE_SETTLE = 15.0
 
 
 class VerifyError(MedyateError):
@@ -245,7 +247,8 @@ class MassStorage(Probe):
         drive = self._drive() or Path("/media/$USER") / self.label()
         return [["cp", str(self.bin), str(drive / self.bin.name)], ["sync"]]
 
-    def flash(self, settle: float = 15.0):
+    def flash(self, settle: float | None = None):
+        settle = MASS_STORAGE_SETTLE if settle is None else settle
         drive = self._drive()
         if drive is None:
             raise MedyateError(f"no {self.label()} drive mounted: connect the board and mount it")
@@ -258,7 +261,7 @@ class MassStorage(Probe):
         # The ST-LINK programs the chip, then re-enumerates the drive; on
         # failure it shows a FAIL.TXT. Wait for the drive to come back.
         deadline = time.monotonic() + settle
-        time.sleep(min(1.0, settle))
+        time.sleep(min(1.0, settle / 4))
         while time.monotonic() < deadline:
             d = self._drive()
             if d is not None and (d / "FAIL.TXT").exists():
