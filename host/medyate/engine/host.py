@@ -226,14 +226,17 @@ class HostEngine:
         return memory_breakdown(self.program)
 
 
-def to_onnx_layout(program: Program, op_index: int) -> np.ndarray:
+def to_onnx_layout(program: Program, op_index: int, w: np.ndarray | None = None) -> np.ndarray:
+    """A weight in the runtime's layout (the op's own, or `w`, flat or shaped)
+    -> the IR's (ONNX) layout."""
     op = program.ops[op_index]
     p = op.params
+    w = (op.weight if w is None else np.asarray(w, dtype=np.float32)).reshape(op.weight.shape)
     if op.kind == DEPTHWISE_CONV2D:
-        return op.weight.reshape(p["out_c"], 1, p["k_h"], p["k_w"]).copy()
+        return w.reshape(p["out_c"], 1, p["k_h"], p["k_w"]).copy()
     if op.kind == FULLY_CONNECTED:
-        return _fc_unpermute(program, op_index, op.weight.copy())
-    return op.weight.transpose(0, 3, 1, 2).copy()
+        return _fc_unpermute(program, op_index, w.copy())
+    return w.transpose(0, 3, 1, 2).copy()
 
 
 def from_onnx_layout(program: Program, op_index: int, w: np.ndarray) -> np.ndarray:

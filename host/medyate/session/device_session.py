@@ -1,0 +1,228 @@
+"""The training session on a device: build the firmware for the plan, start
+QEMU (or open a real device's port), and drive the same session loop as the
+host simulation through a `DeviceTrainer`, which speaks the serial protocol.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MedyateError
+
+
+def build_device_firmware(graph, plan, board: str, build_dir, log=print):
+    """Lower and plan the model, generate its C sources, build the board image.
+    Returns (program, BuildResult)."""
+    from ..boards import build_firmware
+    from ..codegen import generate
+    from ..planner.arena import plan_arena
+    from ..planner.program import lower
+
+    build_dir = Path(build_dir)
+    program = lower(graph.copy(), plan.layers, plan.train_bias)
+    plan_arena(program, plan.budget_elements)
+    generate(program, build_dir / "model", source=Path(plan.model).name)
+    log(f"building firmware for {board} (arena {program.memory.arena_size} B) ...")
+    return program, build_firmware(board, build_dir / "model", build_dir / "build")
+
+
+@dataclass
+class DeviceEpoch:
+    loss: float
+    accuracy: float
+    steps: int
+    channel_stats: np.ndarray
+    cycles: int
+    stack_high_water: int
+    cycles_forward: int
+    cycles_backward: int
+    cycles_update: int
+
+
+class DeviceTrainer:
+    """The algorithm's Trainer interface over a device. Samples live in the
+    device's dataset image (train and test splits of `task`, same indices) or,
+    without one, are streamed in the frames."""
+
+    def __init__(self, device, program, task, memory: dict):
+        from ..engine.host import LayerInfo
+        self.device, self.program, self.task, self._memory = device, program, task, memory
+        info = device.info()
+        want = program.hash32(program.memory.budget_elements)
+        if info.model_hash != want:
+            raise MedyateError(f"the device runs another model or plan (hash {info.model_hash:#010x},"
+                               f" expected {want:#010x}): build and flash the firmware for this plan")
+        if [(l.channels, l.slice_size, l.map_size) for l in info.layers] != \
+                [(l.channels, l.slice_size, l.map_size) for l in program.layers]:
+            raise MedyateError("the device's layer table does not match the plan")
+        self.streaming = not info.has_dataset
+        if not self.streaming and (info.n_train != len(task.x_train) or
+                                   info.n_test != len(task.x_test)):
+            raise MedyateError(f"the device's dataset has {info.n_train}/{info.n_test} samples, "
+                               f"the task {len(task.x_train)}/{len(task.x_test)}")
+        self.info = info
+        self.layers = [LayerInfo(l.name, l.channels, l.slice_size, l.map_size, l.out_c,
+                                 l.slice_size * program.ops[l.op].params["out_h"]
+                                 * program.ops[l.op].params["out_w"])
+                       for l in program.layers]
+        self.on_progress = None
+        self.last_cycles = {}
+
+    def set_selection(self, pairs) -> None:
+        self.device.set_selection([(int(a), int(b)) for a, b in pairs])
+        self.n_selected = len(pairs)
+
+    def _split(self, x) -> str:
+        if x is self.task.x_train:
+            return "train"
+        if x is self.task.x_test:
+            return "test"
+        raise MedyateError("a device trains and evaluates only on the task it was given")
+
+    def train_epoch(self, x, y, batch, lr, order, progress=None) -> DeviceEpoch:
+        self.on_progress = progress
+        if self.streaming:
+            st = None
+            for b0 in range(0, len(order), batch):
+                chunk = list(order)[b0:b0 + batch]
+                for k, i in enumerate(chunk):
+                    st = self.device.train_stream(x[i], int(y[i]), batch=len(chunk), lr=lr,
+                                                  step=k == len(chunk) - 1,
+                                                  reset=b0 == 0 and k == 0, nchw=True)
+                if progress:
+                    progress(min(b0 + batch, len(order)), len(order))
+            st = self.device.get_stats()
+        else:
+            seed = getattr(order, "seed", None)
+            if seed is None:
+                raise MedyateError("device epochs need a seeded order (algo.strategies.data_order)")
+            st = self.device.run_epoch(self._split(x), 0, len(order), batch=batch, lr=lr, seed=seed)
+        self.on_progress = None
+        return DeviceEpoch(st.loss, st.accuracy, st.steps, st.channel_stats[:self.n_selected],
+                           st.cycles_total, st.stack_high_water, st.cycles_forward,
+                           st.cycles_backward, st.cycles_update)
+
+    def evaluate(self, x, y) -> tuple[float, float]:
+        if self.streaming:
+            logits = np.stack([self.device.forward(xi, nchw=True) for xi in x]).astype(np.float64)
+            m = logits.max(axis=1, keepdims=True)
+            logp = logits - m - np.log(np.exp(logits - m).sum(axis=1, keepdims=True))
+            yy = np.asarray(y)
+            return float(-logp[np.arange(len(yy)), yy].mean()), float((logits.argmax(1) == yy).mean())
+        r = self.device.evaluate(self._split(x))
+        return r.loss, r.accuracy
+
+    def weights(self) -> dict:
+        from ..engine.host import to_onnx_layout
+        out = {}
+        for l, (w, b) in zip(self.program.layers, self.device.read_all_weights()):
+            out[l.name] = (to_onnx_layout(self.program, l.op, w), np.asarray(b, np.float32))
+        return out
+
+    def load_weights(self, weights: dict) -> None:
+        from ..engine.host import from_onnx_layout
+        flat = []
+        for l in self.program.layers:
+            w, b = weights[l.name]
+            flat.append((from_onnx_layout(self.program, l.op, np.asarray(w, np.float32)).ravel(),
+                         np.asarray(b, np.float32)))
+        self.device.write_all_weights(flat)
+
+    def memory(self) -> dict:
+        return dict(self._memory)
+
+
+class DeviceFactory:
+    """The engine factory of a session on a device: the firmware is built for
+    one plan, so the strategy must ask for exactly that."""
+
+    def __init__(self, trainer: DeviceTrainer, plan):
+        from ..algo.trainer import LayerSpec
+        self.trainer, self.plan = trainer, plan
+        self.layers = [LayerSpec(l.name, l.channels, l.slice_size, l.map_size)
+                       for l in trainer.program.layers]
+
+    def __call__(self, trainable, budget_elements, train_bias):
+        if list(trainable) != list(self.plan.layers) or int(budget_elements) != \
+                self.plan.budget_elements or bool(train_bias) != self.plan.train_bias:
+            raise MedyateError("the strategy asks for layers or a budget the firmware was not "
+                               "built for")
+        return self.trainer
+
+
+def _open_port(port: str, baud: int):
+    import serial
+    try:
+        return serial.serial_for_url(port, baudrate=baud, timeout=2.0)
+    except (serial.SerialException, OSError, ValueError) as exc:
+        raise MedyateError(f"cannot open {port}: {exc}") from None
+
+
+def device_session(graph, plan, task, out, *, board: str, port: str | None, epochs,
+                   resume: bool, progress, title: str, build_dir=None) -> dict:
+    from ..boards import get_board
+    from ..engine.host import memory_breakdown
+    from ..memory_report import memory_report
+    from ..planner.footprint import ram_footprint
+    from ..protocol.dataset_image import write_dataset_image
+    from ..protocol.device import Device
+    from ..protocol.link import Link
+    from ..session.qemu import QemuMachine
+    from .run import run_session
+
+    b = get_board(board)
+    if b.is_native:
+        raise MedyateError("--board host runs the host simulation; pick a device board")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    build_dir = Path(build_dir) if build_dir else out / "firmware"
+    program, build = build_device_firmware(graph, plan, board, build_dir, log=progress.line)
+    rep = memory_report(build.elf, board=board)
+    mem = ram_footprint(memory_breakdown(program), board)
+    mem["image_ram"] = rep["ram"]["total"]
+    progress.line(f"firmware: flash {rep['flash']['total']} B, RAM {rep['ram']['total']} B "
+                  f"(of {rep['ram']['capacity']} B)")
+
+    with contextlib.ExitStack() as stack:
+        if port:
+            ser = _open_port(port, int(b.serial.get("baud", 115200)))
+            stack.callback(ser.close)
+            reopen = lambda: _open_port(port, int(b.serial.get("baud", 115200)))  # noqa: E731
+        else:
+            if board != "qemu-mps2-an500":
+                raise MedyateError(f"{board} is real hardware: flash it (medyate-flash) and give "
+                                   "--port")
+            image = out / "dataset.bin"
+            write_dataset_image(image, task.x_train, task.y_train, task.x_test, task.y_test,
+                                classes=task.n_classes)
+            qemu = QemuMachine(build.elf, image, timeout=2.0).start()
+            stack.callback(qemu.close)
+            ser, reopen = qemu.serial, None
+        trainer_box: list = []
+
+        def on_progress(p: dict) -> None:
+            if trainer_box and trainer_box[0].on_progress:
+                trainer_box[0].on_progress(int(p["done"]), int(p["total"]))
+
+        link = Link(ser, timeout=5.0, reconnect=reopen, on_progress=on_progress)
+        device = Device(link)
+        trainer = DeviceTrainer(device, program, task, mem)
+        trainer_box.append(trainer)
+        stack.callback(lambda: _quiet(device.shutdown))
+        summary = run_session(graph, plan, task, DeviceFactory(trainer, plan), out, epochs,
+                              resume=resume, progress=progress, title=f"{title} ({board})")
+    summary["firmware"] = {"flash": rep["flash"]["total"], "ram": rep["ram"]["total"],
+                           "ram_capacity": rep["ram"]["capacity"]}
+    import json
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _quiet(fn) -> None:
+    try:
+        fn()
+    except Exception:  # the device may already be gone; QEMU is stopped anyway
+        pass
