@@ -82,5 +82,5 @@ def test_frozen_weights_const_trainable_in_ram(setup):
         if op.weight is None:
             continue
         trainable = op.layer is not None
-        decl = f"static {'' if trainable else 'const '}float w{i}["
+        decl = f"static {'' if trainable else 'const '}float mdy_weight_{i}["
         assert decl in text, decl

@@ -59,7 +59,7 @@ def render(program: Program, source: str = "") -> dict[str, str]:
         if op.kind in WEIGHTED:
             const = i not in trainable_ops
             for part, arr in (("w", op.weight), ("b", op.bias)):
-                sym = f"{part}{i}"
+                sym = f"mdy_{'weight' if part == 'w' else 'bias'}_{i}"
                 weights.append(dict(symbol=sym, size=arr.size, const=const, body=_body(arr),
                                     comment=f"{op.name} {'weight' if part == 'w' else 'bias'} "
                                             f"{list(arr.shape)}{' (trainable)' if not const else ''}"))
@@ -68,7 +68,7 @@ def render(program: Program, source: str = "") -> dict[str, str]:
                 frozen_bytes += nbytes
             else:
                 trainable_bytes += nbytes
-            entry.update(weight=f"w{i}", bias=f"b{i}", union="conv",
+            entry.update(weight=f"mdy_weight_{i}", bias=f"mdy_bias_{i}", union="conv",
                          params=list(op.params.items()))
         elif op.kind in (AVGPOOL, MAXPOOL):
             entry.update(union="pool", params=list(op.params.items()))
@@ -82,8 +82,8 @@ def render(program: Program, source: str = "") -> dict[str, str]:
     tensors = [dict(name=t.name, offset=_off(t.offset), grad_offset=_off(t.grad_offset),
                     h=t.h, w=t.w, c=t.c) for t in program.tensors]
     layers = [dict(name=l.name, op=l.op, train_bias=int(l.train_bias), channels=l.channels,
-                   slice_size=l.slice_size, map_size=l.map_size, weight=f"w{l.op}",
-                   bias=f"b{l.op}", bias_grad_offset=_off(l.bias_grad_offset))
+                   slice_size=l.slice_size, map_size=l.map_size, weight=f"mdy_weight_{l.op}",
+                   bias=f"mdy_bias_{l.op}", bias_grad_offset=_off(l.bias_grad_offset))
               for l in program.layers]
     _, c, h, w = program.input_shape if len(program.input_shape) == 4 else (1, program.input_shape[1], 1, 1)
     ctx = dict(version=__version__, source=source or program.name, header=HEADER,

@@ -188,9 +188,9 @@ def device_session(graph, plan, task, out, *, board: str, port: str | None, epoc
 
     with contextlib.ExitStack() as stack:
         if port:
-            ser = _open_port(port, int(b.serial.get("baud", 115200)))
+            ser = _open_port(port, int(b.serial_baud))
             stack.callback(ser.close)
-            reopen = lambda: _open_port(port, int(b.serial.get("baud", 115200)))  # noqa: E731
+            reopen = lambda: _open_port(port, int(b.serial_baud))  # noqa: E731
         else:
             if board != "qemu-mps2-an500":
                 raise MedyateError(f"{board} is real hardware: flash it (medyate-flash) and give "

@@ -1,0 +1,106 @@
+"""`medyate build MODEL --plan plan.json --board B --out DIR [--report]`:
+generate the model's C sources for the plan and build them with CMake (a
+shared library for the host, an ELF and a raw binary for a board), then report
+every byte: flash (code, weights) and RAM (arena by part, trainable weights,
+static data, stack)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .common import add_model_args, load_model
+
+
+def build_from_plan(plan_path, board: str, out_dir, model: str | None = None):
+    """Build the firmware of a plan; returns (program, BuildResult). Used by
+    `medyate build` and `medyate-flash --plan`."""
+    from ..ir.onnx_import import load_onnx
+    from ..planner.plan import check_plan_against, load_plan
+    from ..session.device_session import build_device_firmware
+    from .common import resolve_model
+
+    plan = load_plan(plan_path)
+    path = resolve_model(model or plan.model)
+    graph = load_onnx(str(path))
+    check_plan_against(plan, graph, model_path=path)
+    return build_device_firmware(graph, plan, board, out_dir, log=lambda *_: None)
+
+
+def memory_table(program, build, board: str) -> dict:
+    """The report: the planner's exact arena and weights beside the image's sections."""
+    from ..engine.host import memory_breakdown
+    from ..memory_report import memory_report
+    from ..planner.footprint import ram_footprint
+
+    plan_mem = memory_breakdown(program)
+    out = {"board": board, "plan": {
+        "arena": plan_mem["arena"], "arena_lower_bound": plan_mem["arena_lower_bound"],
+        "arena_parts": {k[6:]: v for k, v in plan_mem.items() if k.startswith("arena.")},
+        "trainable_weights": plan_mem["trainable_weights"],
+        "budget_elements": program.memory.budget_elements,
+        "max_selected": program.memory.max_selected,
+        "footprint": ram_footprint(plan_mem, board)}}
+    image = build.elf if build.elf is not None else build.lib
+    if image is not None and (board != "host" or build.lib is not None):
+        out["image"] = memory_report(image if board != "host" else build.lib, board=board)
+    return out
+
+
+def format_table(rep: dict) -> str:
+    from ..memory_report import format_memory_report
+    p = rep["plan"]
+    lines = [f"training plan in RAM ({rep['board']}):",
+             f"  arena                     {p['arena']:>10}  (lower bound {p['arena_lower_bound']},"
+             f" {p['arena'] / max(1, p['arena_lower_bound']):.3f} x)"]
+    for k, v in sorted(p["arena_parts"].items(), key=lambda kv: -kv[1]):
+        lines.append(f"    {k:<24}{v:>10}")
+    lines.append(f"  trainable weights         {p['trainable_weights']:>10}")
+    fp = p["footprint"]
+    lines.append(f"  firmware static (bound)   {fp['static']:>10}")
+    lines.append(f"  stack reserve             {fp['stack']:>10}")
+    lines.append(f"  total                     {fp['total']:>10}")
+    lines.append(f"  (channel budget {p['budget_elements']} elements, up to {p['max_selected']} "
+                 "channels per selection; arena parts are summed sizes before reuse)")
+    if "image" in rep:
+        lines += ["", format_memory_report(rep["image"])]
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from ..planner.plan import check_plan_against, load_plan
+    from ..session.device_session import build_device_firmware
+
+    plan = load_plan(args.plan)
+    path, graph = load_model(args)
+    check_plan_against(plan, graph, model_path=path)
+    out = Path(args.out)
+    print(f"generating and building {path.name} for {args.board} in {out}/ ...", flush=True)
+    program, build = build_device_firmware(graph, plan, args.board, out, log=lambda *_: None)
+    for name in ("elf", "bin", "map", "lib"):
+        p = getattr(build, name)
+        if p is not None:
+            print(f"  {name:<4} {p}")
+    rep = memory_table(program, build, args.board)
+    (out / "memory.json").write_text(json.dumps(rep, indent=2, default=str) + "\n")
+    if args.report:
+        print()
+        print(format_table(rep))
+        print(f"\n(JSON: {out / 'memory.json'})")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "build", help="generate C for a plan and build it for a board",
+        description="Generate the model's C sources for the training plan (frozen weights "
+                    "const in flash, pre-selected layers' weights in RAM, the arena offsets "
+                    "table) and build them with CMake for a board: a shared library for the "
+                    "host, an ELF and a raw binary for the boards. An image that does not fit "
+                    "the chip does not link.")
+    add_model_args(p)
+    p.add_argument("--plan", required=True, help="plan.json")
+    p.add_argument("--board", default="qemu-mps2-an500",
+                   help="host, qemu-mps2-an500 or nucleo-f746 (see `medyate boards`)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--report", action="store_true", help="print the memory report")
+    p.set_defaults(func=run)
