@@ -283,15 +283,9 @@ PROBE_CLASSES = {"st-flash": StFlash, "pyocd": PyOCD, "openocd": OpenOCD,
 
 # ---------------------------------------------------------------- image
 def _image_from_plan(plan: Path, board, out_dir: Path):
-    try:
-        from .build_cmd import build_from_plan
-    except ImportError:
-        raise MedyateError("building from a plan is not available in this installation: "
-                           "build with `medyate build MODEL.onnx --plan PLAN --board "
-                           f"{board.name} --out DIR` and pass --elf DIR/firmware.elf") from None
-    res = build_from_plan(plan, board.name, out_dir)
-    elf = getattr(res, "elf", res)
-    return Path(elf)
+    from .commands.build import build_from_plan
+    _, res = build_from_plan(plan, board.name, out_dir)
+    return Path(res.elf)
 
 
 def _binary_for(elf: Path, workdir: Path, dry_run: bool) -> Path:

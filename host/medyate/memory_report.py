@@ -12,7 +12,8 @@ from .boards import get_board, parse_map_regions, section_sizes
 from .errors import MedyateError
 
 # Constant data whose symbol starts with one of these counts as model weights.
-WEIGHT_PREFIXES = ("mdy_w_", "mdy_weight", "mdy_frozen", "mdy_model_w", "model_w_")
+# Symbols codegen gives the model's parameters (codegen/templates/model.c.j2).
+WEIGHT_PREFIXES = ("mdy_weight_", "mdy_bias_")
 
 FLASH_SECTIONS = (".isr_vector", ".text", ".rodata", ".mdy_dataset", ".ARM.extab",
                   ".ARM.exidx", ".preinit_array", ".init_array", ".fini_array")

@@ -208,15 +208,9 @@ def test_st_flash_without_board(image, fake_env, capsys):
     assert "no nucleo-f746 board found" in capsys.readouterr().err
 
 
-def test_plan_without_builder_or_qemu_board(image, fake_env, capsys, tmp_path):
-    try:
-        import medyate.build_cmd  # noqa: F401
-        has_builder = True
-    except ImportError:
-        has_builder = False
-    if not has_builder:
-        assert flash.main(["--plan", str(tmp_path / "plan.json")]) == 1
-        assert "pass --elf" in capsys.readouterr().err
+def test_missing_plan_or_qemu_board(image, fake_env, capsys, tmp_path):
+    assert flash.main(["--plan", str(tmp_path / "plan.json")]) == 1
+    assert "plan file" in capsys.readouterr().err
     assert flash.main(["--board", "qemu-mps2-an500", "--elf", str(image[0])]) == 1
     assert "is not flashed" in capsys.readouterr().err
     with pytest.raises(SystemExit):

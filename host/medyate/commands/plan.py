@@ -7,56 +7,77 @@ from ..errors import MedyateError
 from .common import add_data_args, add_model_args, load_data, load_model
 
 
-def run(args) -> int:
-    from ..algo.budget import format_size
+def make_plan(path, graph, task, *, ram=None, elements=None, layer_metric="lara",
+              board="nucleo-f746", strategy="medyate", temperature=1.0, train_bias=False,
+              batch=8, epochs=10, lr=0.05, seed=0, ranking_samples=256):
+    """Rank, pre-select, solve the budget against the whole footprint on `board`.
+    Returns (TrainPlan, algo TrainingPlan)."""
     from ..algo.plan import plan_training, planner_memory_fn
     from ..algo.trainer import HostEngineFactory
-    from ..engine.host import memory_breakdown
-    from ..planner.arena import plan_arena
-    from ..planner.footprint import device_overhead, ram_footprint
+    from ..planner.footprint import device_overhead
     from ..planner.plan import TrainPlan, file_sha256
-    from ..planner.program import lower
 
-    if (args.ram is None) == (args.elements is None):
+    if (ram is None) == (elements is None):
         raise MedyateError("give a RAM budget (--ram 256KiB) or a channel budget (--elements N)")
-    path, graph = load_model(args)
-    task = load_data(args, graph)
-    over = sum(device_overhead(args.board).values())
+    over = sum(device_overhead(board).values())
     base = planner_memory_fn(graph)
 
-    def memory_fn_for(layers, train_bias):
-        fn = base(layers, train_bias)
+    def memory_fn_for(layers, bias):
+        fn = base(layers, bias)
         return lambda budget: fn(budget) + over
 
-    print(f"ranking layers ({args.layer_metric}) on {task.name}: "
-          f"{min(args.ranking_samples, len(task.x_train))} samples of full backprop ...", flush=True)
     tp = plan_training(HostEngineFactory(graph), task.x_train, task.y_train,
-                       ram=args.ram, elements=args.elements, memory_fn_for=memory_fn_for,
-                       metric=args.layer_metric, train_bias=args.train_bias,
-                       ranking_samples=args.ranking_samples, batch=args.batch, lr=args.lr,
-                       epochs=args.epochs, seed=args.seed)
+                       ram=ram, elements=elements, memory_fn_for=memory_fn_for,
+                       metric=layer_metric, train_bias=train_bias,
+                       ranking_samples=ranking_samples, batch=batch, lr=lr,
+                       epochs=epochs, seed=seed)
     plan = TrainPlan(model=str(path), model_sha256=file_sha256(path), layers=tp.layers,
-                     budget_elements=tp.budget_elements, train_bias=args.train_bias,
-                     batch=args.batch, epochs=args.epochs, lr=args.lr, seed=args.seed,
-                     strategy=args.strategy, temperature=args.temperature,
-                     layer_metric=args.layer_metric, ram_bytes=tp.ram_bytes,
-                     importance=tp.importance)
-    plan.save(args.out)
+                     budget_elements=tp.budget_elements, train_bias=train_bias,
+                     batch=batch, epochs=epochs, lr=lr, seed=seed, strategy=strategy,
+                     temperature=temperature, layer_metric=layer_metric,
+                     ram_bytes=tp.ram_bytes, importance=tp.importance)
+    return plan, tp
 
+
+def plan_footprint(graph, plan, board: str) -> dict:
+    from ..engine.host import memory_breakdown
+    from ..planner.arena import plan_arena
+    from ..planner.footprint import ram_footprint
+    from ..planner.program import lower
     prog = lower(graph.copy(), plan.layers, plan.train_bias)
     plan_arena(prog, plan.budget_elements)
-    ram = ram_footprint(memory_breakdown(prog), args.board)
+    return ram_footprint(memory_breakdown(prog), board)
+
+
+def describe_plan(plan, tp, graph, board: str) -> str:
+    from ..algo.budget import format_size
+    ram = plan_footprint(graph, plan, board)
     ranked = sorted(tp.scores.items(), key=lambda kv: -kv[1])
-    print(f"\n{len(plan.layers)} of {len(tp.scores)} layers pre-selected "
-          f"(top by {args.layer_metric}):")
-    for name, score in ranked:
-        mark = "*" if name in plan.layers else " "
-        print(f"  {mark} {score:10.4g}  {name}")
-    print(f"\nchannel budget: {plan.budget_elements} elements ({format_size(plan.budget_bytes)})")
-    print(f"RAM on {args.board}: arena {format_size(ram['arena'])} + trainable weights "
-          f"{format_size(ram['trainable_weights'])} + firmware static {format_size(ram['static'])}"
-          f" + stack {format_size(ram['stack'])} = {format_size(ram['total'])}"
-          + (f" of {format_size(tp.ram_bytes)}" if tp.ram_bytes else ""))
+    lines = [f"{len(plan.layers)} of {len(tp.scores)} layers pre-selected "
+             f"(top by {plan.layer_metric}):"]
+    lines += [f"  {'*' if n in plan.layers else ' '} {v:10.4g}  {n}" for n, v in ranked]
+    lines.append(f"channel budget: {plan.budget_elements} elements ({format_size(plan.budget_bytes)})")
+    lines.append(f"RAM on {board}: arena {format_size(ram['arena'])} + trainable weights "
+                 f"{format_size(ram['trainable_weights'])} + firmware static "
+                 f"{format_size(ram['static'])} + stack {format_size(ram['stack'])} = "
+                 f"{format_size(ram['total'])}"
+                 + (f" of {format_size(tp.ram_bytes)}" if tp.ram_bytes else ""))
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    path, graph = load_model(args)
+    task = load_data(args, graph)
+    print(f"ranking layers ({args.layer_metric}) on {task.name}: "
+          f"{min(args.ranking_samples, len(task.x_train))} samples of full backprop ...", flush=True)
+    plan, tp = make_plan(path, graph, task, ram=args.ram, elements=args.elements,
+                         layer_metric=args.layer_metric, board=args.board,
+                         strategy=args.strategy, temperature=args.temperature,
+                         train_bias=args.train_bias, batch=args.batch, epochs=args.epochs,
+                         lr=args.lr, seed=args.seed, ranking_samples=args.ranking_samples)
+    plan.save(args.out)
+    print()
+    print(describe_plan(plan, tp, graph, args.board))
     print(f"wrote {args.out}")
     return 0
 

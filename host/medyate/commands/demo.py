@@ -1,0 +1,89 @@
+"""`medyate demo`: the whole pipeline on a bundled model and task, in QEMU:
+profile, LaRa ranking, a plan within a RAM budget, firmware build, and an
+on-device fine-tuning session driven over the serial link."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+
+def _h(step: str) -> None:
+    print(f"\n== {step}", flush=True)
+
+
+def run(args) -> int:
+    from ..algo.budget import format_size, parse_size
+    from ..data import bundled_model, load_task
+    from ..ir.onnx_import import load_onnx
+    from ..profile import profile_graph
+    from ..session.run import Progress
+    from .plan import describe_plan, make_plan
+
+    t0 = time.perf_counter()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = bundled_model(args.model)
+    graph = load_onnx(str(path))
+    task = load_task(args.task, n_train=args.n_train, n_test=args.n_test)
+
+    _h(f"1/4 profile {path.name}")
+    tot = profile_graph(graph)["totals"]
+    print(f"{tot['params']} parameters ({format_size(tot['param_bytes'])}), {tot['macs']} MACs "
+          f"per sample, peak forward activations {format_size(tot['peak_forward_activation_bytes'])}")
+    print(f"full fine-tuning would need about {format_size(tot['full_finetune']['training_bytes'])}"
+          " of training memory (weights, their gradients, saved activations)")
+
+    _h(f"2/4 plan: LaRa ranking on {task.name} ({len(task.x_train)} train / "
+       f"{len(task.x_test)} test samples), RAM budget {args.ram}")
+    plan, tp = make_plan(path, graph, task, ram=args.ram, layer_metric="lara",
+                         board="qemu-mps2-an500", batch=args.batch, epochs=args.epochs,
+                         lr=args.lr, seed=args.seed)
+    plan.save(out / "plan.json")
+    print(describe_plan(plan, tp, graph, "qemu-mps2-an500"))
+
+    _h(f"3/4 build and train on qemu-mps2-an500 (Cortex-M7, F746 memory sizes), "
+       f"{args.epochs} epochs")
+    from ..session.device_session import device_session
+    summary = device_session(graph, plan, task, out / "run", board="qemu-mps2-an500", port=None,
+                             epochs=args.epochs, resume=False, progress=Progress(),
+                             title=f"{path.stem} on {task.name}: MeDyate")
+
+    _h("4/4 result")
+    hist = [json.loads(line) for line in (out / "run" / "metrics.jsonl").read_text().splitlines()]
+    b, a = summary["before"]["test_acc"], summary["after"]["test_acc"]
+    steps_instr = [r["cycles"] / len(task.x_train) for r in hist]
+    stack = max(r.get("stack_high_water", 0) for r in hist)
+    fw = summary["firmware"]
+    budget = parse_size(args.ram)
+    print(f"test accuracy: {100 * b:.1f}% before, {100 * a:.1f}% after fine-tuning "
+          f"({len(hist)} epochs on the device)")
+    print(f"RAM: {fw['ram']} B in the image (arena, trainable weights, static data, "
+          f"{summary['memory']['stack']} B stack reserve; {stack} B of stack used) "
+          f"= {100 * fw['ram'] / budget:.1f}% of the {args.ram} budget "
+          f"({fw['ram_capacity']} B on the chip)")
+    print(f"instructions per training step (one sample: forward, sparse backward, share of "
+          f"the update): {min(steps_instr) / 1e6:.1f} M to {max(steps_instr) / 1e6:.1f} M")
+    print(f"outputs: {out / 'run'}/ (metrics.jsonl, training.png, finetuned.onnx); "
+          f"plan: {out / 'plan.json'}; {time.perf_counter() - t0:.0f} s in all")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "demo", help="the whole pipeline on a bundled model, fine-tuned in QEMU",
+        description="Profile a bundled model, rank its layers with LaRa, plan the channel "
+                    "budget within a RAM budget, build the firmware and fine-tune on the "
+                    "emulated Cortex-M7 (QEMU mps2-an500), reporting accuracy before and "
+                    "after, RAM against the budget, and instructions per training step.")
+    p.add_argument("--model", default="mbv2-tiny", help="bundled model (mbv2-tiny, mcunet-tiny)")
+    p.add_argument("--task", default="fmnist-5to9", help="fmnist-5to9, digits or fmnist-inv")
+    p.add_argument("--ram", default="256KiB", help="RAM budget for all of training")
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--n-train", type=int, default=400)
+    p.add_argument("--n-test", type=int, default=300)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/demo")
+    p.set_defaults(func=run)
