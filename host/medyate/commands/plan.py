@@ -26,11 +26,41 @@ def make_plan(path, graph, task, *, ram=None, elements=None, layer_metric="lara"
         fn = base(layers, bias)
         return lambda budget: fn(budget) + over
 
-    tp = plan_training(HostEngineFactory(graph), task.x_train, task.y_train,
-                       ram=ram, elements=elements, memory_fn_for=memory_fn_for,
-                       metric=layer_metric, train_bias=train_bias,
-                       ranking_samples=ranking_samples, batch=batch, lr=lr,
-                       epochs=epochs, seed=seed)
+    from ..algo.budget import format_size, parse_size
+    from ..algo.ranking import RankingRun, ranking_run
+    from ..algo.schedule import lr_at
+
+    factory = HostEngineFactory(graph)
+    ranking = ranking_run(factory, task.x_train, task.y_train, samples=ranking_samples,
+                          batch=batch, lr=lr_at(0, epochs, lr), seed=seed)
+    kw = dict(ram=ram, elements=elements, memory_fn_for=memory_fn_for, metric=layer_metric,
+              train_bias=train_bias, batch=batch, lr=lr, epochs=epochs, seed=seed)
+    order = [s.name for s in factory.layers]
+    # Backward must reach the deepest pre-selected layer, and everything it
+    # needs on the way counts against the RAM. When the ranked layers do not
+    # fit, keep only layers from deeper and deeper in the network.
+    for k in range(len(order)):
+        allowed = set(order[k:])
+        run = ranking if k == 0 else RankingRun(
+            [sp for sp in ranking.specs if sp.name in allowed],
+            {n: e for n, e in ranking.energy.items() if n in allowed},
+            ranking.steps, ranking.samples, ranking.loss)
+        try:
+            tp = plan_training(factory, task.x_train, task.y_train, ranking=run, **kw)
+            break
+        except MedyateError:
+            if ram is None or k == len(order) - 1:
+                if ram is None:
+                    raise
+                least = min(memory_fn_for([sp.name], train_bias)(sp.cost)
+                            for sp in factory.layers)
+                raise MedyateError(
+                    f"training does not fit in {format_size(parse_size(ram))}: the smallest "
+                    f"feasible RAM budget is {format_size(least)} (one channel of the cheapest "
+                    f"layer)") from None
+    if k > 0:
+        print(f"note: backward through the whole network does not fit in {ram}; "
+              f"pre-selection limited to the last {len(order) - k} of {len(order)} layers")
     plan = TrainPlan(model=str(path), model_sha256=file_sha256(path), layers=tp.layers,
                      budget_elements=tp.budget_elements, train_bias=train_bias,
                      batch=batch, epochs=epochs, lr=lr, seed=seed, strategy=strategy,
