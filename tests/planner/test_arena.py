@@ -118,3 +118,19 @@ def test_maxpool_mask_size_matches_c_twin(graph):
             for key, v in params.items():
                 setattr(p, key, v)
             assert lib.mdy_maxpool_nhwc_f32_mask_bytes(p) == _maxpool_mask_bytes(params)
+
+
+@pytest.mark.parametrize("model", ["mbv2-tiny", "mcunet-tiny"])
+def test_bundled_models_arena_near_lower_bound(model):
+    """Arena within 5% of the most bytes live at once, for inference-only,
+    last-layer, last-half and all-layer plans at small to large budgets."""
+    from medyate.data import bundled_model
+    g = load_onnx(str(bundled_model(model)))
+    names = [n.name for n in g.trainable_nodes()]
+    worst = 0.0
+    for layers in ([], names[-1:], names[len(names) // 2:], names):
+        for budget in ([0] if not layers else [200, 2000, 20000]):
+            plan = plan_arena(lower(g.copy(), layers, True), budget)
+            check_invariants(plan.buffers, plan.arena_size)
+            worst = max(worst, plan.arena_size / plan.lower_bound)
+    assert worst <= 1.05, worst
