@@ -122,6 +122,24 @@ def training_memory(graph: Graph) -> dict:
     }
 
 
+def planned_full_finetune(graph: Graph) -> dict | None:
+    """What this engine's planner allocates to train every channel and bias of
+    every layer (per-sample backward, gradients accumulated over the batch):
+    the exact arena plus the weights in RAM. None if the graph cannot be lowered."""
+    from .errors import MedyateError
+    from .engine.host import memory_breakdown
+    from .planner.arena import plan_arena
+    from .planner.program import lower
+    try:
+        prog = lower(graph.copy(), [n.name for n in graph.trainable_nodes()], True)
+        plan_arena(prog, sum(l.cost * l.channels for l in prog.layers))
+    except MedyateError:
+        return None
+    mem = memory_breakdown(prog)
+    return {"arena_bytes": mem["arena"], "weight_bytes": mem["trainable_weights"],
+            "training_bytes": mem["total"]}
+
+
 def profile_graph(graph: Graph) -> dict:
     """Per-layer and total figures of an imported graph, JSON-serialisable."""
     layers = []
@@ -163,6 +181,7 @@ def profile_graph(graph: Graph) -> dict:
         "peak_forward_at": peak_at,
         "input_bytes": _tbytes(graph, graph.input),
         "full_finetune": training_memory(graph),
+        "full_finetune_planned": planned_full_finetune(graph),
     }
     return {
         "model": graph.name,
@@ -237,4 +256,9 @@ def format_report(rep: dict) -> str:
         f"saved activations {ft['saved_activation_bytes']:,} + "
         f"gradient buffers {ft['peak_gradient_bytes']:,}",
     ]
+    pl = t.get("full_finetune_planned")
+    if pl:
+        out.append(f"  as this engine plans it: {pl['training_bytes']:,} bytes "
+                   f"({_kb(pl['training_bytes'])}) = arena {pl['arena_bytes']:,} + "
+                   f"weights in RAM {pl['weight_bytes']:,}")
     return "\n".join(out)
