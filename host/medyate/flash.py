@@ -2,6 +2,7 @@
 
     medyate-flash --board nucleo-f746 --elf build/firmware.elf
     medyate-flash --board nucleo-f746 --plan plan.json --probe openocd
+    medyate-flash --board nucleo-f746 --plan plan.json --data fmnist-5to9 --n-train 200
     medyate-flash --board nucleo-f746 --elf fw.elf --probe st-flash --dry-run
 
 Probes, tried in this order by --probe auto (the first one that is installed
@@ -10,6 +11,9 @@ and sees a board wins):
   pyocd         PyPI pyocd: flash the ELF, read back with savemem, compare, reset
   openocd       Debian openocd: `program ELF verify reset exit`
   mass-storage  copy the .bin to the ST-LINK's NODE_F746ZG drive; no FAIL.TXT after
+With --data the task's samples are built into flash next to the model when
+firmware and dataset fit the board's flash (the linker checks the limit), else
+`medyate train --port` streams them over serial; the choice is printed.
 Exit status: 0 flashed and verified, 1 error (no tool, no board, tool failed),
 3 the read-back differs from the image, 2 bad arguments.
 """
@@ -282,10 +286,28 @@ PROBE_CLASSES = {"st-flash": StFlash, "pyocd": PyOCD, "openocd": OpenOCD,
 
 
 # ---------------------------------------------------------------- image
-def _image_from_plan(plan: Path, board, out_dir: Path):
-    from .commands.build import build_from_plan
-    _, res = build_from_plan(plan, board.name, out_dir)
-    return Path(res.elf)
+def _image_from_plan(plan: Path, board, out_dir: Path, data=None):
+    """Build the plan's firmware; with `data` (dict of --data, --n-train,
+    --n-test, --data-seed) also place the task's samples. Returns (elf,
+    Placement or None)."""
+    from .commands.build import build_with_data
+    kw = dict(data or {})
+    _, res, placement = build_with_data(plan, board.name, out_dir, log=print, **kw)
+    return Path(res.elf), placement
+
+
+def _train_hint(board, port: str, data, placement) -> str:
+    cmd = f"medyate train --plan <plan.json> --board {board.name} --port {port}"
+    if data:
+        cmd += f" --data {shlex.quote(str(data['data']))}"
+        for opt, key in (("--n-train", "n_train"), ("--n-test", "n_test"),
+                         ("--data-seed", "data_seed")):
+            if data.get(key) not in (None, 0):
+                cmd += f" {opt} {data[key]}"
+        where = ("the samples are in flash" if placement is not None and placement.embedded
+                 else "the samples will be streamed over serial")
+        cmd += f"   ({where}; give the same data options)"
+    return cmd
 
 
 def _binary_for(elf: Path, workdir: Path, dry_run: bool) -> Path:
@@ -303,8 +325,10 @@ def _binary_for(elf: Path, workdir: Path, dry_run: bool) -> Path:
 
 # ---------------------------------------------------------------- main
 def flash_board(board_name: str, elf=None, plan=None, probe: str = "auto",
-                dry_run: bool = False, out_dir=None) -> str | None:
-    """Flash and verify; returns the serial port to use (or None if not found)."""
+                dry_run: bool = False, out_dir=None, data=None) -> str | None:
+    """Flash and verify; returns the serial port to use (or None if not found).
+    data: {"data": task, "n_train", "n_test", "data_seed"} to place the
+    task's samples (only with a plan: the firmware is built for them)."""
     from .boards import get_board
     board = get_board(board_name)
     real = [m for m in board.flash_methods if m in PROBE_CLASSES]
@@ -318,8 +342,12 @@ def flash_board(board_name: str, elf=None, plan=None, probe: str = "auto",
     workdir = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="medyate-flash-"))
     workdir.mkdir(parents=True, exist_ok=True)
 
+    if data and plan is None:
+        raise MedyateError("--data needs --plan: the samples are built into the firmware "
+                           "(or streamed) when it is built for the plan")
+    placement = None
     if plan is not None:
-        elf = _image_from_plan(Path(plan), board, workdir)
+        elf, placement = _image_from_plan(Path(plan), board, workdir, data)
     if elf is None:
         raise MedyateError("nothing to flash: pass --elf FILE or --plan plan.json")
     elf = Path(elf)
@@ -338,7 +366,7 @@ def flash_board(board_name: str, elf=None, plan=None, probe: str = "auto",
                 print(_show(p.detect_cmd()))
             for c in p.commands():
                 print(_show(c))
-        print(f"# then: medyate train --board {board.name} --port <serial port of the board>")
+        print(f"# then: {_train_hint(board, '<serial port of the board>', data, placement)}")
         return None
 
     installed = [p for p in probes if p.installed()]
@@ -364,7 +392,7 @@ def flash_board(board_name: str, elf=None, plan=None, probe: str = "auto",
     print("flashed and verified", flush=True)
     port = find_serial_port()
     if port:
-        print(f"serial port: {port}\nnext: medyate train ... --board {board.name} --port {port}")
+        print(f"serial port: {port}\nnext: {_train_hint(board, port, data, placement)}")
     else:
         print("serial port: not found (look for /dev/ttyACM* or "
               "/dev/serial/by-id/*STLink*; on Linux your user needs the dialout group)")
@@ -383,14 +411,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="flashing tool (default: the first installed one that sees a board)")
     p.add_argument("--out", help="work directory (build output, read-back image)")
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    p.add_argument("--data", help="with --plan: a task (builtin name, .npz or folder) whose "
+                                  "samples go into flash if they fit, else are streamed")
+    p.add_argument("--n-train", type=int, help="training samples of --data (default: the task's)")
+    p.add_argument("--n-test", type=int, help="test samples of --data (default: the task's)")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the task's split (default 0)")
     return p
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    data = None
+    if args.data is not None:
+        data = {"data": args.data, "n_train": args.n_train, "n_test": args.n_test,
+                "data_seed": args.data_seed}
+    elif args.n_train is not None or args.n_test is not None:
+        parser.error("--n-train/--n-test need --data")
     try:
         flash_board(args.board, elf=args.elf, plan=args.plan, probe=args.probe,
-                    dry_run=args.dry_run, out_dir=args.out)
+                    dry_run=args.dry_run, out_dir=args.out, data=data)
     except VerifyError as exc:
         print(f"medyate-flash: error: {exc}", file=sys.stderr)
         return EXIT_VERIFY

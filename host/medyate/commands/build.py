@@ -1,29 +1,63 @@
-"""`medyate build MODEL --plan plan.json --board B --out DIR [--report]`:
+"""`medyate build MODEL --plan plan.json --board B --out DIR [--report] [--data TASK]`:
 generate the model's C sources for the plan and build them with CMake (a
 shared library for the host, an ELF and a raw binary for a board), then report
 every byte: flash (code, weights) and RAM (arena by part, trainable weights,
-static data, stack)."""
+static data, stack). With --data, the task's samples go into flash next to the
+model if they fit (session.dataset_placement), else they are streamed."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from .common import add_model_args, load_model
+from .common import add_data_args, add_model_args, load_data, load_model
 
 
 def build_from_plan(plan_path, board: str, out_dir, model: str | None = None):
     """Build the firmware of a plan; returns (program, BuildResult). Used by
     `medyate build` and `medyate-flash --plan`."""
+    program, build, _ = build_with_data(plan_path, board, out_dir, model=model)
+    return program, build
+
+
+def build_with_data(plan_path, board: str, out_dir, model: str | None = None, data=None,
+                    n_train: int | None = None, n_test: int | None = None,
+                    data_seed: int = 0, log=print):
+    """Build the firmware of a plan and, with `data` (a task name or path),
+    place its samples: built into flash if firmware and dataset fit the
+    board's flash, else left to be streamed. Returns (program, BuildResult,
+    Placement or None); the decision is passed to `log`."""
+    from ..data import check_task, load_task
     from ..ir.onnx_import import load_onnx
     from ..planner.plan import check_plan_against, load_plan
-    from ..session.device_session import build_device_firmware
     from .common import resolve_model
 
     plan = load_plan(plan_path)
     path = resolve_model(model or plan.model)
     graph = load_onnx(str(path))
     check_plan_against(plan, graph, model_path=path)
-    return build_device_firmware(graph, plan, board, out_dir, log=lambda *_: None)
+    task = None
+    if data is not None:
+        task = load_task(data, seed=data_seed, n_train=n_train, n_test=n_test)
+        check_task(task, graph.shapes[graph.input], graph.shapes[graph.output][-1])
+    return _build_and_place(graph, plan, board, Path(out_dir), task, log)
+
+
+def _build_and_place(graph, plan, board: str, out: Path, task, log):
+    from ..codegen.dataset import remove_dataset_source
+    from ..protocol.dataset_image import dataset_image_bytes
+    from ..session.dataset_placement import place_dataset
+    from ..session.device_session import build_device_firmware
+
+    # The firmware's own size decides the placement: build it without a
+    # dataset left in the model directory by an earlier build.
+    remove_dataset_source(out / "model")
+    program, build = build_device_firmware(graph, plan, board, out, log=lambda *_: None)
+    if task is None:
+        return program, build, None
+    image = dataset_image_bytes(task.x_train, task.y_train, task.x_test, task.y_test,
+                                classes=task.n_classes)
+    placement = place_dataset(board, out / "model", out / "build", image, build, log=log)
+    return program, placement.build, placement
 
 
 def memory_table(program, build, board: str) -> dict:
@@ -68,19 +102,24 @@ def format_table(rep: dict) -> str:
 
 def run(args) -> int:
     from ..planner.plan import check_plan_against, load_plan
-    from ..session.device_session import build_device_firmware
 
     plan = load_plan(args.plan)
     path, graph = load_model(args)
     check_plan_against(plan, graph, model_path=path)
+    task = load_data(args, graph) if args.data else None
     out = Path(args.out)
     print(f"generating and building {path.name} for {args.board} in {out}/ ...", flush=True)
-    program, build = build_device_firmware(graph, plan, args.board, out, log=lambda *_: None)
+    program, build, placement = _build_and_place(graph, plan, args.board, out, task,
+                                                 log=lambda s: print(s, flush=True))
     for name in ("elf", "bin", "map", "lib"):
         p = getattr(build, name)
         if p is not None:
             print(f"  {name:<4} {p}")
     rep = memory_table(program, build, args.board)
+    if placement is not None:
+        rep["dataset"] = {"placement": placement.where, "reason": placement.reason,
+                          "image_bytes": placement.image_bytes,
+                          "n_train": len(task.y_train), "n_test": len(task.y_test)}
     (out / "memory.json").write_text(json.dumps(rep, indent=2, default=str) + "\n")
     if args.report:
         print()
@@ -96,11 +135,14 @@ def register(subparsers) -> None:
                     "const in flash, pre-selected layers' weights in RAM, the arena offsets "
                     "table) and build them with CMake for a board: a shared library for the "
                     "host, an ELF and a raw binary for the boards. An image that does not fit "
-                    "the chip does not link.")
+                    "the chip does not link. With --data the task's samples are built into flash "
+                    "when firmware and dataset fit the board's flash, else they are to be "
+                    "streamed over serial; the command says which.")
     add_model_args(p)
     p.add_argument("--plan", required=True, help="plan.json")
     p.add_argument("--board", default="qemu-mps2-an500",
                    help="host, qemu-mps2-an500 or nucleo-f746 (see `medyate boards`)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--report", action="store_true", help="print the memory report")
+    add_data_args(p, required=False)
     p.set_defaults(func=run)

@@ -59,6 +59,18 @@ class DeviceTrainer:
                 [(l.channels, l.slice_size, l.map_size) for l in program.layers]:
             raise MedyateError("the device's layer table does not match the plan")
         self.streaming = not info.has_dataset
+        if self.streaming:
+            # TRAIN_STREAM and FORWARD carry a whole sample in one frame; a
+            # larger one would fail deep in the framing on the first step.
+            from ..protocol import spec
+            fit = min(spec.LAYOUT[m].max_tail(device.max_payload) for m in ("TRAIN_STREAM",
+                                                                            "FORWARD"))
+            per = int(np.prod(task.x_train.shape[1:]))
+            if per > fit:
+                raise MedyateError(
+                    f"the device has no dataset image and a sample ({per} floats, {4 * per} B) "
+                    f"is too large to stream (one frame carries at most {fit} floats): build "
+                    "the dataset into flash (medyate-flash --plan ... --data ...)")
         if not self.streaming and (info.n_train != len(task.x_train) or
                                    info.n_test != len(task.x_test)):
             raise MedyateError(f"the device's dataset has {info.n_train}/{info.n_test} samples, "
@@ -86,8 +98,9 @@ class DeviceTrainer:
         self.on_progress = progress
         if self.streaming:
             st = None
+            order = list(order)
             for b0 in range(0, len(order), batch):
-                chunk = list(order)[b0:b0 + batch]
+                chunk = order[b0:b0 + batch]
                 for k, i in enumerate(chunk):
                     st = self.device.train_stream(x[i], int(y[i]), batch=len(chunk), lr=lr,
                                                   step=k == len(chunk) - 1,
