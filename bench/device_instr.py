@@ -1,0 +1,525 @@
+#!/usr/bin/env python
+"""Device benchmark in QEMU mps2-an500 (the Cortex-M7 stand-in): instructions per
+MAC by layer type and phase, and instructions per training step, full against
+sparse update, on mbv2-tiny.
+
+    .venv/bin/python bench/device_instr.py           # writes bench/results/device_instr.{md,json}
+    .venv/bin/python bench/device_instr.py --quick   # tiny sizes, a smoke run (results to --out)
+
+QEMU runs with -icount shift=0, so the firmware's cycle counter counts executed
+instructions (resolution 40, boards/qemu-mps2-an500/README.md). These are
+instruction counts of the fp32 reference kernels built with the board's flags
+(-O2, Cortex-M7, FPv5-SP), not cycles: a real M7 adds pipeline stalls, flash
+wait states and cache misses, and dual-issue can take some back.
+
+(a) Per layer type. For a layer T (dense conv 3x3, pointwise 1x1, depthwise
+3x3, fully connected, each mapping its input shape to itself) two tiny models
+are built with onnx.helper:
+
+    M:  input -> P -> T -> GlobalAveragePool -> Flatten -> Gemm(10)
+    B:  input -> P ->      GlobalAveragePool -> Flatten -> Gemm(10)
+
+P is a depthwise 1x1 conv (a per-channel scale), there so that T is not the
+first op and its input gradient is computed when P trains. No activations, so
+nothing but T differs between M and B. Each is planned with every channel of
+its convs selectable, built, and trained for a short epoch per selection:
+
+    M/pre    all channels of P     backward = head + T input-grad + P weight-grad
+    M/T      all channels of T     backward = head + T weight-grad
+    M/T1     channel 0 of T        backward = head + T weight-grad of 1 channel
+    M/all    all channels of P, T  (the "raw" row: whole-model phases)
+    B/pre    all channels of P     backward = head + P weight-grad
+
+    T forward       = fwd(M/pre) - fwd(B/pre)
+    T input-grad    = bwd(M/pre) - bwd(B/pre)
+    T weight-grad   = (bwd(M/T) - bwd(M/T1)) * C/(C-1)   (marginal per channel)
+    T update        = (upd(M/T) - upd(M/T1)) / ((C-1) * slice)  per weight
+    map save        = (fwd(M/T) - fwd(M/T1)) / ((C-1) * map)    per element
+
+Each difference is divided by that phase's MACs from planner.compute.step_macs
+(update: by the number of updated weights). What the differences include: the
+kernel calls and their loops, the runtime's per-op dispatch, the gradient
+zeroing/accumulation the runtime does for that op; what they leave out: the
+loss, the head, the protocol loop and the cycle-counter reads, which are the
+same on both sides. The raw row divides the whole phase of M/all by all of its
+MACs and so includes all of that.
+
+(b) mbv2-tiny: one firmware whose pre-selection is the deepest layers whose
+full update (every channel's gradient slice and saved map in the pool) still
+fits the board's 320 KB of RAM, trained at batch 1 (a training step = one
+sample's forward and backward and one SGD step) with the full selection and
+with 5% of the pre-selected channels (uniform over them, and restricted to the
+deepest layers).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "host"))
+
+from medyate.engine.host import memory_breakdown  # noqa: E402
+from medyate.ir.onnx_import import load_onnx  # noqa: E402
+from medyate.planner.arena import plan_arena  # noqa: E402
+from medyate.planner.compute import step_macs  # noqa: E402
+from medyate.planner.footprint import board_facts, ram_footprint  # noqa: E402
+from medyate.planner.program import lower  # noqa: E402
+
+BOARD = "qemu-mps2-an500"
+CLASSES = 10
+LR = 0.01
+FRACTION = 0.05
+
+
+def tools_available() -> bool:
+    return shutil.which("qemu-system-arm") is not None and \
+        shutil.which("arm-none-eabi-gcc") is not None
+
+
+# ------------------------------------------------------------------ tiny models
+def tiny_onnx(path: Path, c: int, h: int, w: int, layer: str | None, seed: int) -> Path:
+    """input [1,c,h,w] -> P (depthwise 1x1) -> [layer] -> GAP -> Flatten -> Gemm(10).
+    layer: None (baseline), "dense3x3", "pointwise1x1", "depthwise3x3", "fc"."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    inits, nodes = [], []
+
+    def param(name, shape, fan_in):
+        a = (rng.standard_normal(shape) * np.sqrt(1.0 / fan_in)).astype(np.float32)
+        inits.append(numpy_helper.from_array(a, name))
+        return name
+
+    def conv(name, x, y, cout, cin_g, k, group):
+        nodes.append(helper.make_node(
+            "Conv", [x, param(name + ".w", (cout, cin_g, k, k), cin_g * k * k),
+                     param(name + ".b", (cout,), 1e4)], [y], name=name,
+            kernel_shape=[k, k], strides=[1, 1], pads=[k // 2] * 4, group=group))
+
+    conv("P", "input", "p", c, 1, 1, c)
+    x = "p"
+    if layer == "dense3x3":
+        conv("T", x, "t", c, c, 3, 1)
+        x = "t"
+    elif layer == "pointwise1x1":
+        conv("T", x, "t", c, c, 1, 1)
+        x = "t"
+    elif layer == "depthwise3x3":
+        conv("T", x, "t", c, 1, 3, c)
+        x = "t"
+    nodes.append(helper.make_node("GlobalAveragePool", [x], ["g"], name="gap"))
+    nodes.append(helper.make_node("Flatten", ["g"], ["f"], name="flatten", axis=1))
+    x = "f"
+    if layer == "fc":
+        nodes.append(helper.make_node("Gemm", [x, param("T.w", (c, c), c), param("T.b", (c,), 1e4)],
+                                      ["t"], name="T", transB=1))
+        x = "t"
+    elif layer not in (None, "dense3x3", "pointwise1x1", "depthwise3x3"):
+        raise ValueError(layer)
+    nodes.append(helper.make_node("Gemm", [x, param("head.w", (CLASSES, c), c),
+                                           param("head.b", (CLASSES,), 1e4)],
+                                  ["logits"], name="head", transB=1))
+    g = helper.make_graph(nodes, f"bench_{layer or 'base'}",
+                          [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, c, h, w])],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, CLASSES])],
+                          inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    onnx.save(m, str(path))
+    return path
+
+
+# layer type -> (input c, h, w). Shapes like mbv2-tiny's middle stages.
+LAYER_TYPES = {
+    "dense3x3": (16, 8, 8),
+    "pointwise1x1": (32, 8, 8),
+    "depthwise3x3": (32, 8, 8),
+    "fc": (128, 1, 1),
+}
+QUICK_TYPES = {"pointwise1x1": (16, 4, 4)}
+
+
+# ------------------------------------------------------------------ firmware
+class Builder:
+    """Builds firmware images one after another in one build tree (only the
+    generated model changes between them, so all but the first build are
+    incremental) and keeps a copy of each ELF."""
+
+    def __init__(self, work: Path, log):
+        self.work, self.log = work, log
+        self.n = 0
+
+    def build(self, graph, model_path, layers, budget) -> tuple[Path, object]:
+        from medyate.session.device_session import build_device_firmware
+        plan = types.SimpleNamespace(layers=list(layers), train_bias=False,
+                                     budget_elements=int(budget), model=str(model_path))
+        t0 = time.perf_counter()
+        program, build = build_device_firmware(graph, plan, BOARD, self.work / "fw",
+                                               log=lambda s: None)
+        self.n += 1
+        elf = self.work / f"fw{self.n}_{Path(model_path).stem}.elf"
+        shutil.copy(build.elf, elf)
+        self.log(f"  built {Path(model_path).name} ({time.perf_counter() - t0:.1f} s)")
+        return elf, program
+
+
+def full_budget(program) -> int:
+    return sum(l.channels * (l.slice_size + l.map_size) for l in program.layers)
+
+
+def run_selections(elf: Path, dataset: Path, selections: dict, n: int, batch: int) -> dict:
+    """Start QEMU, train one epoch of n samples per selection, return the
+    per-phase instruction counts."""
+    from medyate.protocol.device import Device
+    from medyate.protocol.link import Link
+    from medyate.session.qemu import QemuMachine
+
+    out = {}
+    with QemuMachine(elf, dataset, timeout=2.0) as q:
+        dev = Device(Link(q.serial, timeout=10.0))
+        info = dev.info()
+        assert info.cycles_hz == 1_000_000_000, info.cycles_hz
+        for name, sel in selections.items():
+            dev.set_selection(sel)
+            st = dev.run_epoch("train", 0, n, batch=batch, lr=LR, seed=1, timeout=600.0)
+            if st.seen != n or not np.isfinite(st.loss):
+                raise RuntimeError(f"{name}: epoch saw {st.seen} samples, loss {st.loss}")
+            out[name] = {"forward": st.cycles_forward, "backward": st.cycles_backward,
+                         "update": st.cycles_update, "total": st.cycles_total,
+                         "samples": st.seen, "steps": st.steps,
+                         "stack_high_water": st.stack_high_water}
+        try:
+            dev.shutdown()
+        except Exception:  # QEMU is stopped on the way out anyway
+            pass
+    return out
+
+
+def dataset_image(path: Path, shape, n: int, seed: int) -> Path:
+    from medyate.protocol.dataset_image import write_dataset_image
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, *shape)).astype(np.float32)
+    y = rng.integers(0, CLASSES, n)
+    return write_dataset_image(path, x, y, x[:1], y[:1], classes=CLASSES)
+
+
+# ------------------------------------------------------------------ (a)
+def bench_layer_types(types_: dict, builder: Builder, work: Path, n: int, batch: int,
+                      seed: int, log) -> list[dict]:
+    rows = []
+    baselines: dict = {}
+    for kind, (c, h, w) in types_.items():
+        data = work / f"data_{c}x{h}x{w}.bin"
+        if not data.exists():
+            dataset_image(data, (c, h, w), n, seed)
+        if (c, h, w) not in baselines:
+            p = tiny_onnx(work / f"base_{c}x{h}x{w}.onnx", c, h, w, None, seed)
+            g = load_onnx(str(p))
+            prog = lower(g.copy(), ["P"], False)
+            elf, prog = builder.build(g, p, ["P"], full_budget(prog))
+            sel = {"pre": [(0, k) for k in range(c)]}
+            baselines[(c, h, w)] = (prog, run_selections(elf, data, sel, n, batch))
+        bprog, bres = baselines[(c, h, w)]
+        p = tiny_onnx(work / f"{kind}.onnx", c, h, w, kind, seed)
+        g = load_onnx(str(p))
+        prog = lower(g.copy(), ["P", "T"], False)
+        elf, prog = builder.build(g, p, ["P", "T"], full_budget(prog))
+        T = prog.layers[1]
+        sels = {"pre": [(0, k) for k in range(c)],
+                "T": [(1, k) for k in range(T.channels)],
+                "T1": [(1, 0)],
+                "all": [(0, k) for k in range(c)] + [(1, k) for k in range(T.channels)]}
+        res = run_selections(elf, data, sels, n, batch)
+        rows.append(layer_row(kind, (c, h, w), prog, bprog, res, bres["pre"], sels))
+        log(f"  {kind}: fwd {rows[-1]['forward_per_mac']:.2f}, bwd {rows[-1]['backward_per_mac']:.2f}"
+            f" instr/MAC, update {rows[-1]['update_per_weight']:.2f} instr/weight")
+    return rows
+
+
+def layer_row(kind, shape, prog, bprog, res, base, sels) -> dict:
+    T = prog.layers[1]
+    top = prog.ops[T.op]
+    from medyate.planner.compute import op_macs, wgrad_macs_per_channel
+    fwd_macs = op_macs(prog, T.op)
+    igrad_macs = fwd_macs                       # dx of a conv / FC: as many MACs as forward
+    wgrad_macs = T.channels * wgrad_macs_per_channel(prog, 1)
+    per = lambda r, ph: r[ph] / r["samples"]     # noqa: E731
+    per_step = lambda r: r["update"] / r["steps"]  # noqa: E731
+    C = T.channels
+    fwd = per(res["pre"], "forward") - per(base, "forward")
+    igrad = per(res["pre"], "backward") - per(base, "backward")
+    wgrad = (per(res["T"], "backward") - per(res["T1"], "backward")) * C / (C - 1)
+    upd = (per_step(res["T"]) - per_step(res["T1"])) / ((C - 1) * T.slice_size)
+    save = (per(res["T"], "forward") - per(res["T1"], "forward")) / ((C - 1) * T.map_size)
+    raw_macs = step_macs(prog, sels["all"])
+    raw = res["all"]
+    n_weights = sum(l.channels * l.slice_size for l in prog.layers)
+    p = top.params
+    return {
+        "type": kind, "input_chw": list(shape),
+        "layer": f"{p['in_c']}->{p['out_c']}, {p['k_h']}x{p['k_w']}, groups {p['groups']}, "
+                 f"{p['out_h']}x{p['out_w']} out",
+        "macs_forward": fwd_macs, "macs_backward_input": igrad_macs,
+        "macs_backward_weight": wgrad_macs, "weights": C * T.slice_size,
+        "instr_forward": fwd, "instr_backward_input": igrad, "instr_backward_weight": wgrad,
+        "forward_per_mac": fwd / fwd_macs,
+        "backward_input_per_mac": igrad / igrad_macs,
+        "backward_weight_per_mac": wgrad / wgrad_macs,
+        "backward_per_mac": (igrad + wgrad) / (igrad_macs + wgrad_macs),
+        "update_per_weight": upd,
+        "map_save_per_element": save,
+        "raw": {"forward_per_mac": per(raw, "forward") / raw_macs["forward"],
+                "backward_per_mac": per(raw, "backward")
+                / (raw_macs["backward_input"] + raw_macs["backward_weight"]),
+                "update_per_weight": per_step(raw) / n_weights,
+                "macs": raw_macs},
+        "epochs": {"M": res, "B": base},
+    }
+
+
+# ------------------------------------------------------------------ (b)
+def deepest_fitting(graph) -> list[str]:
+    """The most of the deepest trainable layers whose full update fits the board."""
+    from medyate.algo.trainer import HostEngineFactory
+    specs = HostEngineFactory(graph).layers
+    ram = int(board_facts(BOARD)["memory"]["ram"])
+    best = [specs[-1].name]
+    for k in range(1, len(specs) + 1):
+        names = [s.name for s in specs[-k:]]
+        prog = lower(graph.copy(), names, False)
+        plan_arena(prog, sum(s.total_cost for s in specs[-k:]))
+        # 4 KiB of margin: the footprint's static part is an estimate
+        if ram_footprint(memory_breakdown(prog), BOARD)["total"] + 4096 > ram:
+            break
+        best = names
+    return best
+
+
+def mbv2_selections(prog, seed: int) -> dict:
+    layers = prog.layers
+    pairs = [(li, c) for li, l in enumerate(layers) for c in range(l.channels)]
+    n = max(1, round(FRACTION * len(pairs)))
+    out = {"full": pairs}
+    idx = np.random.default_rng(seed).choice(len(pairs), size=n, replace=False)
+    out["uniform 5%"] = sorted(pairs[i] for i in idx)
+    smallest = min(l.map_size for l in layers if l.map_size > 1)
+    deep = [p for p in pairs if layers[p[0]].map_size <= smallest]
+    idx = np.random.default_rng(seed + 2).choice(len(deep), size=min(n, len(deep)), replace=False)
+    out["deep 5%"] = sorted(deep[i] for i in idx)
+    return out
+
+
+def short(name: str) -> str:
+    return name.replace("/features/features.", "f").replace("/Conv", "") \
+        .replace("/body/body.", ".").replace("/classifier/Gemm", "classifier")
+
+
+def bench_mbv2(builder: Builder, work: Path, n: int, seed: int, log) -> dict:
+    from medyate.data import bundled_model, load_task
+    path = bundled_model("mbv2-tiny")
+    graph = load_onnx(str(path))
+    names = deepest_fitting(graph)
+    prog = lower(graph.copy(), names, False)
+    elf, prog = builder.build(graph, path, names, full_budget(prog))
+    task = load_task("fmnist-5to9", seed=seed, n_train=max(n, 10), n_test=10)
+    data = work / "mbv2_data.bin"
+    from medyate.protocol.dataset_image import write_dataset_image
+    write_dataset_image(data, task.x_train[:n], task.y_train[:n], task.x_test[:1],
+                        task.y_test[:1], classes=CLASSES)
+    sels = mbv2_selections(prog, seed)
+    res = run_selections(elf, data, sels, n, 1)
+    rows = []
+    for name, sel in sels.items():
+        r = res[name]
+        macs = step_macs(prog, sel)
+        first = min(li for li, _ in sel)
+        f, b = r["forward"] / r["samples"], r["backward"] / r["samples"]
+        u = r["update"] / r["steps"]
+        rows.append({"name": name, "channels": len(sel),
+                     "weights": sum(prog.layers[li].slice_size for li, _ in sel),
+                     "reach": short(prog.layers[first].name), "macs": macs,
+                     "instr_forward": f, "instr_backward": b, "instr_update": u,
+                     "instr_step": f + b + u,
+                     "forward_per_mac": f / macs["forward"],
+                     "backward_per_mac": b / (macs["backward_input"] + macs["backward_weight"]),
+                     "stack_high_water": r["stack_high_water"], "epoch": r})
+        log(f"  mbv2-tiny {name}: {f + b + u:,.0f} instructions per step")
+    full = rows[0]
+    for r in rows:
+        r["ratio_backward_instr"] = r["instr_backward"] / full["instr_backward"]
+        r["ratio_backward_macs"] = ((r["macs"]["backward_input"] + r["macs"]["backward_weight"])
+                                    / (full["macs"]["backward_input"]
+                                       + full["macs"]["backward_weight"]))
+        r["ratio_step_instr"] = r["instr_step"] / full["instr_step"]
+    mem = ram_footprint(memory_breakdown(prog), BOARD)
+    return {"preselected_layers": [short(x) for x in names],
+            "preselected_channels": sum(l.channels for l in prog.layers),
+            "budget_elements": full_budget(prog), "ram_footprint": mem, "samples": n,
+            "rows": rows}
+
+
+# ------------------------------------------------------------------ report
+def table_a(rows) -> str:
+    hdr = ["layer type", "layer (input C×H×W)", "fwd MACs", "fwd instr/MAC",
+           "bwd-input instr/MAC", "bwd-weight instr/MAC", "bwd instr/MAC",
+           "update instr/weight", "map save instr/elem", "raw fwd instr/MAC",
+           "raw bwd instr/MAC", "raw update instr/weight"]
+    out = ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
+    for r in rows:
+        c, h, w = r["input_chw"]
+        out.append("| " + " | ".join([
+            r["type"], f"{r['layer']} ({c}×{h}×{w})", f"{r['macs_forward']:,}",
+            f"{r['forward_per_mac']:.2f}", f"{r['backward_input_per_mac']:.2f}",
+            f"{r['backward_weight_per_mac']:.2f}", f"{r['backward_per_mac']:.2f}",
+            f"{r['update_per_weight']:.2f}", f"{r['map_save_per_element']:.2f}",
+            f"{r['raw']['forward_per_mac']:.2f}", f"{r['raw']['backward_per_mac']:.2f}",
+            f"{r['raw']['update_per_weight']:.2f}"]) + " |")
+    return "\n".join(out)
+
+
+def table_b(b) -> str:
+    hdr = ["selection", "channels", "reach", "fwd MACs", "bwd-input MACs", "bwd-weight MACs",
+           "fwd instr", "bwd instr", "update instr", "instr/step", "fwd instr/MAC",
+           "bwd instr/MAC", "bwd MACs ÷ full", "bwd instr ÷ full", "step instr ÷ full",
+           "ms/step at 216 MHz, 1 IPC"]
+    out = ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
+    for r in b["rows"]:
+        m = r["macs"]
+        out.append("| " + " | ".join([
+            r["name"], f"{r['channels']:,}", r["reach"], f"{m['forward']:,}",
+            f"{m['backward_input']:,}", f"{m['backward_weight']:,}",
+            f"{r['instr_forward']:,.0f}", f"{r['instr_backward']:,.0f}",
+            f"{r['instr_update']:,.0f}", f"{r['instr_step']:,.0f}",
+            f"{r['forward_per_mac']:.2f}", f"{r['backward_per_mac']:.2f}",
+            f"{r['ratio_backward_macs']:.3f}", f"{r['ratio_backward_instr']:.3f}",
+            f"{r['ratio_step_instr']:.3f}", f"{r['instr_step'] / 216e3:.1f}"]) + " |")
+    return "\n".join(out)
+
+
+def markdown(res) -> str:
+    a, b = res["layer_types"], res["mbv2"]
+    full = b["rows"][0]
+    sparse = b["rows"][1]
+    worst_fwd = max(a, key=lambda r: r["forward_per_mac"])
+    best_fwd = min(a, key=lambda r: r["forward_per_mac"])
+    return f"""# Device instructions: per MAC by layer type, per step full against sparse
+
+Produced by `.venv/bin/python bench/device_instr.py`{' --quick' if res['quick'] else ''}
+in QEMU mps2-an500 (Cortex-M7, `-icount shift=0`: one cycle = one instruction,
+counter resolution 40), firmware built by `build_device_firmware` for
+`{BOARD}` (arm-none-eabi-gcc {res['gcc']}, -O2, FPv5-SP hard float), fp32
+reference kernels. Instruction counts are exact and repeatable; they are not
+M7 cycles (stalls, wait states and dual issue are not modelled).
+
+## (a) Instructions per MAC by layer type
+
+Each layer alone, from differences of short epochs ({res['layer_samples']} random
+samples, batch {res['layer_batch']}) on two tiny models, `input -> P -> T -> GAP ->
+Flatten -> Gemm(10)` and the same without `T` (P: depthwise 1×1), see the script's
+docstring. Forward and backward-input per MAC of `T`, backward-weight per MAC of
+all of `T`'s channels (marginal per channel), update per updated weight (one SGD
+step on one slice: `w -= lr·g; g = 0` plus the squared-norm statistic), map save per
+element of a selected channel's saved input map (forward). These include the
+kernel loops and the runtime's per-op work and leave out the loss, the head and the
+protocol loop. The "raw" columns divide whole phases of the model with every channel
+of P and T selected by all of its MACs (step_macs) or weights: everything included.
+
+{table_a(a)}
+
+## (b) mbv2-tiny: instructions per training step, full against sparse update
+
+Pre-selection: the deepest {len(b['preselected_layers'])} layers
+({b['preselected_layers'][0]} … {b['preselected_layers'][-1]}, {b['preselected_channels']}
+channels), the most whose full update fits the board's 320 KB: channel pool
+{b['budget_elements']:,} elements, RAM {b['ram_footprint']['total']:,} B of 327,680
+(arena {b['ram_footprint']['arena']:,} + trainable weights
+{b['ram_footprint']['trainable_weights']:,} + firmware static + stack). Full update of
+all 16 layers needs about 389 KB and does not fit. Batch 1, so a step is one sample's
+forward and backward plus one SGD step; {b['samples']} samples of `fmnist-5to9`
+per selection. Sparse: 5% of the pre-selected channels by count, uniform over them
+or restricted to the deepest layers (input map 4×4 and the head). "reach": the
+deepest selected layer, where backward stops. The last column is only the
+instruction count at the F746's 216 MHz and one instruction per cycle, a floor.
+
+{table_b(b)}
+
+## Reading
+
+- The fp32 reference kernels cost {best_fwd['forward_per_mac']:.1f}–{worst_fwd['forward_per_mac']:.1f}
+  instructions per forward MAC ({best_fwd['type']} best, {worst_fwd['type']} worst) and
+  more in backward: plain C loops, no SIMD, no loop unrolling beyond the compiler's,
+  per-element index arithmetic. That is slow per MAC for an M7 (one single-precision
+  FMA per cycle at best); optimised kernels (blocked, unrolled, CMSIS-DSP-style, or
+  int8 with the SIMD MAC instructions) are future work.
+- Sparse update at 5% of the channels: backward {sparse['ratio_backward_instr']:.3f} of
+  full update's instructions ({sparse['ratio_backward_macs']:.3f} in MACs), a whole step
+  {sparse['ratio_step_instr']:.3f}. Forward is the same work in every variant (minus the
+  maps the selection does not save), so it bounds what a sparse step can save; the
+  input-gradient chain down to the deepest selected layer is the rest.
+- Full update of the pre-selected layers: {full['instr_step']:,.0f} instructions per step,
+  about {full['instr_step'] / 216e3:.0f} ms at 216 MHz even at one instruction per cycle.
+"""
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default=str(REPO / "bench" / "results"),
+                    help="directory for device_instr.md / .json")
+    ap.add_argument("--work", default=None, help="build directory (default: a temporary one)")
+    args = ap.parse_args(argv)
+    if not tools_available():
+        print("needs qemu-system-arm and arm-none-eabi-gcc", file=sys.stderr)
+        return 2
+    import subprocess
+    gcc = subprocess.run(["arm-none-eabi-gcc", "-dumpversion"], capture_output=True,
+                         text=True).stdout.strip()
+    layer_samples, layer_batch = (2, 2) if args.quick else (8, 4)
+    mbv2_samples = 1 if args.quick else 4
+    t0 = time.perf_counter()
+    tmp = None
+    if args.work:
+        work = Path(args.work)
+        work.mkdir(parents=True, exist_ok=True)
+    else:
+        tmp = tempfile.TemporaryDirectory(prefix="medyate-bench-")
+        work = Path(tmp.name)
+    log = lambda s: print(s, flush=True)  # noqa: E731
+    try:
+        builder = Builder(work, log)
+        log("(a) instructions per MAC by layer type")
+        a = bench_layer_types(QUICK_TYPES if args.quick else LAYER_TYPES, builder, work,
+                              layer_samples, layer_batch, args.seed, log)
+        log("(b) mbv2-tiny, full against sparse update")
+        b = bench_mbv2(builder, work, mbv2_samples, args.seed, log)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    res = {"board": BOARD, "quick": args.quick, "seed": args.seed, "gcc": gcc, "lr": LR,
+           "layer_samples": layer_samples, "layer_batch": layer_batch,
+           "seconds": round(time.perf_counter() - t0, 1), "layer_types": a, "mbv2": b}
+    print()
+    print(table_a(a))
+    print()
+    print(table_b(b))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "device_instr.json").write_text(json.dumps(res, indent=2) + "\n")
+    (out / "device_instr.md").write_text(markdown(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Smoke test of bench/device_instr.py in QEMU: its --quick run prints and
+writes instructions per MAC for a layer type and the mbv2-tiny full/sparse
+table, with positive, finite numbers, and sparse backward costs fewer MACs
+(and instructions) than full backward."""
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+    reason="needs qemu-system-arm and gcc-arm-none-eabi")
+
+
+def positive(v) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v) and v > 0
+
+
+def test_device_instr_quick(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "device_instr.py"), "--quick",
+                           "--out", str(tmp_path), "--work", str(tmp_path / "work")],
+                          capture_output=True, text=True, timeout=180, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    res = json.loads((tmp_path / "device_instr.json").read_text())
+    table = (tmp_path / "device_instr.md").read_text()
+    assert res["layer_types"], "no layer-type rows"
+    for r in res["layer_types"]:
+        assert f"| {r['type']} |" in table and f"| {r['type']} |" in proc.stdout
+        for k in ("forward_per_mac", "backward_input_per_mac", "backward_weight_per_mac",
+                  "backward_per_mac", "update_per_weight", "map_save_per_element"):
+            assert positive(r[k]), (r["type"], k, r[k])
+        for k in ("forward_per_mac", "backward_per_mac", "update_per_weight"):
+            assert positive(r["raw"][k]), (r["type"], "raw", k)
+
+    rows = {r["name"]: r for r in res["mbv2"]["rows"]}
+    assert list(rows) == ["full", "uniform 5%", "deep 5%"]
+    for name, r in rows.items():
+        assert f"| {name} |" in table and f"| {name} |" in proc.stdout
+        for k in ("instr_forward", "instr_backward", "instr_update", "instr_step",
+                  "forward_per_mac", "backward_per_mac"):
+            assert positive(r[k]), (name, k, r[k])
+        for k in ("forward", "backward_input", "backward_weight"):
+            assert positive(r["macs"][k]), (name, k)
+    full = rows["full"]
+    full_bwd = full["macs"]["backward_input"] + full["macs"]["backward_weight"]
+    for name in ("uniform 5%", "deep 5%"):
+        m = rows[name]["macs"]
+        assert m["backward_input"] + m["backward_weight"] < full_bwd, name
+        assert rows[name]["instr_backward"] < full["instr_backward"], name
+        assert rows[name]["channels"] < full["channels"]
+    assert res["mbv2"]["ram_footprint"]["total"] <= 327680
