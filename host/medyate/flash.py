@@ -296,8 +296,14 @@ def _image_from_plan(plan: Path, board, out_dir: Path, data=None):
     return Path(res.elf), placement
 
 
-def _train_hint(board, port: str, data, placement) -> str:
-    cmd = f"medyate train --plan <plan.json> --board {board.name} --port {port}"
+def _train_hint(board, port: str, data, placement, plan=None) -> str:
+    if plan is None and not data:
+        return f"medyate train ... --board {board.name} --port {port}"
+    model, plan_arg = "<model>", "<plan.json>"
+    if plan is not None:
+        from .planner.plan import load_plan
+        model, plan_arg = shlex.quote(str(load_plan(plan).model)), shlex.quote(str(plan))
+    cmd = f"medyate train {model} --plan {plan_arg} --board {board.name} --port {port}"
     if data:
         cmd += f" --data {shlex.quote(str(data['data']))}"
         for opt, key in (("--n-train", "n_train"), ("--n-test", "n_test"),
@@ -366,7 +372,7 @@ def flash_board(board_name: str, elf=None, plan=None, probe: str = "auto",
                 print(_show(p.detect_cmd()))
             for c in p.commands():
                 print(_show(c))
-        print(f"# then: {_train_hint(board, '<serial port of the board>', data, placement)}")
+        print(f"# then: {_train_hint(board, '<serial port of the board>', data, placement, plan)}")
         return None
 
     installed = [p for p in probes if p.installed()]
@@ -392,7 +398,7 @@ def flash_board(board_name: str, elf=None, plan=None, probe: str = "auto",
     print("flashed and verified", flush=True)
     port = find_serial_port()
     if port:
-        print(f"serial port: {port}\nnext: {_train_hint(board, port, data, placement)}")
+        print(f"serial port: {port}\nnext: {_train_hint(board, port, data, placement, plan)}")
     else:
         print("serial port: not found (look for /dev/ttyACM* or "
               "/dev/serial/by-id/*STLink*; on Linux your user needs the dialout group)")

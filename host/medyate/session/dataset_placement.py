@@ -103,10 +103,14 @@ def place_dataset(board, model_dir, build_dir, image: bytes, build, log=print,
         hd = read_dataset_image(image)
         sample = 4 * hd["h"] * hd["w"] * hd["c"]
         if sample > stream_sample_limit():
+            # header, four 16-byte aligned parts, one label byte per sample
+            free = (b.flash or 0) - fw - margin - 64 - 4 * 16
+            n = max(0, free // (sample + 1))
             raise MedyateError(
                 f"the training data fits neither way: {reason}; and a sample of {sample} B is "
                 f"too large to stream (one frame carries at most {stream_sample_limit()} B). "
-                "Use fewer samples (--n-train/--n-test) so that they fit in flash")
+                f"Use fewer samples (--n-train/--n-test): about {n} in all (train + test) "
+                "fit in flash beside this firmware")
     log(p.describe())
     if p.embedded:
         generate_dataset_source(image, model_dir)
