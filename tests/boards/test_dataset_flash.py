@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from medyate.boards import build_firmware, get_board
+from medyate.boards import build_firmware
 from medyate.codegen.dataset import DATASET_SOURCE, generate_dataset_source
 from medyate.errors import MedyateError
 from medyate.protocol.dataset_image import dataset_image_bytes, read_dataset_image
@@ -67,7 +67,7 @@ def test_generated_source_is_the_image(tmp_path):
     img = _fake_image(5000)
     src = generate_dataset_source(img, tmp_path).read_text()
     assert '__attribute__((section(".mdy_dataset"), aligned(16)' in src
-    assert f"mdy_dataset_image[MDY_DATASET_IMAGE_SIZE]" in src and f"{len(img)}u" in src
+    assert "mdy_dataset_image[MDY_DATASET_IMAGE_SIZE]" in src and f"{len(img)}u" in src
     with pytest.raises(ValueError, match="not a dataset image"):
         generate_dataset_source(b"\0" * 100, tmp_path)
 
