@@ -289,6 +289,15 @@ def layer_row(kind, shape, prog, bprog, res, base, sels) -> dict:
 
 
 # ------------------------------------------------------------------ (b)
+def full_update_ram(graph, names) -> int:
+    """Device RAM (planner's figures + firmware static + stack) of a full update."""
+    from medyate.algo.trainer import HostEngineFactory
+    specs = [s for s in HostEngineFactory(graph).layers if s.name in set(names)]
+    prog = lower(graph.copy(), list(names), False)
+    plan_arena(prog, sum(s.total_cost for s in specs))
+    return int(ram_footprint(memory_breakdown(prog), BOARD)["total"])
+
+
 def deepest_fitting(graph) -> list[str]:
     """The most of the deepest trainable layers whose full update fits the board."""
     from medyate.algo.trainer import HostEngineFactory
@@ -363,7 +372,9 @@ def bench_mbv2(builder: Builder, work: Path, n: int, seed: int, log) -> dict:
                                        + full["macs"]["backward_weight"]))
         r["ratio_step_instr"] = r["instr_step"] / full["instr_step"]
     mem = ram_footprint(memory_breakdown(prog), BOARD)
-    return {"preselected_layers": [short(x) for x in names],
+    every = [n.name for n in graph.trainable_nodes()]
+    return {"preselected_layers": [short(x) for x in names], "all_layers": len(every),
+            "all_layers_ram": full_update_ram(graph, every),
             "preselected_channels": sum(l.channels for l in prog.layers),
             "budget_elements": full_budget(prog), "ram_footprint": mem, "samples": n,
             "rows": rows}
@@ -409,10 +420,23 @@ def table_b(b) -> str:
 
 def markdown(res) -> str:
     a, b = res["layer_types"], res["mbv2"]
-    full = b["rows"][0]
-    sparse = b["rows"][1]
+    full, sparse = b["rows"][0], b["rows"][1]
+    deep = b["rows"][-1]
     worst_fwd = max(a, key=lambda r: r["forward_per_mac"])
     best_fwd = min(a, key=lambda r: r["forward_per_mac"])
+    fwd_lo, fwd_hi = best_fwd["forward_per_mac"], worst_fwd["forward_per_mac"]
+    ig = [r["backward_input_per_mac"] for r in a]
+    wg = [r["backward_weight_per_mac"] for r in a if r["type"] != "fc"] or \
+        [r["backward_weight_per_mac"] for r in a]
+    up = [r["update_per_weight"] for r in a]
+    ig_lo, ig_hi, wg_lo, wg_hi = min(ig), max(ig), min(wg), max(wg)
+    up_lo, up_hi = min(up), max(up)
+    why_worst = (": its innermost loop is the 3×3 window with a bounds check per tap and "
+                 "an integer division per output; `sdiv` is one instruction here but 2–12 "
+                 "cycles on a real M7" if worst_fwd["type"] == "depthwise3x3" else "")
+    dp = [r for r in a if r["type"] in ("dense3x3", "pointwise1x1")] or a
+    wg_over_ig = float(np.mean([r["backward_weight_per_mac"] / r["backward_input_per_mac"]
+                                for r in dp]))
     return f"""# Device instructions: per MAC by layer type, per step full against sparse
 
 Produced by `.venv/bin/python bench/device_instr.py`{' --quick' if res['quick'] else ''}
@@ -445,30 +469,45 @@ channels), the most whose full update fits the board's 320 KB: channel pool
 {b['budget_elements']:,} elements, RAM {b['ram_footprint']['total']:,} B of 327,680
 (arena {b['ram_footprint']['arena']:,} + trainable weights
 {b['ram_footprint']['trainable_weights']:,} + firmware static + stack). Full update of
-all 16 layers needs about 389 KB and does not fit. Batch 1, so a step is one sample's
-forward and backward plus one SGD step; {b['samples']} samples of `fmnist-5to9`
+all {b['all_layers']} layers would need {b['all_layers_ram']:,} B and does not fit. Batch 1, so a step is one sample's
+forward and backward plus one SGD step; {b['samples']} sample(s) of `fmnist-5to9`
 per selection. Sparse: 5% of the pre-selected channels by count, uniform over them
 or restricted to the deepest layers (input map 4×4 and the head). "reach": the
-deepest selected layer, where backward stops. The last column is only the
+deepest selected layer, where backward stops (fN = /features/features.N, fN.k its
+body.k). The last column is only the
 instruction count at the F746's 216 MHz and one instruction per cycle, a floor.
 
 {table_b(b)}
 
 ## Reading
 
-- The fp32 reference kernels cost {best_fwd['forward_per_mac']:.1f}–{worst_fwd['forward_per_mac']:.1f}
-  instructions per forward MAC ({best_fwd['type']} best, {worst_fwd['type']} worst) and
-  more in backward: plain C loops, no SIMD, no loop unrolling beyond the compiler's,
-  per-element index arithmetic. That is slow per MAC for an M7 (one single-precision
-  FMA per cycle at best); optimised kernels (blocked, unrolled, CMSIS-DSP-style, or
-  int8 with the SIMD MAC instructions) are future work.
-- Sparse update at 5% of the channels: backward {sparse['ratio_backward_instr']:.3f} of
-  full update's instructions ({sparse['ratio_backward_macs']:.3f} in MACs), a whole step
-  {sparse['ratio_step_instr']:.3f}. Forward is the same work in every variant (minus the
-  maps the selection does not save), so it bounds what a sparse step can save; the
-  input-gradient chain down to the deepest selected layer is the rest.
-- Full update of the pre-selected layers: {full['instr_step']:,.0f} instructions per step,
-  about {full['instr_step'] / 216e3:.0f} ms at 216 MHz even at one instruction per cycle.
+- MACs are nominal (step_macs: every kernel tap, padding included; at 8×8 with a
+  3×3 kernel and padding 1 only 84 % of the taps touch the input), so the per-MAC
+  figures of 3×3 layers include the skipped border taps' loop overhead.
+- The fp32 reference kernels cost {fwd_lo:.1f}–{fwd_hi:.1f} instructions per forward
+  MAC ({best_fwd['type']} best, {worst_fwd['type']} worst{why_worst}). Input gradients cost
+  {ig_lo:.1f}–{ig_hi:.1f} per MAC, weight gradients of convs {wg_lo:.1f}–{wg_hi:.1f}:
+  the weight-gradient kernels run their innermost loop over the output map with a
+  strided read of dy (NHWC) and a bounds check per element: {wg_over_ig:.1f}× the input
+  gradient's cost per MAC for dense and pointwise convs. An SGD update costs
+  {up_lo:.1f}–{up_hi:.1f} instructions per updated weight.
+- That is slow per MAC for an M7 (one single-precision FMA per cycle at best,
+  plus loads): plain C loops, no SIMD, no unrolling beyond the compiler's, index
+  arithmetic per element. Optimised kernels (blocked and unrolled, weight-gradient
+  loops reordered for contiguous access, CMSIS-DSP style, or int8 with the SIMD
+  MAC instructions) are future work.
+- Sparse update at 5% of the channels, uniform over the pre-selected layers:
+  backward {sparse['ratio_backward_instr']:.3f} of full update's instructions
+  ({sparse['ratio_backward_macs']:.3f} in MACs; the instruction ratio is lower because
+  the weight gradients it drops are the expensive part per MAC), a whole step
+  {sparse['ratio_step_instr']:.3f}. Restricted to the deepest layers:
+  backward {deep['ratio_backward_instr']:.3f}, a step {deep['ratio_step_instr']:.3f}.
+  Forward is the same work in every variant (minus the maps the selection does not
+  save) and is then most of a sparse step; the input-gradient chain down to the
+  deepest selected layer is most of the rest.
+- Full update of the pre-selected layers: {full['instr_step']:,.0f} instructions per
+  step, about {full['instr_step'] / 216e3:.0f} ms at 216 MHz even at one instruction
+  per cycle; 5% sparse: about {sparse['instr_step'] / 216e3:.0f} ms.
 """
 
 

@@ -431,8 +431,8 @@ def main(argv=None) -> int:
 def markdown(res: dict, table: str) -> str:
     t = res["torch"]
     rows = {r["name"]: r for r in res["variants"]}
-    u = rows["uniform 5%"]
-    d = rows["deep 5%"]
+    f, u = rows["full"], rows["uniform 5%"]
+    d, s = rows["deep 5%"], rows["with stem 5%"]
     txt = f"""# Host training step: full against sparse update (mbv2-tiny)
 
 Produced by `.venv/bin/python bench/engine_step.py`{' --quick' if res['quick'] else ''}
@@ -442,7 +442,8 @@ lr {res['lr']}, seed {res['seed']}; {res['machine']}, Python {res['python']}).
 Pre-selection: all {res['preselected_layers']} trainable layers ({res['preselected_channels']}
 input channels); sparse variants train {FRACTION:.0%} of those channels (by count).
 Biases are frozen everywhere. MACs per sample from `planner.compute.step_macs`;
-"reach" is the deepest (closest to the input) selected layer, where backward stops.
+"reach" is the deepest (closest to the input) selected layer, where backward stops
+(fN = /features/features.N, fN.k its body.k).
 Times are per sample at batch 1 (one SGD step per sample), the median over all
 timed samples; samples/s b1 is 1 / (sum of the three medians); "b8" is the best
 epoch throughput with one SGD step per 8 samples. Wall-clock times on a shared
@@ -459,7 +460,17 @@ epoch throughput with one SGD step per 8 samples. Wall-clock times on a shared
 - The same 5% restricted to the deepest layers: {d['ratio_backward_macs']:.3f} of
   full backward in MACs, {d['ratio_backward_time_medyate']:.3f} in time.
   Including the stem's channel makes backward run the whole input-gradient chain
-  (bwd-input MACs equal to full update's).
+  (bwd-input MACs equal to full update's): {s['ratio_backward_macs']:.3f} in MACs,
+  {s['ratio_backward_time_medyate']:.3f} in time.
+- Measured time falls further than MACs because the engine's weight-gradient
+  kernels cost more per MAC than its input-gradient kernels (on the device about
+  3× for dense and pointwise convs, bench/results/device_instr.md): full update's
+  backward is {f['medyate']['backward_us'] / f['macs']['backward'] * 1e3:.2f} ns/MAC,
+  uniform 5%'s {u['medyate']['backward_us'] / u['macs']['backward'] * 1e3:.2f} ns/MAC,
+  forward {f['medyate']['forward_us'] / f['macs']['forward'] * 1e3:.2f} ns/MAC.
+- Forward is the same in every variant, so at 5% it is over half of a step: the
+  samples/s gain of sparse update is {u['medyate']['samples_per_s_b1'] / f['medyate']['samples_per_s_b1']:.2f}×
+  (uniform) to {d['medyate']['samples_per_s_b1'] / f['medyate']['samples_per_s_b1']:.2f}× (deep), not 20×.
 """
     if t:
         txt += f"""- PyTorch {t['version']} on the CPU, `torch.set_num_threads(1)` (the C engine
@@ -471,6 +482,12 @@ epoch throughput with one SGD step per 8 samples. Wall-clock times on a shared
   with the selection as the engine's does; both stop backward at the same depth.
   One SGD step on one sample from the same weights, engine against torch: weight
   changes differ by at most {t['max_abs_weight_delta_diff_one_step']:.2e}.
+- At batch 1 the engine is {f['medyate']['samples_per_s_b1'] / f['torch']['samples_per_s_b1']:.1f}× torch's
+  throughput for full update and {u['medyate']['samples_per_s_b1'] / u['torch']['samples_per_s_b1']:.1f}× for uniform 5%
+  (most likely torch's per-op overhead, large next to ops this small). At batch 8 torch batches
+  the samples through its kernels and reaches {f['torch']['samples_per_s_b8']:.0f} samples/s for
+  full update; the engine trains per sample by design (activation memory of one
+  sample), so its batch-8 throughput is its batch-1 throughput.
 """
     else:
         txt += "- torch was not importable: no PyTorch column.\n"
