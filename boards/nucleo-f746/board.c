@@ -6,12 +6,11 @@
  * section is given beside each group. Not yet run on hardware by this
  * project: see boards/nucleo-f746/README.md.
  */
-#include "mdy_board.h"
+#include "cortex_m7.h"
 
 #include <stdint.h>
 #include <stddef.h>
 
-#define REG32(addr) (*(volatile uint32_t *)(uintptr_t)(addr))
 
 #ifndef MEDYATE_UART_BAUD
 #define MEDYATE_UART_BAUD 115200u
@@ -94,16 +93,6 @@
 #define USART_ICR_ORECF (1u << 3)
 
 /* Cortex-M7 system registers (Armv7-M ARM B3.2, Cortex-M7 TRM). */
-#define SYST_CSR        REG32(0xE000E010u)
-#define SYST_RVR        REG32(0xE000E014u)
-#define SYST_CVR        REG32(0xE000E018u)
-#define SCB_VTOR        REG32(0xE000ED08u)
-#define SCB_CCR         REG32(0xE000ED14u)
-#define SCB_SHPR3       REG32(0xE000ED20u)
-#define SCB_CFSR        REG32(0xE000ED28u)
-#define SCB_HFSR        REG32(0xE000ED2Cu)
-#define SCB_MMFAR       REG32(0xE000ED34u)
-#define SCB_BFAR        REG32(0xE000ED38u)
 #define SCB_CCSIDR      REG32(0xE000ED80u)
 #define SCB_CSSELR      REG32(0xE000ED84u)
 #define SCB_ICIALLU     REG32(0xE000EF50u)
@@ -118,13 +107,9 @@
 
 #define CPU_HZ          216000000u
 #define PCLK1_HZ        (CPU_HZ / 4u)   /* APB1 at most 54 MHz (datasheet) */
-#define STACK_PATTERN   0xDEADBEEFu
-#define FAULT_EXIT_CODE 3
 
 const char board_name[] = "nucleo-f746";
 
-extern uint32_t __stack_bottom[], __stack_top[];
-extern const uint8_t __mdy_dataset_start[], __mdy_dataset_end[];
 extern void (*const mdy_vectors[16])(void);
 
 static int uart_ready;
@@ -331,19 +316,6 @@ int board_uart_read(uint32_t timeout_us)
     return -1;
 }
 
-uint32_t board_stack_size(void)
-{
-    return (uint32_t)((uintptr_t)__stack_top - (uintptr_t)__stack_bottom);
-}
-
-uint32_t board_stack_high_water(void)
-{
-    const uint32_t *p = __stack_bottom;
-    while (p < __stack_top && *p == STACK_PATTERN)
-        p++;
-    return (uint32_t)((uintptr_t)__stack_top - (uintptr_t)p);
-}
-
 const uint8_t *board_dataset(void)
 {
     const uint8_t *p = __mdy_dataset_start;
@@ -351,9 +323,6 @@ const uint8_t *board_dataset(void)
         return p;
     return NULL;
 }
-
-static void put_str(const char *s);
-static void put_hex(const char *label, uint32_t v);
 
 void board_exit(int code)
 {
@@ -370,115 +339,12 @@ void board_exit(int code)
     } while (u && i > 1);
     if (code < 0)
         buf[--i] = '-';
-    put_str("\nEXIT ");
-    put_str(&buf[i]);
-    put_str("\n");
+    cm7_put_str("\nEXIT ");
+    cm7_put_str(&buf[i]);
+    cm7_put_str("\n");
     while (!(USART3_ISR & USART_ISR_TC))
         ;
     __asm volatile("cpsid i" ::: "memory");
     for (;;)
         __asm volatile("wfi");
 }
-
-/* ------------------------------------------------------------------ faults */
-
-static void put_str(const char *s)
-{
-    size_t n = 0;
-    while (s[n])
-        n++;
-    board_uart_write((const uint8_t *)s, n);
-}
-
-static void put_hex(const char *label, uint32_t v)
-{
-    char buf[16];
-    static const char digits[] = "0123456789abcdef";
-    put_str(label);
-    buf[0] = '0';
-    buf[1] = 'x';
-    for (int i = 0; i < 8; i++)
-        buf[2 + i] = digits[(v >> (28 - 4 * i)) & 0xFu];
-    buf[10] = 0;
-    put_str(buf);
-}
-
-/* Called with the exception frame pushed on fault entry (r0-r3, r12, lr, pc,
-   xpsr), or NULL if that stack pointer was unusable. One plain-text line, so
-   that a host reading binary frames can still recognise it. */
-void mdy_fault_report(const uint32_t *frame, uint32_t exc_return, uint32_t ipsr)
-    __attribute__((noreturn, used));
-void mdy_fault_report(const uint32_t *frame, uint32_t exc_return, uint32_t ipsr)
-{
-    (void)exc_return;
-    put_str("\nFAULT");
-    put_hex(" exc=", ipsr & 0x1FFu);
-    put_hex(" CFSR=", SCB_CFSR);
-    put_hex(" HFSR=", SCB_HFSR);
-    put_hex(" MMFAR=", SCB_MMFAR);
-    put_hex(" BFAR=", SCB_BFAR);
-    if (frame) {
-        put_hex(" PC=", frame[6]);
-        put_hex(" LR=", frame[5]);
-        put_hex(" XPSR=", frame[7]);
-    }
-    put_str("\n");
-    board_exit(FAULT_EXIT_CODE);
-}
-
-/* All faults and unexpected exceptions land here. Pick the stack the frame was
-   pushed on (EXC_RETURN bit 2), reject a frame outside RAM (a stack overflow
-   that faulted while stacking), then report in C on the main stack. */
-__attribute__((naked)) void HardFault_Handler(void)
-{
-    __asm volatile(
-        "tst   lr, #4\n"
-        "ite   eq\n"
-        "mrseq r0, msp\n"
-        "mrsne r0, psp\n"
-        "ldr   r1, =__stack_bottom\n"
-        "cmp   r0, r1\n"
-        "blo   1f\n"
-        "ldr   r1, =__ram_end\n"
-        "cmp   r0, r1\n"
-        "blo   2f\n"
-        "1: movs r0, #0\n"
-        "2: mov  r1, lr\n"
-        "mrs   r2, ipsr\n"
-        "ldr   r3, =__stack_top\n"
-        "mov   sp, r3\n"
-        "b     mdy_fault_report\n");
-}
-
-void NMI_Handler(void) __attribute__((alias("HardFault_Handler")));
-void MemManage_Handler(void) __attribute__((alias("HardFault_Handler")));
-void BusFault_Handler(void) __attribute__((alias("HardFault_Handler")));
-void UsageFault_Handler(void) __attribute__((alias("HardFault_Handler")));
-void Default_Handler(void) __attribute__((alias("HardFault_Handler")));
-void SVC_Handler(void) __attribute__((weak, alias("HardFault_Handler")));
-void DebugMon_Handler(void) __attribute__((weak, alias("HardFault_Handler")));
-void PendSV_Handler(void) __attribute__((weak, alias("HardFault_Handler")));
-
-extern void Reset_Handler(void);
-
-/* Vector table at 0x08000000. With BOOT0 low the core fetches it through the
-   flash's ITCM alias 0x00200000 (RM0385 section 2.5, BOOT_ADD0 default 0x0080),
-   which is the same memory; the handlers' addresses are AXIM ones, and
-   board_init points VTOR at the AXIM copy. Only the system exceptions are
-   listed: no peripheral interrupt is ever enabled. */
-__attribute__((section(".isr_vector"), used))
-void (*const mdy_vectors[16])(void) = {
-    (void (*)(void))(uintptr_t)__stack_top,
-    Reset_Handler,
-    NMI_Handler,
-    HardFault_Handler,
-    MemManage_Handler,
-    BusFault_Handler,
-    UsageFault_Handler,
-    0, 0, 0, 0,
-    SVC_Handler,
-    DebugMon_Handler,
-    0,
-    PendSV_Handler,
-    SysTick_Handler,
-};

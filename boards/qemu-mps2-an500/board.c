@@ -3,12 +3,11 @@
  * counter from SysTick under -icount shift=0, semihosting exit, fault report.
  * Build with the F746's flags: the image is meant to fit and run on the chip.
  */
-#include "mdy_board.h"
+#include "cortex_m7.h"
 
 #include <stdint.h>
 #include <stddef.h>
 
-#define REG32(addr) (*(volatile uint32_t *)(uintptr_t)(addr))
 
 /* CMSDK APB UART0 (Arm CMSDK TRM; QEMU hw/char/cmsdk-apb-uart.c). */
 #define UART0_BASE     0x40004000u
@@ -20,25 +19,13 @@
 #define UART_STATE_RXFULL (1u << 1)
 
 /* Armv7-M system control space. */
-#define SYST_CSR       REG32(0xE000E010u)
-#define SYST_RVR       REG32(0xE000E014u)
-#define SYST_CVR       REG32(0xE000E018u)
-#define SCB_SHPR3      REG32(0xE000ED20u)
-#define SCB_CFSR       REG32(0xE000ED28u)
-#define SCB_HFSR       REG32(0xE000ED2Cu)
-#define SCB_MMFAR      REG32(0xE000ED34u)
-#define SCB_BFAR       REG32(0xE000ED38u)
 
 #define SYSTICK_RELOAD 0x00FFFFFFu
-#define STACK_PATTERN  0xDEADBEEFu
-#define FAULT_EXIT_CODE 3
 
 #define DATASET_ADDR   0x60000000u
 
 const char board_name[] = "qemu-mps2-an500";
 
-extern uint32_t __stack_bottom[], __stack_top[];
-extern const uint8_t __mdy_dataset_start[], __mdy_dataset_end[];
 
 /* SysTick runs on the machine's 25 MHz SYSCLK (QEMU hw/arm/mps2.c), which
    under -icount shift=0 (1 instruction = 1 ns) ticks once per 40
@@ -129,21 +116,6 @@ int board_uart_read(uint32_t timeout_us)
     return -1;
 }
 
-uint32_t board_stack_size(void)
-{
-    return (uint32_t)((uintptr_t)__stack_top - (uintptr_t)__stack_bottom);
-}
-
-uint32_t board_stack_high_water(void)
-{
-    /* The stack grows down from __stack_top; the lowest word that no longer
-       holds the pattern marks the deepest use. */
-    const uint32_t *p = __stack_bottom;
-    while (p < __stack_top && *p == STACK_PATTERN)
-        p++;
-    return (uint32_t)((uintptr_t)__stack_top - (uintptr_t)p);
-}
-
 static int has_magic(const uint8_t *p)
 {
     return p[0] == 'M' && p[1] == 'D' && p[2] == 'Y' && p[3] == 'D';
@@ -170,103 +142,3 @@ void board_exit(int code)
     for (;;)
         __asm volatile("wfi");
 }
-
-/* ------------------------------------------------------------------ faults */
-
-static void put_str(const char *s)
-{
-    size_t n = 0;
-    while (s[n])
-        n++;
-    board_uart_write((const uint8_t *)s, n);
-}
-
-static void put_hex(const char *label, uint32_t v)
-{
-    char buf[16];
-    static const char digits[] = "0123456789abcdef";
-    put_str(label);
-    buf[0] = '0';
-    buf[1] = 'x';
-    for (int i = 0; i < 8; i++)
-        buf[2 + i] = digits[(v >> (28 - 4 * i)) & 0xFu];
-    buf[10] = 0;
-    put_str(buf);
-}
-
-/* Called with the exception frame pushed on fault entry (r0-r3, r12, lr, pc,
-   xpsr), or NULL if that stack pointer was unusable. One plain-text line, so
-   that a host reading binary frames can still recognise it. */
-void mdy_fault_report(const uint32_t *frame, uint32_t exc_return, uint32_t ipsr)
-    __attribute__((noreturn, used));
-void mdy_fault_report(const uint32_t *frame, uint32_t exc_return, uint32_t ipsr)
-{
-    (void)exc_return;
-    put_str("\nFAULT");
-    put_hex(" exc=", ipsr & 0x1FFu);
-    put_hex(" CFSR=", SCB_CFSR);
-    put_hex(" HFSR=", SCB_HFSR);
-    put_hex(" MMFAR=", SCB_MMFAR);
-    put_hex(" BFAR=", SCB_BFAR);
-    if (frame) {
-        put_hex(" PC=", frame[6]);
-        put_hex(" LR=", frame[5]);
-        put_hex(" XPSR=", frame[7]);
-    }
-    put_str("\n");
-    board_exit(FAULT_EXIT_CODE);
-}
-
-/* All faults and unexpected exceptions land here. Pick the stack the frame was
-   pushed on (EXC_RETURN bit 2), reject a frame outside RAM (a stack overflow
-   that faulted while stacking), then report in C on the main stack. */
-__attribute__((naked)) void HardFault_Handler(void)
-{
-    __asm volatile(
-        "tst   lr, #4\n"
-        "ite   eq\n"
-        "mrseq r0, msp\n"
-        "mrsne r0, psp\n"
-        "ldr   r1, =__stack_bottom\n"
-        "cmp   r0, r1\n"
-        "blo   1f\n"
-        "ldr   r1, =__ram_end\n"
-        "cmp   r0, r1\n"
-        "blo   2f\n"
-        "1: movs r0, #0\n"
-        "2: mov  r1, lr\n"
-        "mrs   r2, ipsr\n"
-        "ldr   r3, =__stack_top\n"
-        "mov   sp, r3\n"
-        "b     mdy_fault_report\n");
-}
-
-void NMI_Handler(void) __attribute__((alias("HardFault_Handler")));
-void MemManage_Handler(void) __attribute__((alias("HardFault_Handler")));
-void BusFault_Handler(void) __attribute__((alias("HardFault_Handler")));
-void UsageFault_Handler(void) __attribute__((alias("HardFault_Handler")));
-void Default_Handler(void) __attribute__((alias("HardFault_Handler")));
-void SVC_Handler(void) __attribute__((weak, alias("HardFault_Handler")));
-void DebugMon_Handler(void) __attribute__((weak, alias("HardFault_Handler")));
-void PendSV_Handler(void) __attribute__((weak, alias("HardFault_Handler")));
-
-extern void Reset_Handler(void);
-
-/* Vector table at 0 (the core's VTOR reset value on this machine). Only the
-   system exceptions are listed: no peripheral interrupt is ever enabled. */
-__attribute__((section(".isr_vector"), used))
-void (*const mdy_vectors[16])(void) = {
-    (void (*)(void))(uintptr_t)__stack_top,
-    Reset_Handler,
-    NMI_Handler,
-    HardFault_Handler,
-    MemManage_Handler,
-    BusFault_Handler,
-    UsageFault_Handler,
-    0, 0, 0, 0,
-    SVC_Handler,
-    DebugMon_Handler,
-    0,
-    PendSV_Handler,
-    SysTick_Handler,
-};

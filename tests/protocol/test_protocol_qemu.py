@@ -18,6 +18,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 FW = REPO / "firmware"
 BOARD = REPO / "boards" / "qemu-mps2-an500"
+COMMON = REPO / "boards" / "common" / "cortex-m7"
 ARM_FLAGS = ["-std=c99", "-O2", "-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-sp-d16",
              "-mfloat-abi=hard", "-Wall", "-Wextra", "-Werror"]
 
@@ -31,10 +32,12 @@ pytestmark = pytest.mark.skipif(
 def firmware(build_dir, device_exe):
     elf = build_dir / "fixture-qemu.elf"
     srcs = (sorted((FW / "src" / "device").glob("*.c")) + sorted((FW / "src" / "kernels").rglob("*.c"))
-            + sorted((FW / "src" / "runtime").glob("*.c")) + [BOARD / "board.c", BOARD / "startup.S",
-                                                              HERE / "fixture_model.c"])
+            + sorted((FW / "src" / "runtime").glob("*.c"))
+            + [BOARD / "board.c", COMMON / "cortex_m7.c", COMMON / "startup.S",
+               HERE / "fixture_model.c"])
     r = subprocess.run(["arm-none-eabi-gcc", *ARM_FLAGS, f"-I{FW / 'include'}",
-                        f"-I{FW / 'src' / 'device'}", *map(str, srcs), f"-T{BOARD / 'linker.ld'}",
+                        f"-I{FW / 'src' / 'device'}", f"-I{COMMON}", *map(str, srcs),
+                        f"-T{BOARD / 'linker.ld'}", f"-L{COMMON}",
                         "-specs=nano.specs", "-specs=nosys.specs", "-Wl,--gc-sections", "-lm",
                         "-o", str(elf)], capture_output=True, text=True)
     if r.returncode:

@@ -1,6 +1,7 @@
-# Cross toolchain for a Cortex-M7 with the F746's single-precision FPU
+# Cross toolchain for the Cortex-M7 boards with the F746's single-precision FPU
 # (QEMU's M7 has a double-precision one; building for fpv5-sp-d16 keeps the
-# image valid on the real chip).
+# image valid on the real chip). A board uses it by naming "cortex-m7" in its
+# board.json "common" list.
 set(CMAKE_SYSTEM_NAME Generic)
 set(CMAKE_SYSTEM_PROCESSOR arm)
 
