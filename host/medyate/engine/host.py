@@ -12,7 +12,8 @@ import numpy as np
 from ..errors import MedyateError
 from ..ir.graph import Graph
 from ..planner.arena import NO_OFFSET, plan_arena
-from ..planner.program import DEPTHWISE_CONV2D, FULLY_CONNECTED, NONE, Program, lower
+from ..planner.program import (AVGPOOL, CLAMP, DEPTHWISE_CONV2D, FULLY_CONNECTED, HARDSIGMOID,
+                               MAXPOOL, NONE, Program, lower)
 from .build import load_engine
 
 STATUS = {-1: "bad argument", -2: "layer or channel index out of range",
@@ -95,12 +96,12 @@ class HostEngine:
                     setattr(o.p.conv, k, v)
                 o.weight = self._ptr(op.weight)
                 o.bias = self._ptr(op.bias)
-            elif op.kind in (10, 11):                     # AVGPOOL, MAXPOOL
+            elif op.kind in (AVGPOOL, MAXPOOL):
                 for k, v in op.params.items():
                     setattr(o.p.pool, k, v)
-            elif op.kind == 4:                            # CLAMP
+            elif op.kind == CLAMP:
                 o.p.clamp.lo, o.p.clamp.hi = op.params["lo"], op.params["hi"]
-            elif op.kind == 5:                            # HARDSIGMOID
+            elif op.kind == HARDSIGMOID:
                 o.p.hsig.alpha, o.p.hsig.beta = op.params["alpha"], op.params["beta"]
         layers = ffi.new("mdy_layer[]", max(1, len(p.layers)))
         for i, l in enumerate(p.layers):
