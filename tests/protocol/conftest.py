@@ -2,9 +2,11 @@
 
 The device binary is the real firmware/src/device code with the real engine
 (kernels + runtime) and the native board (boards/host), linked with a tiny
-hand-written model (fixture_model.c) and built with AddressSanitizer and
-UBSan, so any out-of-bounds access or undefined behaviour a malformed frame
-could trigger aborts the process and fails the test.
+hand-written model (fixture_model.c; fixture_big_model.c has an input larger
+than a frame) and built with AddressSanitizer and UBSan, so any out-of-bounds
+access or undefined behaviour a malformed frame could trigger aborts the
+process and fails the test. Each model gets the model_config.h the code
+generator would write (the device sizes its sample buffer from it).
 """
 from __future__ import annotations
 
@@ -33,28 +35,47 @@ SAN_ENV = {"ASAN_OPTIONS": "halt_on_error=1:detect_leaks=1",
            "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1"}
 
 
-def _build(name: str, sources: list[Path], out_dir: Path) -> Path:
+# Input shape (h, w, c) of each fixture model, for its model_config.h.
+FIXTURES = {"fixture_model.c": (4, 4, 2), "fixture_big_model.c": (16, 16, 3)}
+
+
+def model_config(out_dir: Path, fixture: str) -> Path:
+    """A directory holding the fixture's model_config.h (the input shape is
+    all the device code reads from it)."""
+    h, w, c = FIXTURES[fixture]
+    d = out_dir / (Path(fixture).stem + "-config")
+    d.mkdir(exist_ok=True)
+    (d / "model_config.h").write_text(
+        "#ifndef MDY_MODEL_CONFIG_H\n#define MDY_MODEL_CONFIG_H\n"
+        f"#define MDY_MODEL_INPUT_H {h}\n#define MDY_MODEL_INPUT_W {w}\n"
+        f"#define MDY_MODEL_INPUT_C {c}\n#endif\n")
+    return d
+
+
+def _build(name: str, sources: list[Path], out_dir: Path, include: list[Path] = ()) -> Path:
     h = hashlib.sha256(" ".join(CFLAGS).encode())
-    for f in sorted(sources) + sorted((FW / "include").glob("*.h")) + sorted((FW / "src").rglob("*.h")):
+    headers = [f for d in include for f in sorted(d.glob("*.h"))]
+    for f in sorted(sources) + sorted((FW / "include").glob("*.h")) + \
+            sorted((FW / "src").rglob("*.h")) + headers:
         h.update(str(f).encode())
         h.update(f.read_bytes())
     exe = out_dir / f"{name}-{h.hexdigest()[:12]}"
     if not exe.exists():
         tmp = exe.with_suffix(".tmp")
-        r = subprocess.run([CC, *CFLAGS, *map(str, sources), "-lm", "-o", str(tmp)],
-                           capture_output=True, text=True)
+        r = subprocess.run([CC, *CFLAGS, *[f"-I{d}" for d in include], *map(str, sources),
+                            "-lm", "-o", str(tmp)], capture_output=True, text=True)
         if r.returncode:
             pytest.fail(f"building {name} failed:\n{r.stderr}")
         tmp.rename(exe)
     return exe
 
 
-def device_sources() -> list[Path]:
+def device_sources(fixture: str = "fixture_model.c") -> list[Path]:
     return (sorted((FW / "src" / "device").glob("*.c"))
             + sorted((FW / "src" / "kernels").rglob("*.c"))
             + sorted((FW / "src" / "runtime").glob("*.c"))
             + sorted((REPO / "boards" / "host").glob("*.c"))
-            + [HERE / "fixture_model.c"])
+            + [HERE / fixture])
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +89,16 @@ def build_dir(tmp_path_factory) -> Path:
 def device_exe(build_dir) -> Path:
     if not list((FW / "src" / "runtime").glob("*.c")):
         pytest.skip("runtime not built yet")
-    return _build("device", device_sources(), build_dir)
+    return _build("device", device_sources(), build_dir,
+                  [model_config(build_dir, "fixture_model.c")])
+
+
+@pytest.fixture(scope="session")
+def big_device_exe(build_dir) -> Path:
+    if not list((FW / "src" / "runtime").glob("*.c")):
+        pytest.skip("runtime not built yet")
+    return _build("device-big", device_sources("fixture_big_model.c"), build_dir,
+                  [model_config(build_dir, "fixture_big_model.c")])
 
 
 @pytest.fixture(scope="session")
@@ -119,12 +149,12 @@ class DeviceProcess:
 @pytest.fixture
 def device_process(device_exe, dataset):
     """Factory: start device processes; each is checked for sanitizer reports
-    and stopped at the end of the test."""
+    and stopped at the end of the test. exe: another build (big_device_exe)."""
     procs: list[DeviceProcess] = []
 
-    def start(with_dataset: Path | None | bool = True) -> DeviceProcess:
+    def start(with_dataset: Path | None | bool = True, exe: Path | None = None) -> DeviceProcess:
         ds = dataset if with_dataset is True else (None if with_dataset is False else with_dataset)
-        p = DeviceProcess(device_exe, ds)
+        p = DeviceProcess(exe or device_exe, ds)
         procs.append(p)
         return p
     yield start

@@ -246,7 +246,9 @@ BAD_REQUESTS = [
     ("WRITE_WEIGHTS", _write(tail=[1.0] * 5, which=1), "BAD_FIELD"),
     ("WRITE_WEIGHTS", _write(tail=()), "BAD_FIELD"),
     ("WRITE_WEIGHTS", _write() + b"\1", "BAD_LENGTH"),
-    ("TRAIN_STREAM", _stream(31), "BAD_LENGTH"),
+    ("TRAIN_STREAM", _stream(31), "BAD_STATE"),       # the first float was never staged
+    ("TRAIN_STREAM", _stream(0), "BAD_STATE"),
+    ("TRAIN_STREAM", _stream(33), "BAD_LENGTH"),
     ("TRAIN_STREAM", _stream(label=3), "MDY_ERR_LABEL"),
     ("TRAIN_STREAM", _stream(label=-1), "MDY_ERR_LABEL"),
     ("TRAIN_STREAM", _stream(batch=0), "BAD_FIELD"),
@@ -254,6 +256,14 @@ BAD_REQUESTS = [
     ("TRAIN_STREAM", _stream(lr=float("nan")), "BAD_FIELD"),
     ("FORWARD", L["FORWARD"].pack(tail=[0.0] * 33), "BAD_LENGTH"),
     ("FORWARD", b"\0\0", "BAD_LENGTH"),
+    ("FORWARD", L["FORWARD"].pack(tail=[0.0] * 5), "BAD_STATE"),
+    ("SAMPLE_CHUNK", L["SAMPLE_CHUNK"].pack(offset=0), "BAD_FIELD"),
+    ("SAMPLE_CHUNK", L["SAMPLE_CHUNK"].pack(offset=30, tail=[0.0] * 3), "BAD_FIELD"),
+    ("SAMPLE_CHUNK", L["SAMPLE_CHUNK"].pack(offset=0, tail=[0.0] * 33), "BAD_FIELD"),
+    ("SAMPLE_CHUNK", L["SAMPLE_CHUNK"].pack(offset=2**32 - 1, tail=[0.0] * 2), "BAD_FIELD"),
+    ("SAMPLE_CHUNK", L["SAMPLE_CHUNK"].pack(offset=4, tail=[0.0] * 4), "BAD_STATE"),
+    ("SAMPLE_CHUNK", b"\0\0", "BAD_LENGTH"),
+    ("SAMPLE_CHUNK", L["SAMPLE_CHUNK"].pack(offset=0, tail=[0.0]) + b"\0", "BAD_LENGTH"),
     ("LAYERS", L["LAYERS"].pack(offset=1, count=2), "BAD_FIELD"),
     ("LAYERS", L["LAYERS"].pack(offset=0, count=0), "BAD_FIELD"),
     ("LAYERS", L["LAYERS"].pack(offset=0xFFFF, count=0xFFFF), "BAD_FIELD"),
@@ -270,7 +280,7 @@ def test_bad_fields_rejected(dev):
     w0 = dev.read_all_weights()
     for name, payload, want in BAD_REQUESTS:
         assert _err(dev, name, payload) == want, (name, payload.hex())
-    for t in (0x00, 0x0F, 0x7F, 0x80, 0x87, 0xF0, 0xFF):
+    for t in (0x00, 0x10, 0x7F, 0x80, 0x87, 0xF0, 0xFF):
         assert _err(dev, t, b"") == "UNKNOWN_TYPE"
     assert dev.ping(b"alive") == b"alive"
     for (a, b), (c, d) in zip(w0, dev.read_all_weights()):

@@ -12,6 +12,7 @@ import pytest
 
 from medyate.protocol import Device, Link
 
+from conftest import model_config
 from protocol_helpers import session
 
 HERE = Path(__file__).resolve().parent
@@ -36,7 +37,8 @@ def firmware(build_dir, device_exe):
             + [BOARD / "board.c", COMMON / "cortex_m7.c", COMMON / "startup.S",
                HERE / "fixture_model.c"])
     r = subprocess.run(["arm-none-eabi-gcc", *ARM_FLAGS, f"-I{FW / 'include'}",
-                        f"-I{FW / 'src' / 'device'}", f"-I{COMMON}", *map(str, srcs),
+                        f"-I{FW / 'src' / 'device'}", f"-I{COMMON}",
+                        f"-I{model_config(build_dir, 'fixture_model.c')}", *map(str, srcs),
                         f"-T{BOARD / 'linker.ld'}", f"-L{COMMON}",
                         "-specs=nano.specs", "-specs=nosys.specs", "-Wl,--gc-sections", "-lm",
                         "-o", str(elf)], capture_output=True, text=True)

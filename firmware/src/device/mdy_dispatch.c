@@ -4,13 +4,15 @@
  *
  * RAM (static): the receive and answer frame buffers (2 x 2060 bytes, shared
  * with the epoch permutation, see `io`), a 64-byte buffer for PROGRESS and NAK
- * frames, the engine context and a few words of state. Nothing else: a
+ * frames, one streamed sample (the model's input, h*w*c floats, see
+ * `sample`), the engine context and a few words of state. Nothing else: a
  * selection is staged in the arena (see SEL_*), samples are read in place from
- * the dataset image or from the receive buffer.
+ * the dataset image or, when a whole one fits, from the receive buffer.
  */
 #include "mdy_device.h"
 #include "mdy_board.h"
 #include "mdy_generated.h"
+#include "model_config.h"
 
 #include <math.h>
 #include <string.h>
@@ -53,6 +55,18 @@ static uint16_t tx_len;
 /* A selection arriving in chunks (SEL_BEGIN/SEL_CHUNK/SEL_COMMIT). */
 static int staging;
 static uint32_t stage_n, stage_next;
+
+/* A streamed sample larger than one frame: SAMPLE_CHUNKs fill it from the
+ * start, the TRAIN_STREAM or FORWARD carrying its last floats completes and
+ * consumes it. Exactly one model input: the receive buffer cannot hold it
+ * (the next frame overwrites it) and the arena is in use by the pass that
+ * reads it. Sized at compile time from the generated model_config.h;
+ * mdy_device_init checks it against the model. */
+#define SAMPLE_FLOATS ((uint32_t)MDY_MODEL_INPUT_H * (uint32_t)MDY_MODEL_INPUT_W * \
+                       (uint32_t)MDY_MODEL_INPUT_C)
+static float sample[SAMPLE_FLOATS];
+static uint32_t sample_have;         /* floats staged so far of the current sample */
+static int sample_ok;                /* SAMPLE_FLOATS equals the model's input */
 
 static struct {
     uint64_t forward, backward, update, total;
@@ -489,17 +503,75 @@ static uint16_t h_get_stats(const uint8_t *p, uint16_t len)
     return stats_answer(off, count);
 }
 
+/* The sample of a TRAIN_STREAM or FORWARD whose payload ends with its last
+ * `items` floats. All of it: 0 (used in place). Fewer: the floats before them
+ * must be staged (SAMPLE_CHUNK). Returns 0 or an error code with *why; checks
+ * only, so a rejected request leaves the staged part as it was. */
+static int check_stream_sample(uint32_t items, const char **why)
+{
+    uint32_t n = input_elems();
+    if (items > n) {
+        *why = "more floats than the model input";
+        return MDY_PERR_BAD_LENGTH;
+    }
+    if (items == n)
+        return 0;
+    if (!sample_ok) {
+        *why = "sample buffer differs from the model input";
+        return MDY_PERR_BAD_STATE;
+    }
+    if (sample_have != n - items) {
+        *why = "incomplete sample: SAMPLE_CHUNK the rest first";
+        return MDY_PERR_BAD_STATE;
+    }
+    return 0;
+}
+
+/* After check_stream_sample() and every other check passed: the whole
+ * sample, in place or completed in `sample` (then consumed: the next one
+ * starts again at offset 0). */
+static const float *stream_sample(const uint8_t *x, uint32_t items)
+{
+    uint32_t n = input_elems(), k;
+    if (items == n)
+        return (const float *)(const void *)x;   /* payload 4-byte aligned */
+    for (k = 0; k < items; k++)
+        sample[n - items + k] = rd_f32(x + 4 * k);
+    sample_have = 0;
+    return sample;
+}
+
+static uint16_t h_sample_chunk(const uint8_t *p, uint16_t len)
+{
+    uint32_t items, off, k, n = input_elems();
+    NEED_TAIL(SAMPLE_CHUNK);
+    if (!sample_ok)
+        return fail(MDY_PERR_BAD_STATE, "sample buffer differs from the model input");
+    off = mdy_rd32(p + MDY_SAMPLE_CHUNK_OFFSET);
+    if (items == 0 || off > n || items > n - off)
+        return fail(MDY_PERR_BAD_FIELD, "SAMPLE_CHUNK: offset/count outside the sample");
+    /* 0 starts a sample; else the chunk continues it exactly. (A lost answer
+     * is retried with the same seq and answered from the cache, so a chunk
+     * never needs to be applied twice.) */
+    if (off != 0 && off != sample_have)
+        return fail(MDY_PERR_BAD_STATE, "SAMPLE_CHUNK out of order");
+    for (k = 0; k < items; k++)
+        sample[off + k] = rd_f32(p + MDY_SAMPLE_CHUNK_SIZE + 4 * k);
+    sample_have = off + items;
+    return ok();
+}
+
 static uint16_t h_train_stream(const uint8_t *p, uint16_t len)
 {
     uint32_t items, flags, batch;
     int32_t label;
     float lr;
     mdy_status st;
+    const char *why = "";
+    int e;
     NEED_TAIL(TRAIN_STREAM);
-    if (input_elems() > MAX_ITEMS(TRAIN_STREAM))
-        return fail(MDY_PERR_TOO_LARGE, "a sample does not fit one frame");
-    if (items != input_elems())
-        return fail(MDY_PERR_BAD_LENGTH, "sample size differs from the model input");
+    if ((e = check_stream_sample(items, &why)) != 0)
+        return fail(e, why);
     flags = p[MDY_TRAIN_STREAM_FLAGS];
     batch = mdy_rd16(p + MDY_TRAIN_STREAM_BATCH);
     label = (int32_t)mdy_rd32(p + MDY_TRAIN_STREAM_LABEL);
@@ -516,8 +588,7 @@ static uint16_t h_train_stream(const uint8_t *p, uint16_t len)
         reset_stats();
     {
         uint64_t t0 = board_cycles();
-        /* the sample is used in place: the payload is 4-byte aligned */
-        st = train_one((const float *)(const void *)(p + MDY_TRAIN_STREAM_SIZE), label, (int32_t)batch);
+        st = train_one(stream_sample(p + MDY_TRAIN_STREAM_SIZE, items), label, (int32_t)batch);
         if (st == MDY_OK && (flags & MDY_STREAM_STEP))
             st = step(lr);
         cyc.total += board_cycles() - t0;
@@ -627,15 +698,15 @@ static uint16_t h_forward(const uint8_t *p, uint16_t len)
     int32_t best = 0;
     const float *logits;
     mdy_status st;
+    const char *why = "";
+    int e;
     uint8_t *o = TX_PAYLOAD;
     NEED_TAIL(FORWARD);
-    if (input_elems() > MAX_ITEMS(FORWARD))
-        return fail(MDY_PERR_TOO_LARGE, "a sample does not fit one frame");
-    if (items != input_elems())
-        return fail(MDY_PERR_BAD_LENGTH, "sample size differs from the model input");
+    if ((e = check_stream_sample(items, &why)) != 0)
+        return fail(e, why);
     if ((uint32_t)m->classes > MAX_ITEMS(LOGITS))
         return fail(MDY_PERR_TOO_LARGE, "logits do not fit one frame");
-    st = mdy_forward(&ctx, (const float *)(const void *)p, NULL);
+    st = mdy_forward(&ctx, stream_sample(p, items), NULL);
     if (st != MDY_OK)
         return fail(st, "engine error");
     logits = (const float *)(const void *)(ctx.arena + m->tensors[m->output].offset);
@@ -670,6 +741,7 @@ static uint16_t execute(uint8_t type, const uint8_t *p, uint16_t len)
     case MDY_MSG_READ_WEIGHTS: return h_read_weights(p, len);
     case MDY_MSG_WRITE_WEIGHTS: return h_write_weights(p, len);
     case MDY_MSG_FORWARD: return h_forward(p, len);
+    case MDY_MSG_SAMPLE_CHUNK: return h_sample_chunk(p, len);
     case MDY_MSG_SHUTDOWN:
         if (len != MDY_SHUTDOWN_SIZE)
             return fail(MDY_PERR_BAD_LENGTH, "SHUTDOWN: wrong payload length");
@@ -732,6 +804,7 @@ void mdy_device_init(void)
     const mdy_tensor *t;
     mdy_rx_init(&rx, RX_FRAME, MDY_PROTO_FRAME_MAX);
     init_status = mdy_init(&ctx, m, mdy_generated_arena);
+    sample_ok = input_elems() == SAMPLE_FLOATS;
     ds_status = mdy_dataset_open(&ds, board_dataset());
     if (ds_status == 0) {
         t = input_tensor();

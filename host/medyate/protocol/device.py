@@ -205,18 +205,42 @@ class Device:
                 lr=float(lr), seed=part_seed(seed, k), page=page, pad=0), timeout=timeout)
         return self._stats(r)
 
-    def train_stream(self, x, label: int, *, batch: int, lr: float, step: bool,
-                     reset: bool = False, nchw: bool = False) -> Stats:
-        """Train on one sample sent in the frame (no dataset image needed).
-        x: (h, w, c) float array (or (c, h, w) with nchw=True). step: SGD step
-        after this sample. Returns the running statistics (no channel stats)."""
+    def _stage_sample(self, x, nchw: bool, request: str) -> list:
+        """Sends a sample that does not fit one `request` frame in SAMPLE_CHUNKs
+        except for its last floats, which it returns for the request to carry
+        (the whole sample when it fits)."""
         x = np.asarray(x, dtype=np.float32)
         if nchw:
             x = x.transpose(1, 2, 0)
+        flat = np.ascontiguousarray(x).reshape(-1)
+        n = len(flat)
+        if self._info is not None:
+            want = int(np.prod(self._info.input_shape))
+            if n != want:
+                raise ValueError(f"a sample of {n} floats, the device's input has {want}")
+        fit = max(0, L[request].max_tail(self.max_payload))
+        if n <= fit:
+            return flat.tolist()
+        per = max(1, L["SAMPLE_CHUNK"].max_tail(self.max_payload))
+        off = 0
+        while n - off > fit:
+            k = min(per, n - off)
+            self._req("SAMPLE_CHUNK", L["SAMPLE_CHUNK"].pack(offset=off,
+                                                             tail=flat[off:off + k].tolist()))
+            off += k
+        return flat[off:].tolist()
+
+    def train_stream(self, x, label: int, *, batch: int, lr: float, step: bool,
+                     reset: bool = False, nchw: bool = False) -> Stats:
+        """Train on one sample sent over the line (no dataset image needed):
+        in the TRAIN_STREAM frame, or when it is larger, in SAMPLE_CHUNKs
+        followed by the TRAIN_STREAM with its last floats. x: (h, w, c) float
+        array (or (c, h, w) with nchw=True). step: SGD step after this sample.
+        Returns the running statistics (no channel stats)."""
+        tail = self._stage_sample(x, nchw, "TRAIN_STREAM")
         flags = (spec.STREAM_RESET if reset else 0) | (spec.STREAM_STEP if step else 0)
         r = self._req("TRAIN_STREAM", L["TRAIN_STREAM"].pack(
-            flags=flags, pad=0, batch=batch, label=int(label), lr=float(lr),
-            tail=np.ascontiguousarray(x).reshape(-1).tolist()))
+            flags=flags, pad=0, batch=batch, label=int(label), lr=float(lr), tail=tail))
         return self._stats(r, fetch_all=False)
 
     def evaluate(self, split="test", start: int = 0, count: int | None = None,
@@ -230,11 +254,9 @@ class Device:
         return EvalResult(r["loss_sum"], r["correct"], r["count"], r["cycles"])
 
     def forward(self, x, nchw: bool = False) -> np.ndarray:
-        """Logits of one sample sent in the frame."""
-        x = np.asarray(x, dtype=np.float32)
-        if nchw:
-            x = x.transpose(1, 2, 0)
-        r = self._req("FORWARD", L["FORWARD"].pack(tail=np.ascontiguousarray(x).reshape(-1).tolist()))
+        """Logits of one sample sent over the line (in as many frames as
+        train_stream)."""
+        r = self._req("FORWARD", L["FORWARD"].pack(tail=self._stage_sample(x, nchw, "FORWARD")))
         return np.asarray(r["logits"], dtype=np.float32)
 
     def read_weights(self, layer: int, which="weight", offset: int = 0,

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 # Bump on any change to a layout, code or semantics below. The version byte is in
 # every frame header: a device answers a frame of another version with
 # ERROR(BAD_VERSION) and a host refuses answers of another version, so every
-# message is versioned through it.
-PROTOCOL_VERSION = 1
+# message is versioned through it. 2: SAMPLE_CHUNK, and TRAIN_STREAM / FORWARD
+# take the end of a staged sample (a sample larger than one frame).
+PROTOCOL_VERSION = 2
 
 # --------------------------------------------------------------- frame
 HEADER_FORMAT = "<BBHH"           # version, type, seq, payload length
@@ -60,6 +61,7 @@ MSG = {
     "WRITE_WEIGHTS": 0x0C,
     "FORWARD": 0x0D,
     "SHUTDOWN": 0x0E,
+    "SAMPLE_CHUNK": 0x0F,
     # answers
     "OK": 0x80,
     "PONG": 0x81,
@@ -80,7 +82,7 @@ ANSWER = {
     "SEL_BEGIN": "OK", "SEL_CHUNK": "OK", "SEL_COMMIT": "OK",
     "RUN_EPOCH": "STATS", "GET_STATS": "STATS", "TRAIN_STREAM": "STATS",
     "EVALUATE": "EVAL_R", "READ_WEIGHTS": "WEIGHTS", "WRITE_WEIGHTS": "OK",
-    "FORWARD": "LOGITS", "SHUTDOWN": "OK",
+    "FORWARD": "LOGITS", "SHUTDOWN": "OK", "SAMPLE_CHUNK": "OK",
 }
 
 # ERROR codes. Negative codes are the engine's own mdy_status values, passed
@@ -101,8 +103,8 @@ ERR = {
     "BAD_FIELD": 5,        # a field is out of its range (text names it)
     "NO_DATASET": 6,       # no (valid) dataset image in device memory
     "DATASET_SHAPE": 7,    # the image does not match the model input / classes
-    "BAD_STATE": 8,        # e.g. SEL_CHUNK / SEL_COMMIT without SEL_BEGIN
-    "TOO_LARGE": 9,        # a sample does not fit one frame
+    "BAD_STATE": 8,        # e.g. SEL_CHUNK / SEL_COMMIT without SEL_BEGIN, incomplete sample
+    "TOO_LARGE": 9,        # an answer (the logits) does not fit one frame
 }
 ERR_NAME = {v: k for k, v in ERR.items()}
 
@@ -243,7 +245,8 @@ LAYOUT = {
     ], ("channel_stats", "f")),
     "TRAIN_STREAM": _L("TRAIN_STREAM", [
         ("flags", "B"), ("pad", "B"), ("batch", "H"), ("label", "i"), ("lr", "f"),
-    ], ("x", "f"), "x: one sample, float32 NHWC"),
+    ], ("x", "f"), "x: the sample's last len(x) floats, float32 NHWC; the floats before "
+                   "them were staged by SAMPLE_CHUNK"),
     "EVALUATE": _L("EVALUATE", [
         ("split", "B"), ("pad", "B"), ("pad2", "H"), ("start", "I"), ("count", "I"),
     ]),
@@ -257,9 +260,12 @@ LAYOUT = {
     "WRITE_WEIGHTS": _L("WRITE_WEIGHTS", [
         ("layer", "H"), ("which", "B"), ("pad", "B"), ("offset", "I"),
     ], ("values", "f")),
-    "FORWARD": _L("FORWARD", [], ("x", "f"), "x: one sample, float32 NHWC"),
+    "FORWARD": _L("FORWARD", [], ("x", "f"), "x: as in TRAIN_STREAM"),
     "LOGITS": _L("LOGITS", [("argmax", "i")], ("logits", "f")),
     "SHUTDOWN": _L("SHUTDOWN", [("code", "i")]),
+    "SAMPLE_CHUNK": _L("SAMPLE_CHUNK", [("offset", "I")], ("x", "f"),
+                       "offset: in floats, 0 starts a sample, else the number staged so far; "
+                       "x: the sample's floats offset.., float32 NHWC"),
     "PROGRESS": _L("PROGRESS", [
         ("request", "B"), ("pad", "B"), ("pad2", "H"),
         ("done", "I"), ("total", "I"), ("loss_sum", "f"), ("correct", "I"),

@@ -60,17 +60,16 @@ class DeviceTrainer:
             raise MedyateError("the device's layer table does not match the plan")
         self.streaming = not info.has_dataset
         if self.streaming:
-            # TRAIN_STREAM and FORWARD carry a whole sample in one frame; a
-            # larger one would fail deep in the framing on the first step.
+            # A sample of any size streams (SAMPLE_CHUNK frames, then
+            # TRAIN_STREAM or FORWARD); the logits of FORWARD come back in one
+            # frame, so only a model with more classes than that cannot stream.
             from ..protocol import spec
-            fit = min(spec.LAYOUT[m].max_tail(device.max_payload) for m in ("TRAIN_STREAM",
-                                                                            "FORWARD"))
-            per = int(np.prod(task.x_train.shape[1:]))
-            if per > fit:
+            fit = spec.LAYOUT["LOGITS"].max_tail(info.max_payload)
+            if info.classes > fit:
                 raise MedyateError(
-                    f"the device has no dataset image and a sample ({per} floats, {4 * per} B) "
-                    f"is too large to stream (one frame carries at most {fit} floats): build "
-                    "the dataset into flash (medyate-flash --plan ... --data ...)")
+                    f"the device has no dataset image and the model's {info.classes} logits do "
+                    f"not fit one frame (at most {fit}): build the dataset into flash "
+                    "(medyate-flash --plan ... --data ...)")
         if not self.streaming and (info.n_train != len(task.x_train) or
                                    info.n_test != len(task.x_test)):
             raise MedyateError(f"the device's dataset has {info.n_train}/{info.n_test} samples, "
