@@ -9,11 +9,32 @@ from pathlib import Path
 
 BOARDS = Path(__file__).resolve().parents[3] / "boards"
 
-# Static RAM of the device code outside the arena and the model's weights:
-# protocol buffers and state (4,348 B of .bss), the runtime context, board
-# drivers and libc data, rounded up. tests/boards checks it against the map
-# file of a real image, so it cannot silently drift.
-DEVICE_STATIC_BYTES = 6 * 1024
+# Static RAM of the device code outside the arena, the model's weights and the
+# sample buffer: protocol frame buffers and state (4,360 B of .bss), the
+# runtime context, board drivers and libc data, rounded up. tests/session
+# checks the whole static part against the map file of a real image, so it
+# cannot silently drift.
+DEVICE_STATIC_BASE_BYTES = 6 * 1024
+# The device also keeps one model input (fp32) to assemble a streamed sample
+# that is larger than one frame (docs/PROTOCOL.md, SAMPLE_CHUNK). A caller that
+# does not name the model gets the bundled models' 28x28x1 input.
+DEFAULT_INPUT_BYTES = 4 * 28 * 28 * 1
+
+
+def input_bytes(model=None) -> int:
+    """Bytes of one fp32 model input. model: a planner Program, an IR graph,
+    a number of bytes, or None (DEFAULT_INPUT_BYTES)."""
+    if model is None:
+        return DEFAULT_INPUT_BYTES
+    if isinstance(model, int):
+        return model
+    shape = getattr(model, "input_shape", None)
+    if shape is None:                      # an IR graph
+        shape = model.shapes[model.input]
+    n = 1
+    for d in tuple(shape)[1:]:             # without the batch dimension
+        n *= int(d)
+    return 4 * n
 
 
 def board_facts(board: str) -> dict:
@@ -25,17 +46,21 @@ def board_facts(board: str) -> dict:
     return json.loads(path.read_text())
 
 
-def device_overhead(board: str) -> dict[str, int]:
-    """Bytes of RAM a board's firmware needs besides the plan itself."""
+def device_overhead(board: str, model=None) -> dict[str, int]:
+    """Bytes of RAM a board's firmware needs besides the plan itself: static
+    data (a fixed part plus the sample buffer, one input of `model`, see
+    input_bytes) and the stack."""
     if board == "host":
         return {"static": 0, "stack": 0}
     facts = board_facts(board)
-    return {"static": DEVICE_STATIC_BYTES, "stack": int(facts.get("stack_default", 16384))}
+    return {"static": DEVICE_STATIC_BASE_BYTES + input_bytes(model),
+            "stack": int(facts.get("stack_default", 16384))}
 
 
-def ram_footprint(plan_memory: dict[str, int], board: str) -> dict[str, int]:
-    """plan_memory: engine.host.memory_breakdown(program)."""
-    over = device_overhead(board)
+def ram_footprint(plan_memory: dict[str, int], board: str, model=None) -> dict[str, int]:
+    """plan_memory: engine.host.memory_breakdown(program); model: as in
+    device_overhead (the program, for its input size)."""
+    over = device_overhead(board, model)
     out = {"arena": plan_memory["arena"], "trainable_weights": plan_memory["trainable_weights"],
            "static": over["static"], "stack": over["stack"]}
     out["total"] = sum(out.values())
