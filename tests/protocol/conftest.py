@@ -22,7 +22,7 @@ import pytest
 from medyate.protocol import Device, Link, PipeSerial
 from medyate.protocol.dataset_image import write_dataset_image
 
-from protocol_helpers import learnable_data
+from protocol_helpers import learnable_data, model_config
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -33,23 +33,6 @@ CFLAGS = ["-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-fno-strict-a
           f"-I{FW / 'include'}", f"-I{FW / 'src' / 'device'}"]
 SAN_ENV = {"ASAN_OPTIONS": "halt_on_error=1:detect_leaks=1",
            "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1"}
-
-
-# Input shape (h, w, c) of each fixture model, for its model_config.h.
-FIXTURES = {"fixture_model.c": (4, 4, 2), "fixture_big_model.c": (16, 16, 3)}
-
-
-def model_config(out_dir: Path, fixture: str) -> Path:
-    """A directory holding the fixture's model_config.h (the input shape is
-    all the device code reads from it)."""
-    h, w, c = FIXTURES[fixture]
-    d = out_dir / (Path(fixture).stem + "-config")
-    d.mkdir(exist_ok=True)
-    (d / "model_config.h").write_text(
-        "#ifndef MDY_MODEL_CONFIG_H\n#define MDY_MODEL_CONFIG_H\n"
-        f"#define MDY_MODEL_INPUT_H {h}\n#define MDY_MODEL_INPUT_W {w}\n"
-        f"#define MDY_MODEL_INPUT_C {c}\n#endif\n")
-    return d
 
 
 def _build(name: str, sources: list[Path], out_dir: Path, include: list[Path] = ()) -> Path:

@@ -1,5 +1,7 @@
-"""Shared by the protocol tests: a learnable toy task for the fixture model
-and a small scripted training session."""
+"""Shared by the protocol tests: a learnable toy task for the fixture model,
+a small scripted training session, the fixtures' model_config.h."""
+from pathlib import Path
+
 import numpy as np
 
 from medyate.protocol import Device
@@ -35,3 +37,21 @@ def session(dev: Device):
     out["eval"] = (e.loss_sum, e.correct, e.count)
     out["weights"] = dev.read_all_weights()
     return out
+
+
+HERE = Path(__file__).resolve().parent
+# Input shape (h, w, c) of each fixture model, for its model_config.h.
+FIXTURES = {"fixture_model.c": (4, 4, 2), "fixture_big_model.c": (16, 16, 3)}
+
+
+def model_config(out_dir: Path, fixture: str) -> Path:
+    """A directory holding the fixture's model_config.h (the input shape is
+    all the device code reads from it)."""
+    h, w, c = FIXTURES[fixture]
+    d = out_dir / (Path(fixture).stem + "-config")
+    d.mkdir(exist_ok=True)
+    (d / "model_config.h").write_text(
+        "#ifndef MDY_MODEL_CONFIG_H\n#define MDY_MODEL_CONFIG_H\n"
+        f"#define MDY_MODEL_INPUT_H {h}\n#define MDY_MODEL_INPUT_W {w}\n"
+        f"#define MDY_MODEL_INPUT_C {c}\n#endif\n")
+    return d

@@ -12,8 +12,7 @@ import pytest
 
 from medyate.protocol import Device, Link
 
-from conftest import model_config
-from protocol_helpers import session
+from protocol_helpers import model_config, session
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

@@ -11,8 +11,7 @@ from medyate.protocol import DeviceError, spec
 from medyate.protocol.framing import encode_frame
 from medyate.protocol.order import batch_sizes, visit_order
 
-from conftest import HERE
-from protocol_helpers import learnable_data
+from protocol_helpers import HERE, learnable_data
 
 L = spec.LAYOUT
 N = 16 * 16 * 3
