@@ -23,7 +23,10 @@ HEADER = FIRMWARE / "include" / "medyate.h"
 # The engine proper: kernels and runtime. Device code (protocol, boards) is not
 # part of the host library except what is listed here.
 PARTS = {"kernels": "src/kernels", "runtime": "src/runtime"}
-CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fno-strict-aliasing"]
+# -ffp-contract=off as in CMakeLists.txt: the host computes exactly what the
+# device computes (no fused multiply-add on one side only).
+CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fno-strict-aliasing",
+          "-ffp-contract=off"]
 
 
 def engine_sources(parts=tuple(PARTS)) -> list[Path]:
