@@ -73,7 +73,7 @@ def memory_table(program, build, board: str) -> dict:
         "trainable_weights": plan_mem["trainable_weights"],
         "budget_elements": program.memory.budget_elements,
         "max_selected": program.memory.max_selected,
-        "footprint": ram_footprint(plan_mem, board)}}
+        "footprint": ram_footprint(plan_mem, board, program)}}
     image = build.elf if build.elf is not None else build.lib
     if image is not None and (board != "host" or build.lib is not None):
         out["image"] = memory_report(image if board != "host" else build.lib, board=board)

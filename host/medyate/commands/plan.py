@@ -19,7 +19,7 @@ def make_plan(path, graph, task, *, ram=None, elements=None, layer_metric="lara"
 
     if (ram is None) == (elements is None):
         raise MedyateError("give a RAM budget (--ram 256KiB) or a channel budget (--elements N)")
-    over = sum(device_overhead(board).values())
+    over = sum(device_overhead(board, graph).values())
     base = planner_memory_fn(graph)
 
     def memory_fn_for(layers, bias):
@@ -76,7 +76,7 @@ def plan_footprint(graph, plan, board: str) -> dict:
     from ..planner.program import lower
     prog = lower(graph.copy(), plan.layers, plan.train_bias)
     plan_arena(prog, plan.budget_elements)
-    return ram_footprint(memory_breakdown(prog), board)
+    return ram_footprint(memory_breakdown(prog), board, prog)
 
 
 def describe_plan(plan, tp, graph, board: str) -> str:

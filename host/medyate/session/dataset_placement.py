@@ -7,7 +7,8 @@ or streamed over serial with each training step.
 Flash is the fast way (RUN_EPOCH and EVALUATE read the samples in place and an
 epoch is one request), but the NUCLEO-F746ZG has 1 MB for firmware and data
 together. A dataset that does not fit is streamed instead: TRAIN_STREAM and
-FORWARD carry one sample each, so any number of samples works, only slower.
+FORWARD carry one sample each (split over several frames when it is larger
+than one), so any number of samples works, only slower.
 The choice is made from the firmware's real flash size (a build without the
 dataset), then the image is linked into the board's .mdy_dataset section, so
 the linker still checks the 1 MB limit.
@@ -43,15 +44,9 @@ class Placement:
 
     def describe(self) -> str:
         how = ("built into flash (.mdy_dataset)" if self.embedded
-               else "streamed over serial (one sample per TRAIN_STREAM/FORWARD frame)")
+               else "streamed over serial (each sample in SAMPLE_CHUNK frames, then "
+                                 "TRAIN_STREAM/FORWARD)")
         return f"training data: {how}: {self.reason}"
-
-
-def stream_sample_limit() -> int:
-    """Bytes of the largest sample TRAIN_STREAM and FORWARD can carry (one
-    sample per frame)."""
-    from ..protocol import spec
-    return 4 * min(spec.LAYOUT[m].max_tail(spec.MAX_PAYLOAD) for m in ("TRAIN_STREAM", "FORWARD"))
 
 
 def choose_placement(board, image_bytes_len: int, firmware_flash_bytes: int,
@@ -98,19 +93,6 @@ def place_dataset(board, model_dir, build_dir, image: bytes, build, log=print,
     fw = firmware_flash_bytes(build)
     where, reason = choose_placement(b, len(image), fw, margin)
     p = Placement(where, reason, len(image), fw, build)
-    if not p.embedded:
-        from ..protocol.dataset_image import read_dataset_image
-        hd = read_dataset_image(image)
-        sample = 4 * hd["h"] * hd["w"] * hd["c"]
-        if sample > stream_sample_limit():
-            # header, four 16-byte aligned parts, one label byte per sample
-            free = (b.flash or 0) - fw - margin - 64 - 4 * 16
-            n = max(0, free // (sample + 1))
-            raise MedyateError(
-                f"the training data fits neither way: {reason}; and a sample of {sample} B is "
-                f"too large to stream (one frame carries at most {stream_sample_limit()} B). "
-                f"Use fewer samples (--n-train/--n-test): about {n} in all (train + test) "
-                "fit in flash beside this firmware")
     log(p.describe())
     if p.embedded:
         generate_dataset_source(image, model_dir)

@@ -193,7 +193,7 @@ def device_session(graph, plan, task, out, *, board: str, port: str | None, epoc
     build_dir = Path(build_dir) if build_dir else out / "firmware"
     program, build = build_device_firmware(graph, plan, board, build_dir, log=progress.line)
     rep = memory_report(build.elf, board=board)
-    mem = ram_footprint(memory_breakdown(program), board)
+    mem = ram_footprint(memory_breakdown(program), board, program)
     mem["image_ram"] = rep["ram"]["total"]
     progress.line(f"firmware: flash {rep['flash']['total']} B, RAM {rep['ram']['total']} B "
                   f"(of {rep['ram']['capacity']} B)")
