@@ -79,16 +79,21 @@ def _task(name, seed, n_train, n_test):
     return _CACHE[key]
 
 
-def _overhead() -> int:
-    from medyate.planner.footprint import device_overhead
-    return sum(device_overhead(BOARD).values())
+def _overhead(graph=None) -> int:
+    """Firmware static data + stack on the board (with one input of `graph`
+    when the footprint counts a sample buffer)."""
+    from medyate.planner import footprint
+    try:
+        return sum(footprint.device_overhead(BOARD, graph).values())
+    except TypeError:           # older signature: no per-model part
+        return sum(footprint.device_overhead(BOARD).values())
 
 
 def _memory_fn_for(graph):
     """Whole-device bytes for a plan: the planner's exact arena + trainable
     weights, plus the board's firmware static data and stack (as `make_plan`)."""
     from medyate.algo.plan import planner_memory_fn
-    base, over = planner_memory_fn(graph), _overhead()
+    base, over = planner_memory_fn(graph), _overhead(graph)
 
     def for_layers(layers, bias):
         fn = base(layers, bias)
@@ -183,14 +188,15 @@ def run_job(job, cfg):
                         ranking=job["ranking"])
     seconds = time.perf_counter() - t0
     final = hist[-1]
-    peak = max(h["bytes"] for h in hist) + _overhead()
+    overhead = _overhead(graph)
+    peak = max(h["bytes"] for h in hist) + overhead
     trainable = getattr(strategy, "layers", None)
     return {
         "model": job["model"], "task": job["task"], "seed": job["seed"],
         "strategy": strat, "budget_label": job["budget_label"],
         "ram_budget": job["ram_budget"], "channel_budget": int(budget),
         "layers": list(trainable) if trainable is not None else None,
-        "peak_ram": int(peak), "epochs": cfg["epochs"], "n_train": len(task.x_train),
+        "peak_ram": int(peak), "overhead": int(overhead), "epochs": cfg["epochs"], "n_train": len(task.x_train),
         "n_test": len(task.x_test), "batch": cfg["batch"], "lr": cfg["lr"],
         "test_acc": final["test_acc"], "test_loss": final["test_loss"],
         "train_acc": final["train_acc"], "loss": final["loss"],
@@ -378,7 +384,7 @@ def tenth_check(results, agg, cfg, models):
         if not met and cheapest > tenth:
             why = (f" 1/10 of full's RAM ({int(tenth):,} B) is below the cheapest training "
                    f"of any strategy here ({cheapest:,} B, {low['strategy']}): firmware static "
-                   f"data and stack alone take {_overhead():,} B and the forward pass's "
+                   f"data and stack alone take {_recorded_overhead(low):,} B and the forward pass's "
                    f"activations must fit too, so no strategy can train at 1/10 on these "
                    f"models.")
         lines.append(f"- {m}: full fine-tuning {full_acc:.1f} % at {full_ram:,} B. "
@@ -387,16 +393,24 @@ def tenth_check(results, agg, cfg, models):
     return lines
 
 
+def _recorded_overhead(r) -> int:
+    """The firmware overhead a run counted (records before the field: peak
+    RAM minus the engine's bytes)."""
+    return int(r.get("overhead", r["peak_ram"] - r["final"]["bytes"]))
+
+
 def write_markdown(results, skipped, cfg, path, seconds, command, workers):
     from medyate.algo.budget import parse_size
     agg = summarise(results, cfg)
+    used = sorted({_recorded_overhead(r) for r in results})
+    now = sorted({_overhead(_model(m)[0]) for m in cfg["models"]})
     models = cfg["models"] + (["all"] if len(cfg["models"]) > 1 else [])
     L = ["# Benchmark: training strategies under a whole-device RAM budget", ""]
     L += [f"Reproduce: `{command}` ({fmt_time(seconds)} on {workers} worker process(es), "
           f"{platform.machine()}, Python {platform.python_version()}).", ""]
     L += [f"Grid: models {', '.join(cfg['models'])}; tasks {', '.join(cfg['tasks'])}; "
           f"RAM budgets {', '.join(cfg['budgets'])} (whole device RAM on {BOARD}: arena + "
-          f"trainable weights + firmware static data + stack, {_overhead():,} B of the last two); "
+          f"trainable weights + firmware static data + stack, {', '.join(f'{v:,}' for v in used)} B of the last two); "
           f"seeds {', '.join(map(str, cfg['seeds']))}; {cfg['epochs']} epochs, "
           f"{cfg['n_train']} training / {cfg['n_test']} test samples per task, batch "
           f"{cfg['batch']}, base lr {cfg['lr']}, SGD without momentum, cosine with warm-up, "
@@ -406,6 +420,15 @@ def write_markdown(results, skipped, cfg, path, seconds, command, workers):
           f"firmware overhead), the largest over the runs. `full`, `last` and `bias` take "
           f"no channel budget and are run once per model, task and seed; they are "
           f"repeated in each budget's column and marked † where they exceed that budget.", ""]
+    if used != now:
+        d = now[0] - used[0]
+        L += [f"**Accounting note.** These runs counted {', '.join(f'{v:,}' for v in used)} B of "
+              f"firmware static data and stack; `planner.footprint` now counts "
+              f"{', '.join(f'{v:,}' for v in now)} B (it changed while the grid ran). Under the "
+              f"current accounting every RAM figure below is {d:,} B higher, so the budgeted "
+              f"strategies would exceed each budget by up to {d:,} B; rerunning the command "
+              f"solves every strategy's channel budget against {d:,} B less RAM (all strategies "
+              f"alike). The comparison between strategies is at equal RAM either way.", ""]
     for m in models:
         title = "All models (average)" if m == "all" else f"Model {m}"
         L += [f"## {title}", ""]
