@@ -193,12 +193,7 @@ class HostEngine:
         return EpochResult(ctx.loss_sum / seen, ctx.correct / seen, ctx.steps, stats)
 
     def evaluate(self, x, y) -> tuple[float, float]:
-        logits = self.forward(x).astype(np.float64)
-        y = np.asarray(y, dtype=np.int64)
-        m = logits.max(axis=1, keepdims=True)
-        logp = logits - m - np.log(np.exp(logits - m).sum(axis=1, keepdims=True))
-        loss = float(-logp[np.arange(len(y)), y].mean())
-        return loss, float((logits.argmax(axis=1) == y).mean())
+        return loss_and_accuracy(self.forward(x), y)
 
     # ------------------------------------------------------------ weights
     def weights(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -225,6 +220,15 @@ class HostEngine:
 
     def memory(self) -> dict[str, int]:
         return memory_breakdown(self.program)
+
+
+def loss_and_accuracy(logits, y) -> tuple[float, float]:
+    """Mean cross-entropy and top-1 accuracy of a batch of logits."""
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    m = z.max(axis=1, keepdims=True)
+    logp = z - m - np.log(np.exp(z - m).sum(axis=1, keepdims=True))
+    return float(-logp[np.arange(len(y)), y].mean()), float((z.argmax(axis=1) == y).mean())
 
 
 def to_onnx_layout(program: Program, op_index: int, w: np.ndarray | None = None) -> np.ndarray:

@@ -5,6 +5,7 @@ host simulation through a `DeviceTrainer`, which speaks the serial protocol.
 from __future__ import annotations
 
 import contextlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,11 +120,8 @@ class DeviceTrainer:
 
     def evaluate(self, x, y) -> tuple[float, float]:
         if self.streaming:
-            logits = np.stack([self.device.forward(xi, nchw=True) for xi in x]).astype(np.float64)
-            m = logits.max(axis=1, keepdims=True)
-            logp = logits - m - np.log(np.exp(logits - m).sum(axis=1, keepdims=True))
-            yy = np.asarray(y)
-            return float(-logp[np.arange(len(yy)), yy].mean()), float((logits.argmax(1) == yy).mean())
+            from ..engine.host import loss_and_accuracy
+            return loss_and_accuracy(np.stack([self.device.forward(xi, nchw=True) for xi in x]), y)
         r = self.device.evaluate(self._split(x))
         return r.loss, r.accuracy
 
@@ -228,7 +226,6 @@ def device_session(graph, plan, task, out, *, board: str, port: str | None, epoc
                               resume=resume, progress=progress, title=f"{title} ({board})")
     summary["firmware"] = {"flash": rep["flash"]["total"], "ram": rep["ram"]["total"],
                            "ram_capacity": rep["ram"]["capacity"]}
-    import json
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
