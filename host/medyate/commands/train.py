@@ -13,9 +13,9 @@ def run(args) -> int:
     from ..planner.plan import check_plan_against, load_plan
     from ..session.run import Progress, run_session
 
-    out = Path(args.resume or args.out or "")
-    if not str(out):
+    if not (args.resume or args.out):
         raise MedyateError("give --out RUN/ (or --resume RUN/ to continue a session)")
+    out = Path(args.resume or args.out)
     plan = load_plan(args.plan)
     path, graph = load_model(args)
     check_plan_against(plan, graph, model_path=path)
