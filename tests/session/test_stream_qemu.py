@@ -72,8 +72,13 @@ def test_streamed_28x28_epoch_matches_host(setup):
         tr.set_selection(pairs)
         before = dev.link.counters.requests
         ep = tr.train_epoch(task.x_train, task.y_train, BATCH, LR, order)
-        # one SAMPLE_CHUNK + one TRAIN_STREAM per sample, one GET_STATS
-        assert dev.link.counters.requests - before == 2 * N_TRAIN + 1
+        # one SAMPLE_CHUNK + one TRAIN_STREAM per sample, one GET_STATS; then
+        # the snapshot of the trained weights (READ_WEIGHTS pages) and one
+        # GET_STATS that checks the device did not restart meanwhile
+        snapshot = dev.link.counters.requests
+        dev.read_all_weights()
+        reads = dev.link.counters.requests - snapshot
+        assert snapshot - before == 2 * N_TRAIN + 1 + reads + 1
         ev = tr.evaluate(task.x_test, task.y_test)
         w_dev = tr.weights()
         dev.shutdown()

@@ -81,11 +81,36 @@ class DeviceTrainer:
                                  * program.ops[l.op].params["out_w"])
                        for l in program.layers]
         self.on_progress = None
-        self.last_cycles = {}
+        self.n_selected = 0
+        self.pairs: list = []
+        self.resets = 0
+        # Weights (runtime layout) as of the last completed epoch: what the
+        # session has checkpointed, and what a device that restarted gets back.
+        self._good_weights = None
+
+    # A restarted device (power glitch, watchdog, a board reset) comes back
+    # with its flash weights and no selection. The host notices the selection
+    # is gone, writes back the weights of the last completed epoch (kept on
+    # the host after every epoch, as the checkpoint) and the selection, and
+    # redoes the epoch: a reset loses at most the epoch in progress. (A plan
+    # that trains biases only has no selection to notice a restart by.)
+    def _device_kept_state(self) -> bool:
+        return self.device.get_stats().n_selected == self.n_selected
+
+    def _recover(self) -> None:
+        self.resets += 1
+        if self.resets > 5:
+            raise MedyateError("the device keeps restarting: giving up (see its serial output)")
+        if self._good_weights is not None:
+            self.device.write_all_weights(self._good_weights)
+        self.device.set_selection(self.pairs)
 
     def set_selection(self, pairs) -> None:
-        self.device.set_selection([(int(a), int(b)) for a, b in pairs])
-        self.n_selected = len(pairs)
+        if self.n_selected and not self._device_kept_state():
+            self._recover()
+        self.pairs = [(int(a), int(b)) for a, b in pairs]
+        self.device.set_selection(self.pairs)
+        self.n_selected = len(self.pairs)
 
     def _split(self, x) -> str:
         if x is self.task.x_train:
@@ -95,6 +120,21 @@ class DeviceTrainer:
         raise MedyateError("a device trains and evaluates only on the task it was given")
 
     def train_epoch(self, x, y, batch, lr, order, progress=None) -> DeviceEpoch:
+        while True:
+            st = self._run_epoch(x, y, batch, lr, order, progress)
+            if st.n_selected == self.n_selected:
+                # snapshot the trained weights, then make sure they are the
+                # epoch's (not a restarted device's)
+                flat = self.device.read_all_weights()
+                if not self.n_selected or self._device_kept_state():
+                    self._good_weights = flat
+                    break
+            self._recover()        # restarted during the epoch: redo it
+        return DeviceEpoch(st.loss, st.accuracy, st.steps, st.channel_stats[:self.n_selected],
+                           st.cycles_total, st.stack_high_water, st.cycles_forward,
+                           st.cycles_backward, st.cycles_update)
+
+    def _run_epoch(self, x, y, batch, lr, order, progress):
         self.on_progress = progress
         if self.streaming:
             st = None
@@ -114,23 +154,24 @@ class DeviceTrainer:
                 raise MedyateError("device epochs need a seeded order (algo.strategies.data_order)")
             st = self.device.run_epoch(self._split(x), 0, len(order), batch=batch, lr=lr, seed=seed)
         self.on_progress = None
-        return DeviceEpoch(st.loss, st.accuracy, st.steps, st.channel_stats[:self.n_selected],
-                           st.cycles_total, st.stack_high_water, st.cycles_forward,
-                           st.cycles_backward, st.cycles_update)
+        return st
 
     def evaluate(self, x, y) -> tuple[float, float]:
         if self.streaming:
             from ..engine.host import loss_and_accuracy
             return loss_and_accuracy(np.stack([self.device.forward(xi, nchw=True) for xi in x]), y)
-        r = self.device.evaluate(self._split(x))
-        return r.loss, r.accuracy
+        while True:
+            r = self.device.evaluate(self._split(x))
+            if not self.n_selected or self._device_kept_state():
+                return r.loss, r.accuracy
+            self._recover()        # evaluated restarted (flash) weights: again
 
     def weights(self) -> dict:
         from ..engine.host import to_onnx_layout
-        out = {}
-        for l, (w, b) in zip(self.program.layers, self.device.read_all_weights()):
-            out[l.name] = (to_onnx_layout(self.program, l.op, w), np.asarray(b, np.float32))
-        return out
+        if self._good_weights is None:
+            self._good_weights = self.device.read_all_weights()
+        return {l.name: (to_onnx_layout(self.program, l.op, w), np.asarray(b, np.float32))
+                for l, (w, b) in zip(self.program.layers, self._good_weights)}
 
     def load_weights(self, weights: dict) -> None:
         from ..engine.host import from_onnx_layout
@@ -140,6 +181,7 @@ class DeviceTrainer:
             flat.append((from_onnx_layout(self.program, l.op, np.asarray(w, np.float32)).ravel(),
                          np.asarray(b, np.float32)))
         self.device.write_all_weights(flat)
+        self._good_weights = flat
 
     def memory(self) -> dict:
         return dict(self._memory)

@@ -24,13 +24,21 @@ CHECKPOINT = "checkpoint.pkl"
 METRICS = "metrics.jsonl"
 
 
-def strategy_from_plan(plan):
+def strategy_from_plan(plan, graph):
     """The strategy a plan asks for, over the plan's own pre-selected layers
     (the firmware is built for exactly those)."""
     from ..algo import strategies as S
 
     if plan.strategy == "medyate":
-        return S.MeDyate(layers=plan.layers, importance=plan.importance or None,
+        importance = plan.importance
+        if not importance:
+            # A hand-written plan without the ranking run's importance: start
+            # uniform (the first epoch is TraDy's), then learn from the stats.
+            # A device cannot run the full-backprop ranking itself.
+            from ..ir.cost import input_channels
+            importance = {n: [1.0] * int(input_channels(graph, graph.node(n)))
+                          for n in plan.layers}
+        return S.MeDyate(layers=plan.layers, importance=importance,
                          temperature=plan.temperature, train_bias=plan.train_bias)
     if plan.strategy == "trady":
         return S.TraDy(layers=plan.layers, train_bias=plan.train_bias)
@@ -111,7 +119,7 @@ def run_session(graph, plan, task, factory, out_dir, epochs: int | None = None,
     out.mkdir(parents=True, exist_ok=True)
     progress = progress or Progress()
     epochs = plan.epochs if epochs is None else epochs
-    run = Run(factory, task, strategy_from_plan(plan), epochs, plan.batch, plan.lr, plan.seed,
+    run = Run(factory, task, strategy_from_plan(plan, graph), epochs, plan.batch, plan.lr, plan.seed,
               plan.budget_elements, warmup=plan.warmup_epochs)
     ckpt = out / CHECKPOINT
     summary_path = out / "summary.json"
