@@ -12,31 +12,14 @@ of the squared norm of its gradient column.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
 
 from medyate.algo.trainer import LayerSpec
+# The engine's own result types (plain dataclasses, no C behind them).
+from medyate.engine.host import EpochResult, LayerInfo
 from medyate.errors import MedyateError
-
-
-@dataclass
-class LayerInfo:
-    name: str
-    channels: int
-    slice_size: int
-    map_size: int
-    out_c: int
-    wgrad_macs_per_channel: int
-
-
-@dataclass
-class EpochResult:
-    loss: float
-    accuracy: float
-    steps: int
-    channel_stats: np.ndarray
 
 
 class FakeModel:
