@@ -211,12 +211,7 @@ class HostEngine:
 
     def trained_graph(self) -> Graph:
         """The IR with the trained weights put back (for ONNX export)."""
-        g = self.graph.copy()
-        for name, (w, b) in self.weights().items():
-            node = g.node(name)
-            node.params["weight"] = w
-            node.params["bias"] = b
-        return g
+        return self.graph.with_weights(self.weights())
 
     def memory(self) -> dict[str, int]:
         return memory_breakdown(self.program)

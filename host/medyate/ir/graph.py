@@ -95,3 +95,12 @@ class Graph:
                                      params={k: v.copy() for k, v in n.params.items()})
                  for n in self.nodes]
         return dataclasses.replace(self, nodes=nodes, shapes=dict(self.shapes))
+
+    def with_weights(self, weights: dict) -> "Graph":
+        """A copy with new (weight, bias) for the named layers: e.g. the
+        fine-tuned layers an engine reports, for export."""
+        g = self.copy()
+        for name, (w, b) in weights.items():
+            g.node(name).params["weight"] = w
+            g.node(name).params["bias"] = b
+        return g

@@ -104,12 +104,6 @@ class Program:
     def deepest_trainable_op(self) -> int:
         return min((l.op for l in self.layers), default=len(self.ops))
 
-    def layer_by_name(self, name: str) -> Layer:
-        for l in self.layers:
-            if l.name == name:
-                return l
-        raise KeyError(name)
-
     def hash32(self, budget_elements: int = 0) -> int:
         """Ties a firmware image to the model file and the trainable layout, so a
         host never drives a device built for another plan."""

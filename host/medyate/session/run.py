@@ -71,14 +71,6 @@ class FixedSelection:
         pass
 
 
-def graph_with_weights(graph, weights: dict):
-    g = graph.copy()
-    for name, (w, b) in weights.items():
-        g.node(name).params["weight"] = w
-        g.node(name).params["bias"] = b
-    return g
-
-
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_bytes(data)
@@ -154,7 +146,7 @@ def run_session(graph, plan, task, factory, out_dir, epochs: int | None = None,
                       f"{rec['channels']} channels in {rec['layers']} layers{extra} "
                       f"({rec['seconds']:.1f} s)")
 
-    trained = graph_with_weights(graph, run.engine.weights())
+    trained = graph.with_weights(run.engine.weights())
     export_onnx(trained, str(out / "finetuned.onnx"))
     hist = run.history
     if hist:
