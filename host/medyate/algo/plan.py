@@ -49,6 +49,7 @@ class TrainingPlan:
     memory_bytes: int | None          # memory_fn(budget) when solved from RAM
     importance: dict[str, list[float]] = field(default_factory=dict)
     ranking: RankingRun | None = None
+    lr: float | None = None           # the session's base learning rate
 
 
 def plan_training(factory: EngineFactory, x: np.ndarray, y: np.ndarray, *,
@@ -57,15 +58,21 @@ def plan_training(factory: EngineFactory, x: np.ndarray, y: np.ndarray, *,
                   coverage: float = 0.97, train_bias: bool = False,
                   ranking_samples: int = 256, batch: int = 32, lr: float = 0.05,
                   epochs: int = 10, warmup: int = 5, seed: int = 0,
-                  ranking: RankingRun | None = None) -> TrainingPlan:
+                  ranking: RankingRun | None = None,
+                  log: Callable[[str], None] | None = None) -> TrainingPlan:
     """Rank, pre-select and size the budget: from a RAM budget (with
     memory_fn_for, e.g. `planner_memory_fn(graph)`) or a channel budget in
     elements. The ranking run uses the schedule's first-epoch learning rate."""
     if (ram is None) == (elements is None):
         raise MedyateError("give either a RAM budget or a channel budget in elements")
+    first = lr_at(0, epochs, lr, warmup)
     if ranking is None:
         ranking = ranking_run(factory, x, y, samples=ranking_samples, batch=batch,
-                              lr=lr_at(0, epochs, lr, warmup), seed=seed)
+                              lr=first, seed=seed, **({"log": log} if log else {}))
+    # The ranking run is the session's first epoch with every channel trained:
+    # if it only stayed finite at a lower learning rate, the session's
+    # schedule is lowered by the same factor.
+    session_lr = lr * ranking.lr / first if ranking.retries and ranking.lr else lr
     scores = layer_scores(ranking, metric)
     specs = {s.name: s for s in factory.layers}
     order = [s.name for s in factory.layers]
@@ -92,4 +99,4 @@ def plan_training(factory: EngineFactory, x: np.ndarray, y: np.ndarray, *,
     layers = sorted(layers, key=order.index)
     importance = {n: [float(v) for v in ranking.energy[n]] for n in layers}
     return TrainingPlan(metric, scores, layers, int(budget), ram_bytes, memory,
-                        importance, ranking)
+                        importance, ranking, session_lr)

@@ -27,14 +27,22 @@ Metrics (registry `LAYER_METRICS`, extend with `register_metric`):
 
 `preselect` keeps the top-K layers by cumulative score (TraDy: 97%), extended if
 needed until the kept layers can fill the channel budget.
+
+A ranking run that diverges (a non-finite loss or channel energy) would rank
+nothing: every score NaN, one arbitrary layer pre-selected. It is detected and
+redone from the pre-trained weights at a tenth of the learning rate, at most
+`retries` times, then refused with an error; nothing non-finite leaves it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
+import sys
+
 import numpy as np
 
+from ..errors import MedyateError
 from .trainer import (EngineFactory, LayerSpec, all_pairs, from_engine_stats,
                       to_engine_pairs)
 
@@ -47,14 +55,56 @@ class RankingRun:
     samples: int
     loss: float
     scores: dict[str, dict[str, float]] = field(default_factory=dict)  # cache
+    lr: float | None = None           # the learning rate it ran at (after retries)
+    retries: int = 0                  # how often it diverged and was redone
+
+
+def nonfinite(loss: float, energy: Mapping[str, np.ndarray]) -> str | None:
+    """What is not finite in a run's loss and per-channel energies, or None."""
+    bad = []
+    if not np.isfinite(loss):
+        bad.append(f"loss {loss}")
+    layers = [n for n, e in energy.items() if not np.all(np.isfinite(e))]
+    if layers:
+        chans = sum(int(np.sum(~np.isfinite(energy[n]))) for n in layers)
+        bad.append(f"{chans} channel energies in {len(layers)} of {len(energy)} layers")
+    return ", ".join(bad) or None
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
 def ranking_run(factory: EngineFactory, x: np.ndarray, y: np.ndarray, *,
                 samples: int = 256, batch: int = 32, lr: float = 1e-3,
                 epochs: int = 1, seed: int = 0,
-                layers: Sequence[str] | None = None) -> RankingRun:
+                layers: Sequence[str] | None = None, retries: int = 3,
+                backoff: float = 0.1, log: Callable[[str], None] = _stderr) -> RankingRun:
     """Short full-backprop fine-tuning on `samples` training samples (a seeded
-    random subset), all channels of all trainable layers selected."""
+    random subset), all channels of all trainable layers selected.
+
+    If it diverges (non-finite loss or energies) it is redone from the
+    pre-trained weights at `backoff` times the learning rate, saying so through
+    `log`, at most `retries` times; then MedyateError."""
+    lr0 = float(lr)
+    for attempt in range(retries + 1):
+        run = _ranking_pass(factory, x, y, samples, batch, lr, epochs, seed, layers)
+        bad = nonfinite(run.loss, run.energy)
+        if bad is None:
+            run.lr, run.retries = float(lr), attempt
+            return run
+        if attempt == retries:
+            break
+        log(f"ranking run diverged at lr {lr:g} ({bad} not finite); "
+            f"retrying from the pre-trained weights at lr {lr * backoff:g}")
+        lr = lr * backoff
+    raise MedyateError(
+        f"the ranking run diverged at every learning rate tried ({lr0:g} down to {lr:g}, "
+        f"{retries + 1} runs): {bad} not finite. Check the model's weights and the data "
+        "for NaN/inf, or give a smaller --lr")
+
+
+def _ranking_pass(factory, x, y, samples, batch, lr, epochs, seed, layers) -> RankingRun:
     specs = [s for s in factory.layers if layers is None or s.name in set(layers)]
     if not specs:
         raise ValueError("no trainable layers to rank")

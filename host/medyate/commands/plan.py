@@ -44,7 +44,8 @@ def make_plan(path, graph, task, *, ram=None, elements=None, layer_metric="lara"
         run = ranking if k == 0 else RankingRun(
             [sp for sp in ranking.specs if sp.name in allowed],
             {n: e for n, e in ranking.energy.items() if n in allowed},
-            ranking.steps, ranking.samples, ranking.loss)
+            ranking.steps, ranking.samples, ranking.loss, lr=ranking.lr,
+            retries=ranking.retries)
         try:
             tp = plan_training(factory, task.x_train, task.y_train, ranking=run, **kw)
             break
@@ -58,6 +59,10 @@ def make_plan(path, graph, task, *, ram=None, elements=None, layer_metric="lara"
                     f"training does not fit in {format_size(parse_size(ram))}: the smallest "
                     f"feasible RAM budget is {format_size(least)} (one channel of the cheapest "
                     f"layer)") from None
+    if tp.lr != lr:
+        print(f"note: the ranking run was finite only at lr {ranking.lr:g}; the session's "
+              f"base learning rate is lowered from {lr:g} to {tp.lr:g}")
+        lr = tp.lr
     if k > 0:
         print(f"note: backward through the whole network does not fit in {ram}; "
               f"pre-selection limited to the last {len(order) - k} of {len(order)} layers")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -62,10 +63,32 @@ class TrainPlan:
 
     def to_json(self) -> str:
         d = {"format": FORMAT, **asdict(self), "budget_bytes": self.budget_bytes}
-        return json.dumps(d, indent=2) + "\n"
+        bad = _nonfinite_fields(d)
+        if bad:
+            raise MedyateError("the plan has non-finite values (not JSON, and no plan to "
+                               "train by): " + ", ".join(bad))
+        # allow_nan=False: NaN/Infinity are not JSON; a guard behind the check above
+        return json.dumps(d, indent=2, allow_nan=False) + "\n"
 
     def save(self, path) -> None:
         Path(path).write_text(self.to_json())
+
+
+def _nonfinite_fields(value, where: str = "") -> list[str]:
+    """Paths (field, field[i], field.key) of the NaN/inf floats in a JSON-like value."""
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [f"{where} = {value}"]
+    if isinstance(value, dict):
+        return [b for k, v in value.items()
+                for b in _nonfinite_fields(v, f"{where}.{k}" if where else str(k))]
+    if isinstance(value, (list, tuple)):
+        out = []
+        for i, v in enumerate(value):
+            out += _nonfinite_fields(v, f"{where}[{i}]")
+            if len(out) > 5:
+                return out[:5] + ["..."]
+        return out
+    return []
 
 
 def file_sha256(path) -> str:
