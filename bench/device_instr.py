@@ -161,7 +161,7 @@ class Builder:
         self.n = 0
 
     def build(self, graph, model_path, layers, budget) -> tuple[Path, object]:
-        from medyate.session.device_session import build_device_firmware
+        from medyate.session.firmware import build_device_firmware
         plan = types.SimpleNamespace(layers=list(layers), train_bias=False,
                                      budget_elements=int(budget), model=str(model_path))
         t0 = time.perf_counter()

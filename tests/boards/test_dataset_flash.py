@@ -111,7 +111,7 @@ def planned(tmp_path_factory):
 
 
 def test_nucleo_image_with_embedded_dataset(planned, capsys):
-    from medyate.commands.build import build_with_data
+    from medyate.session.firmware import build_with_data
     _, _, _, image, tmp = planned
     out = tmp / "nucleo"
     _, build, placement = build_with_data(tmp / "plan.json", "nucleo-f746", out,
@@ -135,7 +135,7 @@ def test_nucleo_image_with_embedded_dataset(planned, capsys):
 def test_too_large_dataset_fails_at_link_time(planned, monkeypatch):
     """Embedding chosen, the link still overflows: the build's clear message,
     the bytes over and the dataset named as the largest part."""
-    from medyate.session.device_session import build_device_firmware
+    from medyate.session.firmware import build_device_firmware
     graph, plan, _, _, tmp = planned
     out = tmp / "nucleo-big"
     _, build = build_device_firmware(graph, plan, "nucleo-f746", out, log=lambda *_: None)
@@ -158,7 +158,7 @@ def test_too_large_dataset_fails_at_link_time(planned, monkeypatch):
 
 
 def test_flash_cli_prints_the_decision(planned, tmp_path, capsys):
-    from medyate import flash
+    from medyate.commands import flash
     _, _, _, _, tmp = planned
     code = flash.main(["--board", "nucleo-f746", "--plan", str(tmp / "plan.json"), "--data",
                        "fmnist-5to9", "--n-train", str(N_TRAIN), "--n-test", str(N_TEST),
@@ -217,7 +217,7 @@ def small(tmp_path_factory):
 @pytest.fixture(scope="module")
 def qemu_images(small):
     """The QEMU image for the plan without a dataset, and with it in flash."""
-    from medyate.session.device_session import build_device_firmware
+    from medyate.session.firmware import build_device_firmware
     graph, plan, _, image, tmp = small
     out = tmp / "qemu"
     program, build = build_device_firmware(graph, plan, "qemu-mps2-an500", out,

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from medyate import cli, flash
+from medyate import cli
+from medyate.commands import flash
 
 # A fake of every probe tool, driven by FAKE_MODE: ok | fail | corrupt.
 # It logs its argv to FAKE_LOG and imitates the real tool's output.

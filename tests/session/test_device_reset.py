@@ -48,7 +48,7 @@ class NativeDevice:
 def native(tmp_path_factory):
     from medyate.planner.plan import TrainPlan, file_sha256
     from medyate.protocol.dataset_image import write_dataset_image
-    from medyate.session.device_session import build_device_firmware
+    from medyate.session.firmware import build_device_firmware
     tmp = tmp_path_factory.mktemp("reset")
     path = bundled_model("mbv2-tiny")
     graph = load_onnx(str(path))

@@ -21,7 +21,7 @@ MEDYATE = [sys.executable, "-m", "medyate.cli"]
 def test_train_through_a_port(tmp_path):
     from medyate.planner.plan import TrainPlan, file_sha256
     from medyate.protocol.dataset_image import write_dataset_image
-    from medyate.session.device_session import build_device_firmware
+    from medyate.session.firmware import build_device_firmware
     from medyate.session.qemu import QemuMachine
 
     path = bundled_model("mbv2-tiny")
@@ -51,7 +51,7 @@ def test_train_through_a_port(tmp_path):
 
 def test_port_to_a_device_built_for_another_plan(tmp_path):
     from medyate.planner.plan import TrainPlan, file_sha256
-    from medyate.session.device_session import build_device_firmware
+    from medyate.session.firmware import build_device_firmware
     from medyate.session.qemu import QemuMachine
 
     path = bundled_model("mbv2-tiny")

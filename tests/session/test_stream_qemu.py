@@ -23,7 +23,7 @@ N_TRAIN, N_TEST, BATCH, LR, SEED = 16, 8, 8, 0.05, 3
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     from medyate.planner.plan import TrainPlan, file_sha256
-    from medyate.session.device_session import build_device_firmware
+    from medyate.session.firmware import build_device_firmware
     path = bundled_model("mbv2-tiny")
     graph = load_onnx(str(path))
     task = load_task("fmnist-5to9", n_train=N_TRAIN, n_test=N_TEST)

@@ -3,61 +3,13 @@ generate the model's C sources for the plan and build them with CMake (a
 shared library for the host, an ELF and a raw binary for a board), then report
 every byte: flash (code, weights) and RAM (arena by part, trainable weights,
 static data, stack). With --data, the task's samples go into flash next to the
-model if they fit (session.dataset_placement), else they are streamed."""
+model if they fit (session.firmware), else they are streamed."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 from .common import add_data_args, add_model_args, load_data, load_model
-
-
-def build_from_plan(plan_path, board: str, out_dir, model: str | None = None):
-    """Build the firmware of a plan; returns (program, BuildResult). Used by
-    `medyate build` and `medyate-flash --plan`."""
-    program, build, _ = build_with_data(plan_path, board, out_dir, model=model)
-    return program, build
-
-
-def build_with_data(plan_path, board: str, out_dir, model: str | None = None, data=None,
-                    n_train: int | None = None, n_test: int | None = None,
-                    data_seed: int = 0, log=print):
-    """Build the firmware of a plan and, with `data` (a task name or path),
-    place its samples: built into flash if firmware and dataset fit the
-    board's flash, else left to be streamed. Returns (program, BuildResult,
-    Placement or None); the decision is passed to `log`."""
-    from ..data import check_task, load_task
-    from ..ir.onnx_import import load_onnx
-    from ..planner.plan import check_plan_against, load_plan
-    from .common import resolve_model
-
-    plan = load_plan(plan_path)
-    path = resolve_model(model or plan.model)
-    graph = load_onnx(str(path))
-    check_plan_against(plan, graph, model_path=path)
-    task = None
-    if data is not None:
-        task = load_task(data, seed=data_seed, n_train=n_train, n_test=n_test)
-        check_task(task, graph.shapes[graph.input], graph.shapes[graph.output][-1])
-    return _build_and_place(graph, plan, board, Path(out_dir), task, log)
-
-
-def _build_and_place(graph, plan, board: str, out: Path, task, log):
-    from ..codegen.dataset import remove_dataset_source
-    from ..protocol.dataset_image import dataset_image_bytes
-    from ..session.dataset_placement import place_dataset
-    from ..session.device_session import build_device_firmware
-
-    # The firmware's own size decides the placement: build it without a
-    # dataset left in the model directory by an earlier build.
-    remove_dataset_source(out / "model")
-    program, build = build_device_firmware(graph, plan, board, out, log=lambda *_: None)
-    if task is None:
-        return program, build, None
-    image = dataset_image_bytes(task.x_train, task.y_train, task.x_test, task.y_test,
-                                classes=task.n_classes)
-    placement = place_dataset(board, out / "model", out / "build", image, build, log=log)
-    return program, placement.build, placement
 
 
 def memory_table(program, build, board: str) -> dict:
@@ -102,6 +54,7 @@ def format_table(rep: dict) -> str:
 
 def run(args) -> int:
     from ..planner.plan import check_plan_against, load_plan
+    from ..session.firmware import build_and_place
 
     plan = load_plan(args.plan)
     path, graph = load_model(args)
@@ -109,8 +62,8 @@ def run(args) -> int:
     task = load_data(args, graph) if args.data else None
     out = Path(args.out)
     print(f"generating and building {path.name} for {args.board} in {out}/ ...", flush=True)
-    program, build, placement = _build_and_place(graph, plan, args.board, out, task,
-                                                 log=lambda s: print(s, flush=True))
+    program, build, placement = build_and_place(graph, plan, args.board, out, task,
+                                                log=lambda s: print(s, flush=True))
     for name in ("elf", "bin", "map", "lib"):
         p = getattr(build, name)
         if p is not None:

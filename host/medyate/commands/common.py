@@ -1,21 +1,7 @@
 """Arguments and loading shared by several subcommands."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from ..errors import MedyateError
-
-
-def resolve_model(name_or_path: str) -> Path:
-    """A model file, or the name of a bundled model (mbv2-tiny, mcunet-tiny)."""
-    p = Path(name_or_path)
-    if p.is_file():
-        return p
-    from ..data import BUNDLED_MODELS, bundled_model
-    if name_or_path in BUNDLED_MODELS:
-        return bundled_model(name_or_path)
-    raise MedyateError(f"model {name_or_path} not found (a file, or one of the bundled "
-                       f"models: {', '.join(BUNDLED_MODELS)})")
+from ..data.models import resolve_model
 
 
 def load_model(args):

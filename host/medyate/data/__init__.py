@@ -4,7 +4,8 @@
     load_task(name_or_path, seed=0, n_train=None, n_test=None) -> Task
     source_task(seed=0, n_train=None, n_test=None) -> Task   (the pre-training task)
     check_task(task, input_shape, n_outputs=None)             (raises MedyateError)
-    bundled_model(name) -> Path, model_summary(path) -> dict
+    bundled_model(name) -> Path, resolve_model(file or name) -> Path,
+    model_summary(path) -> dict
 
 See `builtin` for how the pre-training and downstream splits are defined and `user`
 for the user data formats.
@@ -19,13 +20,14 @@ from medyate.errors import MedyateError
 
 from .builtin import (BUILTIN_TASKS, SOURCE_TASK, bilinear_matrix, load_builtin,
                       source_task, _balanced)
-from .models import BUNDLED_MODELS, bundled_model, model_summary
+from .models import BUNDLED_MODELS, bundled_model, model_summary, resolve_model
 from .task import INPUT_SHAPE, MEAN, STD, Task, check_task, validate
 from .user import load_folder, load_npz, read_netpbm
 
 __all__ = [
     "Task", "load_task", "source_task", "check_task", "validate", "load_npz",
-    "load_folder", "read_netpbm", "bundled_model", "model_summary", "bilinear_matrix",
+    "load_folder", "read_netpbm", "bundled_model", "model_summary", "resolve_model",
+    "bilinear_matrix",
     "BUILTIN_TASKS", "SOURCE_TASK", "BUNDLED_MODELS", "MEAN", "STD", "INPUT_SHAPE",
 ]
 

@@ -29,6 +29,17 @@ def bundled_model(name: str) -> Path:
     return p
 
 
+def resolve_model(name_or_path) -> Path:
+    """A model file, or the name of a bundled model (mbv2-tiny, mcunet-tiny)."""
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    if str(name_or_path) in BUNDLED_MODELS:
+        return bundled_model(str(name_or_path))
+    raise MedyateError(f"model {name_or_path} not found (a file, or one of the bundled "
+                       f"models: {', '.join(BUNDLED_MODELS)})")
+
+
 def _dims(vi) -> tuple[int, ...]:
     # a symbolic (batch) dimension counts as 1
     return tuple(d.dim_value if d.HasField("dim_value") else 1

@@ -14,22 +14,6 @@ import numpy as np
 from ..errors import MedyateError
 
 
-def build_device_firmware(graph, plan, board: str, build_dir, log=print):
-    """Lower and plan the model, generate its C sources, build the board image.
-    Returns (program, BuildResult)."""
-    from ..boards import build_firmware
-    from ..codegen import generate
-    from ..planner.arena import plan_arena
-    from ..planner.program import lower
-
-    build_dir = Path(build_dir)
-    program = lower(graph.copy(), plan.layers, plan.train_bias)
-    plan_arena(program, plan.budget_elements)
-    generate(program, build_dir / "model", source=Path(plan.model).name)
-    log(f"building firmware for {board} (arena {program.memory.arena_size} B) ...")
-    return program, build_firmware(board, build_dir / "model", build_dir / "build")
-
-
 @dataclass
 class DeviceEpoch:
     loss: float
@@ -223,6 +207,7 @@ def device_session(graph, plan, task, out, *, board: str, port: str | None, epoc
     from ..protocol.device import Device
     from ..protocol.link import Link
     from ..session.qemu import QemuMachine
+    from .firmware import build_device_firmware
     from .run import run_session
 
     b = get_board(board)

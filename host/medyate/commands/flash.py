@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .errors import MedyateError
+from ..errors import MedyateError
 
 PROBES = ("st-flash", "pyocd", "openocd", "mass-storage")
 INSTALL_HINT = {
@@ -290,7 +290,7 @@ def _image_from_plan(plan: Path, board, out_dir: Path, data=None):
     """Build the plan's firmware; with `data` (dict of --data, --n-train,
     --n-test, --data-seed) also place the task's samples. Returns (elf,
     Placement or None)."""
-    from .commands.build import build_with_data
+    from ..session.firmware import build_with_data
     kw = dict(data or {})
     _, res, placement = build_with_data(plan, board.name, out_dir, log=print, **kw)
     return Path(res.elf), placement
@@ -301,7 +301,7 @@ def _train_hint(board, port: str, data, placement, plan=None) -> str:
         return f"medyate train ... --board {board.name} --port {port}"
     model, plan_arg = "<model>", "<plan.json>"
     if plan is not None:
-        from .planner.plan import load_plan
+        from ..planner.plan import load_plan
         model, plan_arg = shlex.quote(str(load_plan(plan).model)), shlex.quote(str(plan))
     cmd = f"medyate train {model} --plan {plan_arg} --board {board.name} --port {port}"
     if data:
@@ -335,7 +335,7 @@ def flash_board(board_name: str, elf=None, plan=None, probe: str = "auto",
     """Flash and verify; returns the serial port to use (or None if not found).
     data: {"data": task, "n_train", "n_test", "data_seed"} to place the
     task's samples (only with a plan: the firmware is built for them)."""
-    from .boards import get_board
+    from ..boards import get_board
     board = get_board(board_name)
     real = [m for m in board.flash_methods if m in PROBE_CLASSES]
     if not real:

@@ -1,0 +1,72 @@
+"""The firmware of a plan: lower and plan the model, generate its C sources,
+build the board image, and place the task's samples (built into flash next
+to the model when they fit, else streamed; see dataset_placement).
+
+    build_device_firmware(graph, plan, board, build_dir) -> (program, BuildResult)
+    build_with_data(plan.json, board, out_dir, data=...) -> (program, BuildResult, Placement)
+
+`medyate build`, `medyate-flash --plan` and the device session all build
+through here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def build_device_firmware(graph, plan, board: str, build_dir, log=print):
+    """Lower and plan the model, generate its C sources, build the board image.
+    Returns (program, BuildResult)."""
+    from ..boards import build_firmware
+    from ..codegen import generate
+    from ..planner.arena import plan_arena
+    from ..planner.program import lower
+
+    build_dir = Path(build_dir)
+    program = lower(graph.copy(), plan.layers, plan.train_bias)
+    plan_arena(program, plan.budget_elements)
+    generate(program, build_dir / "model", source=Path(plan.model).name)
+    log(f"building firmware for {board} (arena {program.memory.arena_size} B) ...")
+    return program, build_firmware(board, build_dir / "model", build_dir / "build")
+
+
+def build_and_place(graph, plan, board: str, out, task=None, log=print):
+    """Build the plan's firmware into `out` and, with a task, place its samples.
+    Returns (program, BuildResult of the image to flash, Placement or None);
+    the placement decision is passed to `log`."""
+    from ..codegen.dataset import remove_dataset_source
+    from ..protocol.dataset_image import dataset_image_bytes
+    from .dataset_placement import place_dataset
+
+    out = Path(out)
+    # The firmware's own size decides the placement: build it without a
+    # dataset left in the model directory by an earlier build.
+    remove_dataset_source(out / "model")
+    program, build = build_device_firmware(graph, plan, board, out, log=lambda *_: None)
+    if task is None:
+        return program, build, None
+    image = dataset_image_bytes(task.x_train, task.y_train, task.x_test, task.y_test,
+                                classes=task.n_classes)
+    placement = place_dataset(board, out / "model", out / "build", image, build, log=log)
+    return program, placement.build, placement
+
+
+def build_with_data(plan_path, board: str, out_dir, model: str | None = None, data=None,
+                    n_train: int | None = None, n_test: int | None = None,
+                    data_seed: int = 0, log=print):
+    """Build the firmware of a plan file and, with `data` (a task name or
+    path), place its samples: built into flash if firmware and dataset fit the
+    board's flash, else left to be streamed. Returns (program, BuildResult,
+    Placement or None); the decision is passed to `log`."""
+    from ..data import check_task, load_task, resolve_model
+    from ..ir.onnx_import import load_onnx
+    from ..planner.plan import check_plan_against, load_plan
+
+    plan = load_plan(plan_path)
+    path = resolve_model(model or plan.model)
+    graph = load_onnx(str(path))
+    check_plan_against(plan, graph, model_path=path)
+    task = None
+    if data is not None:
+        task = load_task(data, seed=data_seed, n_train=n_train, n_test=n_test)
+        check_task(task, graph.shapes[graph.input], graph.shapes[graph.output][-1])
+    return build_and_place(graph, plan, board, Path(out_dir), task, log)
