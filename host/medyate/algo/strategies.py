@@ -28,13 +28,16 @@ Strategies (`STRATEGIES`, by name):
 """
 from __future__ import annotations
 
+import copy
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..errors import MedyateError
 from .importance import ChannelImportance
 from .ranking import RankingRun, layer_scores, preselect, ranking_run
 from .sampling import sample_selection
@@ -289,19 +292,57 @@ def data_order(n: int, seed: int, epoch: int, batch: int = 1):
     return SeededOrder(n, epoch_seed(seed, epoch), batch)
 
 
+class Diverged(MedyateError):
+    """An epoch stayed non-finite at every learning rate tried. The run is
+    back at the last good epoch's weights and state when this is raised."""
+
+
+def epoch_nonfinite(res, test_loss: float, weights: dict) -> str | None:
+    """What is not finite after an epoch: the engine's own count of non-finite
+    values (engines that report one), the training loss, the channel
+    statistics, the test loss, the trained weights. None if all is finite. A
+    NaN loss is non-finite whatever the count says."""
+    bad = []
+    count = int(getattr(res, "nonfinite", 0) or 0)
+    if count:
+        bad.append(f"{count} non-finite values reported by the engine")
+    if not math.isfinite(float(res.loss)):
+        bad.append(f"training loss {float(res.loss)}")
+    stats = np.asarray(res.channel_stats, dtype=np.float64)
+    if not np.all(np.isfinite(stats)):
+        bad.append(f"{int(np.sum(~np.isfinite(stats)))} of {stats.size} channel statistics")
+    if not math.isfinite(float(test_loss)):
+        bad.append(f"test loss {float(test_loss)}")
+    layers = [n for n, wb in weights.items() if not all(np.all(np.isfinite(a)) for a in wb)]
+    if layers:
+        bad.append(f"weights of {len(layers)} layers (first {layers[0]})")
+    return "; ".join(bad) or None
+
+
 class Run:
     """One strategy's fine-tuning, an epoch per `step()`. Everything that
-    decides the next epoch (weights, strategy state, sampling RNG, history)
-    is in `state()`, so a session can checkpoint after each epoch and resume
-    with `restore()` losing at most the epoch in progress."""
+    decides the next epoch (weights, strategy state, sampling RNG, history,
+    learning-rate scale) is in `state()`, so a session can checkpoint after
+    each epoch and resume with `restore()` losing at most the epoch in progress.
+
+    An epoch that diverges (anything non-finite: `epoch_nonfinite`) is undone:
+    the weights, strategy state and sampling RNG go back to where the epoch
+    started, the learning rate of this and every later epoch is multiplied by
+    `backoff`, and the epoch is redone, said through `log`. After `retries`
+    redos of one epoch, `Diverged` is raised with the run at its last good
+    epoch. Nothing non-finite ever reaches `history` or `state()`."""
 
     def __init__(self, engine_factory: EngineFactory, task, strategy: Strategy | str,
                  epochs: int, batch: int, lr: float, seed: int, budget: int, *,
                  warmup: int = 5, ranking: RankingRun | None = None,
-                 ranking_samples: int = 256):
+                 ranking_samples: int = 256, retries: int = 3, backoff: float = 0.25,
+                 log: Callable[[str], None] | None = None):
         self.strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
         self.task, self.epochs, self.batch, self.lr, self.seed = task, epochs, batch, lr, seed
         self.warmup = warmup
+        self.retries, self.backoff = int(retries), float(backoff)
+        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.lr_scale = 1.0
         self.ctx = RunContext(engine_factory, task, int(budget), seed, batch, lr, epochs,
                               warmup, ranking_samples, ranking)
         spec = self.strategy.prepare(self.ctx)
@@ -311,23 +352,51 @@ class Run:
         self.epoch = 0
         self.history: list[dict] = []
 
+    def epoch_lr(self, epoch: int) -> float:
+        return lr_at(epoch, self.epochs, self.lr, self.warmup) * self.lr_scale
+
     def step(self, progress: Callable[[int, int], None] | None = None) -> dict:
-        """Train one epoch; return its record."""
+        """Train one epoch (redone at a lower learning rate if it diverges);
+        return its record."""
+        good = (self.engine.weights(), copy.deepcopy(self.strategy),
+                copy.deepcopy(self.rng.bit_generator.state))
+        for attempt in range(self.retries + 1):
+            rec, bad = self._attempt(progress)
+            if bad is None:
+                if attempt:
+                    rec["retries"] = attempt
+                self.history.append(rec)
+                self.epoch += 1
+                return rec
+            lr = rec["lr"]
+            self.engine.load_weights(good[0])
+            self.strategy = copy.deepcopy(good[1])
+            self.rng.bit_generator.state = copy.deepcopy(good[2])
+            if attempt == self.retries:
+                break
+            self.lr_scale *= self.backoff
+            self.log(f"epoch {self.epoch + 1} diverged at lr {lr:.4g} ({bad}): back to the "
+                     f"weights before it, learning rate x{self.backoff:g} from here on, "
+                     f"redoing the epoch at lr {self.epoch_lr(self.epoch):.4g}")
+        raise Diverged(f"epoch {self.epoch + 1} diverged {self.retries + 1} times, last at lr "
+                       f"{lr:.4g} ({bad}); the run is left at epoch {self.epoch} "
+                       f"(its last good epoch). Give a smaller learning rate")
+
+    def _attempt(self, progress) -> tuple[dict, str | None]:
         eng, task, epoch = self.engine, self.task, self.epoch
         t0 = time.perf_counter()
         pairs = self.strategy.select(epoch, self.ctx, self.rng)
         epairs = to_engine_pairs(eng, pairs)
         eng.set_selection(epairs)
-        elr = lr_at(epoch, self.epochs, self.lr, self.warmup)
+        elr = self.epoch_lr(epoch)
         order = data_order(len(task.x_train), self.seed, epoch, self.batch)
         if progress is not None:
             res = eng.train_epoch(task.x_train, task.y_train, self.batch, elr, order,
                                   progress=progress)
         else:
             res = eng.train_epoch(task.x_train, task.y_train, self.batch, elr, order)
-        self.strategy.observe(epoch, from_engine_stats(eng, epairs, res.channel_stats),
-                              int(res.steps))
         test_loss, test_acc = eng.evaluate(task.x_test, task.y_test)
+        bad = epoch_nonfinite(res, test_loss, eng.weights())
         rec = {
             "strategy": self.strategy.name, "epoch": epoch, "lr": elr,
             "loss": float(res.loss), "train_acc": float(res.accuracy),
@@ -337,12 +406,15 @@ class Run:
             "bytes": int(eng.memory()["total"]),
             "seconds": time.perf_counter() - t0,
         }
+        if bad is not None:
+            return rec, bad
+        # the strategy learns from an epoch only once it is known to be good
+        self.strategy.observe(epoch, from_engine_stats(eng, epairs, res.channel_stats),
+                              int(res.steps))
         for key in ("cycles", "stack_high_water"):   # device engines report these
             if hasattr(res, key):
                 rec[key] = getattr(res, key)
-        self.history.append(rec)
-        self.epoch += 1
-        return rec
+        return rec, None
 
     @property
     def done(self) -> bool:
@@ -351,7 +423,7 @@ class Run:
     def state(self) -> dict:
         return {"epoch": self.epoch, "history": list(self.history),
                 "rng": self.rng.bit_generator.state, "strategy": self.strategy,
-                "weights": self.engine.weights()}
+                "weights": self.engine.weights(), "lr_scale": self.lr_scale}
 
     def restore(self, state: dict) -> None:
         self.epoch = int(state["epoch"])
@@ -359,18 +431,20 @@ class Run:
         self.rng.bit_generator.state = state["rng"]
         self.strategy = state["strategy"]
         self.engine.load_weights(state["weights"])
+        self.lr_scale = float(state.get("lr_scale", 1.0))
 
 
 def run_strategy(engine_factory: EngineFactory, task, strategy: Strategy | str,
                  epochs: int, batch: int, lr: float, seed: int, budget: int, *,
                  warmup: int = 5, ranking: RankingRun | None = None,
                  ranking_samples: int = 256,
-                 on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+                 on_epoch: Callable[[dict], None] | None = None,
+                 log: Callable[[str], None] | None = None) -> list[dict]:
     """Fine-tune with one strategy; one dict per epoch:
     epoch, lr, loss, train_acc, test_loss, test_acc, channels, elements, layers,
     bytes (engine.memory()['total']), seconds."""
     run = Run(engine_factory, task, strategy, epochs, batch, lr, seed, budget,
-              warmup=warmup, ranking=ranking, ranking_samples=ranking_samples)
+              warmup=warmup, ranking=ranking, ranking_samples=ranking_samples, log=log)
     while not run.done:
         rec = run.step()
         if on_epoch is not None:

@@ -21,6 +21,13 @@ def export_onnx(graph, path: str, producer: str = "medyate") -> None:
     nodes: list = []
 
     def const(name: str, arr: np.ndarray) -> str:
+        # A fine-tuned model with NaN/inf weights computes nothing useful:
+        # refuse it here, at the writer, whatever produced it.
+        if np.issubdtype(np.asarray(arr).dtype, np.floating) and \
+                not np.all(np.isfinite(arr)):
+            from ..errors import MedyateError
+            raise MedyateError(f"not exporting {path}: tensor {name} has "
+                               f"{int(np.sum(~np.isfinite(arr)))} non-finite values")
         inits.append(numpy_helper.from_array(np.asarray(arr), name))
         return name
 

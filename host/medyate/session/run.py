@@ -12,6 +12,7 @@ RUN/ holds:
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import sys
@@ -103,7 +104,7 @@ def run_session(graph, plan, task, factory, out_dir, epochs: int | None = None,
                 resume: bool = False, progress: Progress | None = None,
                 title: str = "") -> dict:
     """Train; write RUN/ as described above; return the summary."""
-    from ..algo.strategies import Run
+    from ..algo.strategies import Diverged, Run
     from ..ir.onnx_export import export_onnx
     from ..plots import plot_training
 
@@ -112,7 +113,7 @@ def run_session(graph, plan, task, factory, out_dir, epochs: int | None = None,
     progress = progress or Progress()
     epochs = plan.epochs if epochs is None else epochs
     run = Run(factory, task, strategy_from_plan(plan, graph), epochs, plan.batch, plan.lr, plan.seed,
-              plan.budget_elements, warmup=plan.warmup_epochs)
+              plan.budget_elements, warmup=plan.warmup_epochs, log=progress.line)
     ckpt = out / CHECKPOINT
     summary_path = out / "summary.json"
     if resume:
@@ -128,15 +129,26 @@ def run_session(graph, plan, task, factory, out_dir, epochs: int | None = None,
         (out / METRICS).write_text("".join(json.dumps(r) + "\n" for r in run.history))
     else:
         loss0, acc0 = run.engine.evaluate(task.x_test, task.y_test)
+        if not math.isfinite(loss0):
+            raise MedyateError(f"the model's test loss is {loss0} before any training: its "
+                               "weights or the data hold NaN/inf")
         before = {"test_loss": float(loss0), "test_acc": float(acc0)}
         (out / METRICS).write_text("")
         progress.line(f"before fine-tuning: test accuracy {100 * acc0:.1f}%, loss {loss0:.3f}")
 
     t0 = time.perf_counter()
+    stopped = None
     while not run.done:
-        rec = run.step(progress.within(f"epoch {run.epoch + 1}/{epochs}"))
+        try:
+            rec = run.step(progress.within(f"epoch {run.epoch + 1}/{epochs}"))
+        except Diverged as exc:
+            # The run is back at its last good epoch, which the checkpoint
+            # holds: write that epoch's outputs, then report.
+            progress.line(f"stopped: {exc}")
+            stopped = str(exc)
+            break
         with open(out / METRICS, "a") as f:
-            f.write(json.dumps(rec) + "\n")
+            f.write(json.dumps(rec, allow_nan=False) + "\n")
         state = run.state()
         state.update(model_sha256=plan.model_sha256, before=before)
         _atomic_write(ckpt, pickle.dumps(state))
@@ -161,5 +173,13 @@ def run_session(graph, plan, task, factory, out_dir, epochs: int | None = None,
         "seconds": time.perf_counter() - t0,
         "outputs": ["metrics.jsonl", "finetuned.onnx", "training.png", "summary.json"],
     }
-    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    if stopped:
+        summary["stopped"] = stopped
+    summary_path.write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    if stopped:
+        last = (f"the checkpoint and outputs of epoch {run.epoch}" if run.epoch else
+                "the outputs of the model as given (no epoch completed)")
+        raise MedyateError(f"training diverged: {stopped}. {out}/ holds {last}; lower lr in "
+                           f"the plan" + (f" and continue with --resume {out}" if run.epoch
+                                          else ""))
     return summary
