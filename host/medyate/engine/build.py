@@ -105,7 +105,9 @@ def _load(sources: list[Path], cdef_extra: str, include_dirs: list[str], extra: 
         raise MedyateError("no C compiler found: install gcc (Debian: apt-get install gcc) "
                            "or set CC to one")
     h = hashlib.sha256()
-    for f in [HEADER, *sources]:
+    # kernels' internal headers (e.g. the int8 requantization inlines) count too
+    internal = sorted({hh for src in sources for hh in src.parent.glob("*.h")})
+    for f in [HEADER, *sources, *internal]:
         h.update(str(f).encode())
         h.update(f.read_bytes())
     h.update(" ".join(CFLAGS + extra + list(parts)).encode() + cdef_extra.encode())
