@@ -175,6 +175,117 @@ float mdy_softmax_xent_f32(int32_t n, const float *logits, int32_t label,
  * Returns sum g[i]^2 before the update (channel-importance statistic). */
 float mdy_sgd_slice_f32(int32_t n, float *w, int32_t stride, float *g, float lr);
 
+/* ------------------------------------------------------------ int8 kernels
+ * One kernel per file under firmware/src/kernels/reference/int8/, named
+ * op_layout_s8. Integer semantics follow CMSIS-NN / TFLite (docs/ARCHITECTURE.md,
+ * "int8 arithmetic"):
+ *   - a tensor's real value is scale * (code - zero), code int8, zero in [-128, 127];
+ *     weights are symmetric (zero 0) with one scale per output channel; bias int32
+ *     with scale x_scale * w_scale[o] and zero 0;
+ *   - an accumulator is brought to the output scale by mdy_requantize
+ *     (kernels/reference/int8/mdy_requantize.h): a Q31 multiplier and a power-of-two
+ *     shift, both computed on the host by medyate.planner.quant.quantize_multiplier;
+ *   - act_min/act_max clamp the output codes: [-128, 127] alone, or the fused
+ *     ReLU/ReLU6/Clip expressed in output codes;
+ *   - the caller guarantees that accumulators fit in int32 (|bias| + taps *
+ *     (128 + |x_zero|) * 128 < 2^31; medyate.planner.quant.check_accumulator checks it).
+ * Padding in a conv or average pool is real 0, i.e. the input zero point.
+ */
+#define MDY_S8_ADD_LEFT_SHIFT 20  /* bits of headroom before the add's input rescale (TFLite's 20) */
+
+/* Conv / depthwise conv / fully connected: per-output-channel requantization. */
+typedef struct {
+    int32_t x_zero;               /* input zero point */
+    int32_t y_zero;               /* output zero point */
+    int32_t act_min, act_max;     /* output clamp, in output codes */
+    const int32_t *multiplier;    /* [out_c]: Q31 of x_scale * w_scale[o] / y_scale */
+    const int32_t *shift;         /* [out_c]: its power-of-two exponent */
+} mdy_s8_conv_quant;
+
+/* One int8 tensor to another: y = clamp(y_zero + (x - x_zero) * x_scale / y_scale). */
+typedef struct {
+    int32_t x_zero, y_zero;
+    int32_t multiplier, shift;    /* x_scale / y_scale */
+    int32_t act_min, act_max;
+} mdy_s8_rescale;
+
+/* Residual add, TFLite's scheme: each input is shifted left by
+ * MDY_S8_ADD_LEFT_SHIFT, rescaled to a common scale 2 * max(a_scale, b_scale),
+ * summed, then requantized to the output. */
+typedef struct {
+    int32_t a_zero, b_zero, y_zero;
+    int32_t a_multiplier, a_shift;   /* a_scale / (2 max(a_scale, b_scale)) */
+    int32_t b_multiplier, b_shift;   /* b_scale / (2 max(a_scale, b_scale)) */
+    int32_t y_multiplier, y_shift;   /* 2 max(a_scale, b_scale) / (2^20 y_scale) */
+    int32_t act_min, act_max;
+} mdy_s8_add_quant;
+
+/* Squeeze-excite channel multiply: one product of two codes, one requantization. */
+typedef struct {
+    int32_t x_zero, s_zero, y_zero;
+    int32_t multiplier, shift;       /* x_scale * s_scale / y_scale */
+    int32_t act_min, act_max;
+} mdy_s8_mul_quant;
+
+/* Conv 2D, groups == 1 (general and pointwise), weights int8 OHWI, bias int32
+ * (may be NULL). */
+void mdy_conv2d_nhwc_s8(const mdy_conv_params *p, const mdy_s8_conv_quant *q,
+                        const int8_t *x, const int8_t *w, const int32_t *bias, int8_t *y);
+int32_t mdy_conv2d_nhwc_s8_get_buffer_size(const mdy_conv_params *p);
+
+/* Depthwise conv 2D, groups == in_c, weights [out_c][k_h][k_w], out channel o
+ * reads input channel o / m. */
+void mdy_depthwise_conv2d_nhwc_s8(const mdy_conv_params *p, const mdy_s8_conv_quant *q,
+                                  const int8_t *x, const int8_t *w, const int32_t *bias,
+                                  int8_t *y);
+int32_t mdy_depthwise_conv2d_nhwc_s8_get_buffer_size(const mdy_conv_params *p);
+
+/* Fully connected: w [out_features][in_features]. */
+void mdy_fully_connected_s8(int32_t in_features, int32_t out_features,
+                            const mdy_s8_conv_quant *q, const int8_t *x, const int8_t *w,
+                            const int32_t *bias, int8_t *y);
+
+/* Residual add of two int8 tensors with their own scales. In place ok. */
+void mdy_add_s8(int32_t n, const mdy_s8_add_quant *q, const int8_t *a, const int8_t *b,
+                int8_t *y);
+
+/* y[hw][c] = x[hw][c] * s[c] in int8 (squeeze-excite). */
+void mdy_mul_channel_nhwc_s8(int32_t hw, int32_t c, const mdy_s8_mul_quant *q,
+                             const int8_t *x, const int8_t *s, int8_t *y);
+
+/* Average pool: y = y_zero + round(sum(x - x_zero) * x_scale / (n * y_scale)),
+ * n the window's count (in-range taps, or k_h*k_w with count_include_pad), one
+ * rounding, half away from zero. scratch: mdy_avgpool_nhwc_s8_get_buffer_size bytes. */
+void mdy_avgpool_nhwc_s8(const mdy_pool_params *p, const mdy_s8_rescale *q,
+                         const int8_t *x, int8_t *y, int32_t *scratch);
+int32_t mdy_avgpool_nhwc_s8_get_buffer_size(const mdy_pool_params *p);
+
+/* Global average pool [h][w][c] -> [c], the average pool's rounding.
+ * scratch: mdy_global_avgpool_nhwc_s8_get_buffer_size bytes. */
+void mdy_global_avgpool_nhwc_s8(int32_t h, int32_t w, int32_t c, const mdy_s8_rescale *q,
+                                const int8_t *x, int8_t *y, int32_t *scratch);
+int32_t mdy_global_avgpool_nhwc_s8_get_buffer_size(int32_t h, int32_t w, int32_t c);
+
+/* Max pool on the codes, then the rescale (monotone, so it commutes with max). */
+void mdy_maxpool_nhwc_s8(const mdy_pool_params *p, const mdy_s8_rescale *q,
+                         const int8_t *x, int8_t *y);
+
+/* Concat along channels, each part rescaled to the output's scale (identity
+ * rescale: a copy). */
+void mdy_concat_channels_nhwc_s8(int32_t hw, int32_t ca, int32_t cb,
+                                 const mdy_s8_rescale *qa, const mdy_s8_rescale *qb,
+                                 const int8_t *a, const int8_t *b, int8_t *y);
+
+/* Any elementwise int8 -> int8 function (hard-swish, hard-sigmoid, a stand-alone
+ * clamp or rescale): y[i] = table[x[i] + 128], a 256-entry table built on the
+ * host (medyate.planner.quant.*_table). In place ok. */
+void mdy_table_s8(int32_t n, const int8_t *table, const int8_t *x, int8_t *y);
+
+/* Model boundaries: y = clamp(rint(x / scale) + zero, -128, 127) (round half to
+ * even, as ONNX QuantizeLinear), and y = (x - zero) * scale. */
+void mdy_quantize_f32_s8(int32_t n, const float *x, float scale, int32_t zero, int8_t *y);
+void mdy_dequantize_s8_f32(int32_t n, const int8_t *x, float scale, int32_t zero, float *y);
+
 /* ------------------------------------------------------------ runtime
  * A planned model: op list in topological order, tensor table with arena
  * offsets, trainable-layer table. Produced by the host planner; handed to the

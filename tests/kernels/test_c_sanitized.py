@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-KERNELS = sorted((REPO / "firmware" / "src" / "kernels" / "fp32").glob("*.c"))
+KERNELS = sorted((REPO / "firmware" / "src" / "kernels").rglob("*.c"))
 INCLUDE = REPO / "firmware" / "include"
 C_TEST = REPO / "tests" / "c" / "test_kernels.c"
 WARN = ["-std=c99", "-Wall", "-Wextra", "-Werror"]

@@ -1,0 +1,147 @@
+"""numpy wrappers around the int8 kernels (through the same cffi build as the
+fp32 ones) and random quantization parameters for their tests. Quantization
+fields are the dicts of medyate.planner.quant (*_quant helpers)."""
+from __future__ import annotations
+
+import numpy as np
+
+from kernel_harness import Kernels
+
+
+def s8(a):
+    return np.ascontiguousarray(a, dtype=np.int8)
+
+
+class Kernels8:
+    """numpy-in, numpy-out access to the int8 C kernels."""
+
+    def __init__(self, K: Kernels):
+        self.K, self.ffi, self.lib = K, K.ffi, K.lib
+        self._keep = []   # buffers referenced by pointer fields of live structs
+
+    def i8(self, a):
+        if a is None:
+            return self.ffi.NULL
+        assert a.dtype == np.int8 and a.flags.c_contiguous
+        return self.ffi.from_buffer("int8_t[]", a)
+
+    def i32(self, a):
+        if a is None:
+            return self.ffi.NULL
+        a = np.ascontiguousarray(a, dtype=np.int32)
+        self._keep.append(a)
+        return self.ffi.from_buffer("int32_t[]", a)
+
+    def conv_q(self, q):
+        return self.ffi.new("mdy_s8_conv_quant *", dict(
+            x_zero=q["x_zero"], y_zero=q["y_zero"], act_min=q["act_min"], act_max=q["act_max"],
+            multiplier=self.i32(q["multiplier"]), shift=self.i32(q["shift"])))
+
+    def rescale_q(self, q):
+        return self.ffi.new("mdy_s8_rescale *", {k: q[k] for k in (
+            "x_zero", "y_zero", "multiplier", "shift", "act_min", "act_max")})
+
+    # ------------------------------------------------------------ kernels
+    def conv(self, P, q, x, w, b=None):
+        y = np.full((P["out_h"], P["out_w"], P["out_c"]), 0x5A, np.int8)
+        fn = (self.lib.mdy_depthwise_conv2d_nhwc_s8 if P["groups"] != 1
+              else self.lib.mdy_conv2d_nhwc_s8)
+        fn(self.K.conv_p(P), self.conv_q(q), self.i8(s8(x)), self.i8(s8(w)),
+           self.i32(None if b is None else b), self.i8(y))
+        return y
+
+    def fc(self, q, x, w, b=None):
+        w = s8(w)
+        y = np.full(w.shape[0], 0x5A, np.int8)
+        self.lib.mdy_fully_connected_s8(w.shape[1], w.shape[0], self.conv_q(q), self.i8(s8(x)),
+                                        self.i8(w), self.i32(None if b is None else b),
+                                        self.i8(y))
+        return y
+
+    def add(self, q, a, b):
+        a, b = s8(a), s8(b)
+        y = np.empty_like(a)
+        qq = self.ffi.new("mdy_s8_add_quant *", q)
+        self.lib.mdy_add_s8(a.size, qq, self.i8(a), self.i8(b), self.i8(y))
+        return y
+
+    def mul_channel(self, q, x, s):
+        x, s = s8(x), s8(s)
+        y = np.empty_like(x)
+        qq = self.ffi.new("mdy_s8_mul_quant *", q)
+        hw, c = x.size // s.size, s.size
+        self.lib.mdy_mul_channel_nhwc_s8(hw, c, qq, self.i8(x), self.i8(s), self.i8(y))
+        return y
+
+    def _scratch(self, nbytes):
+        """Scratch of exactly nbytes (int32 words) plus a canary word behind it."""
+        buf = np.full(nbytes // 4 + 1, 0x7EADBEEF, np.int32)
+        return buf
+
+    def avgpool(self, P, q, x):
+        y = np.full((P["out_h"], P["out_w"], P["c"]), 0x5A, np.int8)
+        pp = self.K.pool_p(P)
+        scratch = self._scratch(self.lib.mdy_avgpool_nhwc_s8_get_buffer_size(pp))
+        self.lib.mdy_avgpool_nhwc_s8(pp, self.rescale_q(q), self.i8(s8(x)), self.i8(y),
+                                     self.ffi.from_buffer("int32_t[]", scratch))
+        assert scratch[-1] == 0x7EADBEEF, "avgpool wrote past its scratch"
+        return y
+
+    def global_avgpool(self, q, x):
+        x = s8(x)
+        h, w, c = x.shape
+        y = np.full(c, 0x5A, np.int8)
+        scratch = self._scratch(self.lib.mdy_global_avgpool_nhwc_s8_get_buffer_size(h, w, c))
+        self.lib.mdy_global_avgpool_nhwc_s8(h, w, c, self.rescale_q(q), self.i8(x), self.i8(y),
+                                            self.ffi.from_buffer("int32_t[]", scratch))
+        assert scratch[-1] == 0x7EADBEEF, "global avgpool wrote past its scratch"
+        return y
+
+    def maxpool(self, P, q, x):
+        y = np.full((P["out_h"], P["out_w"], P["c"]), 0x5A, np.int8)
+        self.lib.mdy_maxpool_nhwc_s8(self.K.pool_p(P), self.rescale_q(q), self.i8(s8(x)),
+                                     self.i8(y))
+        return y
+
+    def concat(self, qa, qb, a, b):
+        a, b = s8(a), s8(b)
+        hw = a.shape[0] * a.shape[1]
+        ca, cb = a.shape[2], b.shape[2]
+        y = np.full(a.shape[:2] + (ca + cb,), 0x5A, np.int8)
+        self.lib.mdy_concat_channels_nhwc_s8(hw, ca, cb, self.rescale_q(qa), self.rescale_q(qb),
+                                             self.i8(a), self.i8(b), self.i8(y))
+        return y
+
+    def table(self, table, x):
+        x = s8(x)
+        y = np.empty_like(x)
+        self.lib.mdy_table_s8(x.size, self.i8(s8(table)), self.i8(x), self.i8(y))
+        return y
+
+    def quantize(self, x, scale, zero):
+        x = np.ascontiguousarray(x, np.float32)
+        y = np.empty(x.shape, np.int8)
+        self.lib.mdy_quantize_f32_s8(x.size, self.K.f(x), scale, zero, self.i8(y))
+        return y
+
+    def dequantize(self, x, scale, zero):
+        x = s8(x)
+        y = np.empty(x.shape, np.float32)
+        self.lib.mdy_dequantize_s8_f32(x.size, self.i8(x), scale, zero, self.K.f(y))
+        return y
+
+
+# ---------------------------------------------------------------- random parameters
+
+
+def rand_codes(rng, shape):
+    return rng.integers(-128, 128, size=shape, dtype=np.int64).astype(np.int8)
+
+
+def rand_zero(rng):
+    """Zero points across the whole range, the ends included."""
+    return int(rng.choice([-128, 127, 0, int(rng.integers(-128, 128))]))
+
+
+def rand_scale(rng, lo=1e-3, hi=1e-1):
+    return float(np.float32(np.exp(rng.uniform(np.log(lo), np.log(hi)))))
