@@ -95,7 +95,7 @@ def test_test_app_images_find_the_flash_dataset(tmp_path):
 def planned(tmp_path_factory):
     if shutil.which("arm-none-eabi-gcc") is None:
         pytest.skip("arm-none-eabi-gcc not installed")
-    from medyate.commands.plan import make_plan
+    from medyate.algo.plan import make_plan
     from medyate.data import bundled_model, load_task
     from medyate.ir.onnx_import import load_onnx
     path = bundled_model("mbv2-tiny")
@@ -193,7 +193,7 @@ def small(tmp_path_factory):
     if shutil.which("arm-none-eabi-gcc") is None:
         pytest.skip("arm-none-eabi-gcc not installed")
     import onnx
-    from medyate.commands.plan import make_plan
+    from medyate.algo.plan import make_plan
     from medyate.data import bundled_model, load_task
     from medyate.ir.onnx_import import load_onnx
     tmp = tmp_path_factory.mktemp("dsqemu")

@@ -26,7 +26,7 @@ class Quiet(Progress):
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from medyate.commands.plan import make_plan
+    from medyate.algo.plan import make_plan
     path = bundled_model("mbv2-tiny")
     graph = load_onnx(str(path))
     task = load_task("fmnist-5to9", n_train=96, n_test=64)

@@ -6,6 +6,9 @@ depends on which layers train (backward reaches the deepest one), and how many
 layers are kept depends on what the budget can use. `plan_training` starts from
 the coverage pre-selection, solves the budget for it, extends the layers if that
 budget exceeds what they can hold, and repeats until nothing changes.
+`make_plan` runs it on the host engine against a board's whole footprint,
+restricting the pre-selection to deeper layers when backward through the
+ranked ones cannot fit, and returns the plan.json record.
 """
 from __future__ import annotations
 
@@ -15,10 +18,10 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import MedyateError
-from .budget import parse_size, solve_budget
+from .budget import format_size, parse_size, solve_budget
 from .ranking import RankingRun, layer_scores, preselect, ranking_run
 from .schedule import lr_at
-from .trainer import EngineFactory
+from .trainer import EngineFactory, HostEngineFactory
 
 MemoryFnFor = Callable[[Sequence[str], bool], Callable[[int], int]]
 
@@ -100,3 +103,67 @@ def plan_training(factory: EngineFactory, x: np.ndarray, y: np.ndarray, *,
     importance = {n: [float(v) for v in ranking.energy[n]] for n in layers}
     return TrainingPlan(metric, scores, layers, int(budget), ram_bytes, memory,
                         importance, ranking, session_lr)
+
+
+def make_plan(path, graph, task, *, ram=None, elements=None, layer_metric="lara",
+              board="nucleo-f746", strategy="medyate", temperature=1.0, train_bias=False,
+              batch=8, epochs=10, lr=0.05, seed=0, ranking_samples=256, log=print):
+    """What `medyate plan` decides: rank the layers on `task` with the host
+    engine, pre-select, and solve the budget against the whole footprint on
+    `board`. When backward through the ranked layers does not fit the RAM,
+    the pre-selection is restricted to deeper and deeper layers. Notes on what
+    was changed go to `log`. Returns (TrainPlan for plan.json, TrainingPlan)."""
+    from ..planner.footprint import device_overhead
+    from ..planner.plan import TrainPlan, file_sha256
+
+    if (ram is None) == (elements is None):
+        raise MedyateError("give a RAM budget (--ram 256KiB) or a channel budget (--elements N)")
+    over = sum(device_overhead(board, graph).values())
+    base = planner_memory_fn(graph)
+
+    def memory_fn_for(layers, bias):
+        fn = base(layers, bias)
+        return lambda budget: fn(budget) + over
+
+    factory = HostEngineFactory(graph)
+    ranking = ranking_run(factory, task.x_train, task.y_train, samples=ranking_samples,
+                          batch=batch, lr=lr_at(0, epochs, lr), seed=seed)
+    kw = dict(ram=ram, elements=elements, memory_fn_for=memory_fn_for, metric=layer_metric,
+              train_bias=train_bias, batch=batch, lr=lr, epochs=epochs, seed=seed)
+    order = [s.name for s in factory.layers]
+    # Backward must reach the deepest pre-selected layer, and everything it
+    # needs on the way counts against the RAM. When the ranked layers do not
+    # fit, keep only layers from deeper and deeper in the network.
+    for k in range(len(order)):
+        allowed = set(order[k:])
+        run = ranking if k == 0 else RankingRun(
+            [sp for sp in ranking.specs if sp.name in allowed],
+            {n: e for n, e in ranking.energy.items() if n in allowed},
+            ranking.steps, ranking.samples, ranking.loss, lr=ranking.lr,
+            retries=ranking.retries)
+        try:
+            tp = plan_training(factory, task.x_train, task.y_train, ranking=run, **kw)
+            break
+        except MedyateError:
+            if ram is None or k == len(order) - 1:
+                if ram is None:
+                    raise
+                least = min(memory_fn_for([sp.name], train_bias)(sp.cost)
+                            for sp in factory.layers)
+                raise MedyateError(
+                    f"training does not fit in {format_size(parse_size(ram))}: the smallest "
+                    f"feasible RAM budget is {format_size(least)} (one channel of the cheapest "
+                    f"layer)") from None
+    if tp.lr != lr:
+        log(f"note: the ranking run was finite only at lr {ranking.lr:g}; the session's "
+            f"base learning rate is lowered from {lr:g} to {tp.lr:g}")
+        lr = tp.lr
+    if k > 0:
+        log(f"note: backward through the whole network does not fit in {ram}; "
+            f"pre-selection limited to the last {len(order) - k} of {len(order)} layers")
+    plan = TrainPlan(model=str(path), model_sha256=file_sha256(path), layers=tp.layers,
+                     budget_elements=tp.budget_elements, train_bias=train_bias,
+                     batch=batch, epochs=epochs, lr=lr, seed=seed, strategy=strategy,
+                     temperature=temperature, layer_metric=layer_metric,
+                     ram_bytes=tp.ram_bytes, importance=tp.importance)
+    return plan, tp

@@ -14,11 +14,12 @@ def _h(step: str) -> None:
 
 def run(args) -> int:
     from ..algo.budget import format_size, parse_size
+    from ..algo.plan import make_plan
     from ..data import bundled_model, load_task
     from ..ir.onnx_import import load_onnx
     from ..profile import profile_graph
     from ..session.run import Progress
-    from .plan import describe_plan, make_plan
+    from .plan import describe_plan
 
     t0 = time.perf_counter()
     out = Path(args.out)

@@ -3,75 +3,7 @@ layers on the user's data (LaRa or RGN), pre-select the top-K, and solve the
 largest channel budget whose whole training footprint fits the RAM budget."""
 from __future__ import annotations
 
-from ..errors import MedyateError
 from .common import add_data_args, add_model_args, load_data, load_model
-
-
-def make_plan(path, graph, task, *, ram=None, elements=None, layer_metric="lara",
-              board="nucleo-f746", strategy="medyate", temperature=1.0, train_bias=False,
-              batch=8, epochs=10, lr=0.05, seed=0, ranking_samples=256):
-    """Rank, pre-select, solve the budget against the whole footprint on `board`.
-    Returns (TrainPlan, algo TrainingPlan)."""
-    from ..algo.plan import plan_training, planner_memory_fn
-    from ..algo.trainer import HostEngineFactory
-    from ..planner.footprint import device_overhead
-    from ..planner.plan import TrainPlan, file_sha256
-
-    if (ram is None) == (elements is None):
-        raise MedyateError("give a RAM budget (--ram 256KiB) or a channel budget (--elements N)")
-    over = sum(device_overhead(board, graph).values())
-    base = planner_memory_fn(graph)
-
-    def memory_fn_for(layers, bias):
-        fn = base(layers, bias)
-        return lambda budget: fn(budget) + over
-
-    from ..algo.budget import format_size, parse_size
-    from ..algo.ranking import RankingRun, ranking_run
-    from ..algo.schedule import lr_at
-
-    factory = HostEngineFactory(graph)
-    ranking = ranking_run(factory, task.x_train, task.y_train, samples=ranking_samples,
-                          batch=batch, lr=lr_at(0, epochs, lr), seed=seed)
-    kw = dict(ram=ram, elements=elements, memory_fn_for=memory_fn_for, metric=layer_metric,
-              train_bias=train_bias, batch=batch, lr=lr, epochs=epochs, seed=seed)
-    order = [s.name for s in factory.layers]
-    # Backward must reach the deepest pre-selected layer, and everything it
-    # needs on the way counts against the RAM. When the ranked layers do not
-    # fit, keep only layers from deeper and deeper in the network.
-    for k in range(len(order)):
-        allowed = set(order[k:])
-        run = ranking if k == 0 else RankingRun(
-            [sp for sp in ranking.specs if sp.name in allowed],
-            {n: e for n, e in ranking.energy.items() if n in allowed},
-            ranking.steps, ranking.samples, ranking.loss, lr=ranking.lr,
-            retries=ranking.retries)
-        try:
-            tp = plan_training(factory, task.x_train, task.y_train, ranking=run, **kw)
-            break
-        except MedyateError:
-            if ram is None or k == len(order) - 1:
-                if ram is None:
-                    raise
-                least = min(memory_fn_for([sp.name], train_bias)(sp.cost)
-                            for sp in factory.layers)
-                raise MedyateError(
-                    f"training does not fit in {format_size(parse_size(ram))}: the smallest "
-                    f"feasible RAM budget is {format_size(least)} (one channel of the cheapest "
-                    f"layer)") from None
-    if tp.lr != lr:
-        print(f"note: the ranking run was finite only at lr {ranking.lr:g}; the session's "
-              f"base learning rate is lowered from {lr:g} to {tp.lr:g}")
-        lr = tp.lr
-    if k > 0:
-        print(f"note: backward through the whole network does not fit in {ram}; "
-              f"pre-selection limited to the last {len(order) - k} of {len(order)} layers")
-    plan = TrainPlan(model=str(path), model_sha256=file_sha256(path), layers=tp.layers,
-                     budget_elements=tp.budget_elements, train_bias=train_bias,
-                     batch=batch, epochs=epochs, lr=lr, seed=seed, strategy=strategy,
-                     temperature=temperature, layer_metric=layer_metric,
-                     ram_bytes=tp.ram_bytes, importance=tp.importance)
-    return plan, tp
 
 
 def plan_footprint(graph, plan, board: str) -> dict:
@@ -105,6 +37,7 @@ def run(args) -> int:
     task = load_data(args, graph)
     print(f"ranking layers ({args.layer_metric}) on {task.name}: "
           f"{min(args.ranking_samples, len(task.x_train))} samples of full backprop ...", flush=True)
+    from ..algo.plan import make_plan
     plan, tp = make_plan(path, graph, task, ram=args.ram, elements=args.elements,
                          layer_metric=args.layer_metric, board=args.board,
                          strategy=args.strategy, temperature=args.temperature,
