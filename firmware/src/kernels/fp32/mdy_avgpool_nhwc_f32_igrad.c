@@ -1,5 +1,7 @@
 /* Average pool input gradient: each in-range tap of a window receives the
  * window's dy divided by the same count the forward used. */
+#include <math.h>
+
 #include "medyate.h"
 
 void mdy_avgpool_nhwc_f32_igrad(const mdy_pool_params *p, const float *dy, float *dx, int accumulate)
@@ -32,7 +34,7 @@ void mdy_avgpool_nhwc_f32_igrad(const mdy_pool_params *p, const float *dy, float
                 for (kw = wlo; kw < whi; ++kw) {
                     float *dxp = dx + ((size_t)kh * p->in_w + kw) * c;
                     for (k = 0; k < c; ++k)
-                        dxp[k] += dyp[k] * inv;
+                        dxp[k] = fmaf(dyp[k], inv, dxp[k]);
                 }
             }
         }

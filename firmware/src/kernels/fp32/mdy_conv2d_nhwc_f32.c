@@ -1,4 +1,6 @@
 /* Conv 2D forward, NHWC, groups == 1, weights OHWI. Reference loops. */
+#include <math.h>
+
 #include "medyate.h"
 
 void mdy_conv2d_nhwc_f32(const mdy_conv_params *p, const float *x,
@@ -24,7 +26,7 @@ void mdy_conv2d_nhwc_f32(const mdy_conv_params *p, const float *x,
                         xp = x + ((size_t)ih * p->in_w + iw) * in_c;
                         wp = w + (((size_t)o * p->k_h + kh) * p->k_w + kw) * in_c;
                         for (i = 0; i < in_c; ++i)
-                            acc += xp[i] * wp[i];
+                            acc = fmaf(xp[i], wp[i], acc);
                     }
                 }
                 yp[o] = acc;

@@ -1,6 +1,8 @@
 /* Conv 2D input gradient: dx = conv_transpose(dy, w), groups == 1.
  * Scatter form: every (output position, tap) pair adds dy . w[:, tap, :] to the
  * input element the tap reads, which mirrors the forward exactly. */
+#include <math.h>
+
 #include "medyate.h"
 
 void mdy_conv2d_nhwc_f32_igrad(const mdy_conv_params *p, const float *w,
@@ -31,7 +33,7 @@ void mdy_conv2d_nhwc_f32_igrad(const mdy_conv_params *p, const float *w,
                         const float g = dyp[o];
                         const float *wp = w + (((size_t)o * p->k_h + kh) * p->k_w + kw) * in_c;
                         for (i = 0; i < in_c; ++i)
-                            dxp[i] += g * wp[i];
+                            dxp[i] = fmaf(g, wp[i], dxp[i]);
                     }
                 }
             }

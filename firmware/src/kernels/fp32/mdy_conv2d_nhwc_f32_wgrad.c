@@ -3,6 +3,8 @@
  * positions of dy[oh][ow][o] * x_c[ih][iw]. The value of c does not enter the
  * arithmetic (x_maps[k] already is channel c's map), so the cost is exactly
  * n_sel * out_c*k_h*k_w*out_h*out_w MACs, independent of in_c. */
+#include <math.h>
+
 #include "medyate.h"
 
 void mdy_conv2d_nhwc_f32_wgrad(const mdy_conv_params *p, const float *x_maps,
@@ -31,8 +33,8 @@ void mdy_conv2d_nhwc_f32_wgrad(const mdy_conv_params *p, const float *x_maps,
                             const int32_t iw = ow * p->stride_w + kw - p->pad_left;
                             if (iw < 0 || iw >= p->in_w)
                                 continue;
-                            acc += dy[((size_t)oh * p->out_w + ow) * out_c + o]
-                                   * xm[(size_t)ih * p->in_w + iw];
+                            acc = fmaf(dy[((size_t)oh * p->out_w + ow) * out_c + o],
+                                       xm[(size_t)ih * p->in_w + iw], acc);
                         }
                     }
                     dw[((size_t)o * p->k_h + kh) * p->k_w + kw] += acc;

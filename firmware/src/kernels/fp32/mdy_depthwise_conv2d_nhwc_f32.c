@@ -1,6 +1,8 @@
 /* Depthwise conv 2D forward, NHWC. Channel multiplier m = out_c / in_c:
  * output channel o reads input channel o / m. Weights [out_c][k_h][k_w]
  * (OHWI with I = 1). */
+#include <math.h>
+
 #include "medyate.h"
 
 void mdy_depthwise_conv2d_nhwc_f32(const mdy_conv_params *p, const float *x,
@@ -24,8 +26,8 @@ void mdy_depthwise_conv2d_nhwc_f32(const mdy_conv_params *p, const float *x,
                         const int32_t iw = ow * p->stride_w + kw - p->pad_left;
                         if (iw < 0 || iw >= p->in_w)
                             continue;
-                        acc += x[((size_t)ih * p->in_w + iw) * in_c + c]
-                               * w[((size_t)o * p->k_h + kh) * p->k_w + kw];
+                        acc = fmaf(x[((size_t)ih * p->in_w + iw) * in_c + c],
+                                   w[((size_t)o * p->k_h + kh) * p->k_w + kw], acc);
                     }
                 }
                 yp[o] = acc;

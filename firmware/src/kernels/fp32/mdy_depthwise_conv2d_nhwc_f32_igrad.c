@@ -1,5 +1,7 @@
 /* Depthwise conv 2D input gradient: input channel c collects the gradient of
  * its m output channels c*m .. c*m+m-1. */
+#include <math.h>
+
 #include "medyate.h"
 
 void mdy_depthwise_conv2d_nhwc_f32_igrad(const mdy_conv_params *p, const float *w,
@@ -29,7 +31,8 @@ void mdy_depthwise_conv2d_nhwc_f32_igrad(const mdy_conv_params *p, const float *
                         continue;
                     dxp = dx + ((size_t)ih * p->in_w + iw) * in_c;
                     for (o = 0; o < out_c; ++o)
-                        dxp[o / m] += dyp[o] * w[((size_t)o * p->k_h + kh) * p->k_w + kw];
+                        dxp[o / m] = fmaf(dyp[o], w[((size_t)o * p->k_h + kh) * p->k_w + kw],
+                                      dxp[o / m]);
                 }
             }
         }

@@ -1,6 +1,8 @@
 /* Depthwise conv 2D sparse weight gradient. The slice of input channel
  * c = sel[k] is W[c*m .. c*m+m-1] ([m][k_h][k_w]); it depends on the saved
  * map of c and on dy of the m output channels c reads into. */
+#include <math.h>
+
 #include "medyate.h"
 
 void mdy_depthwise_conv2d_nhwc_f32_wgrad(const mdy_conv_params *p, const float *x_maps,
@@ -32,8 +34,8 @@ void mdy_depthwise_conv2d_nhwc_f32_wgrad(const mdy_conv_params *p, const float *
                             const int32_t iw = ow * p->stride_w + kw - p->pad_left;
                             if (iw < 0 || iw >= p->in_w)
                                 continue;
-                            acc += dy[((size_t)oh * p->out_w + ow) * out_c + o]
-                                   * xm[(size_t)ih * p->in_w + iw];
+                            acc = fmaf(dy[((size_t)oh * p->out_w + ow) * out_c + o],
+                                       xm[(size_t)ih * p->in_w + iw], acc);
                         }
                     }
                     dw[((size_t)j * p->k_h + kh) * p->k_w + kw] += acc;

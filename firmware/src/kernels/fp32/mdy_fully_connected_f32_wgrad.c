@@ -1,6 +1,8 @@
 /* Fully connected sparse weight gradient: the slice of input feature
  * i = sel[k] is the column W[:, i] (out_features floats):
  * dw_slices[k][o] += dy[o] * x_vals[k]. Always accumulates. */
+#include <math.h>
+
 #include "medyate.h"
 
 void mdy_fully_connected_f32_wgrad(int32_t in_features, int32_t out_features,
@@ -14,6 +16,6 @@ void mdy_fully_connected_f32_wgrad(int32_t in_features, int32_t out_features,
         if ((int32_t)sel[k] >= in_features)
             continue; /* never act on a feature the layer does not have */
         for (o = 0; o < out_features; ++o)
-            dw[o] += dy[o] * xv;
+            dw[o] = fmaf(dy[o], xv, dw[o]);
     }
 }

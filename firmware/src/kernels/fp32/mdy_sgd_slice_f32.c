@@ -2,6 +2,8 @@
  * while its weights are strided in the OHWI array (W[:, c] of a dense conv has
  * stride in_c), hence `stride`. Zeroes the slice for the next mini-batch and
  * returns its squared norm (the channel-importance statistic). */
+#include <math.h>
+
 #include "medyate.h"
 
 float mdy_sgd_slice_f32(int32_t n, float *w, int32_t stride, float *g, float lr)
@@ -10,8 +12,8 @@ float mdy_sgd_slice_f32(int32_t n, float *w, int32_t stride, float *g, float lr)
     int32_t i;
     for (i = 0; i < n; ++i) {
         const float gi = g[i];
-        sq += gi * gi;
-        w[(size_t)i * stride] -= lr * gi;
+        sq = fmaf(gi, gi, sq);
+        w[(size_t)i * stride] = fmaf(-lr, gi, w[(size_t)i * stride]); /* w - lr*g, one rounding */
         g[i] = 0.0f;
     }
     return sq;
