@@ -9,7 +9,7 @@ import sys
 from .errors import MedyateError
 
 # Order shown in --help: the pipeline's order.
-COMMANDS = ("profile", "infer", "plan", "build", "train", "demo", "boards")
+COMMANDS = ("convert", "profile", "infer", "plan", "build", "train", "demo", "boards")
 
 
 def build_parser() -> argparse.ArgumentParser:
