@@ -255,7 +255,7 @@ void mdy_mul_channel_nhwc_s8(int32_t hw, int32_t c, const mdy_s8_mul_quant *q,
 
 /* Average pool: y = y_zero + round(sum(x - x_zero) * x_scale / (n * y_scale)),
  * n the window's count (in-range taps, or k_h*k_w with count_include_pad), one
- * rounding, half away from zero. scratch: mdy_avgpool_nhwc_s8_get_buffer_size bytes. */
+ * exact rounding, ties to even. scratch: mdy_avgpool_nhwc_s8_get_buffer_size bytes. */
 void mdy_avgpool_nhwc_s8(const mdy_pool_params *p, const mdy_s8_rescale *q,
                          const int8_t *x, int8_t *y, int32_t *scratch);
 int32_t mdy_avgpool_nhwc_s8_get_buffer_size(const mdy_pool_params *p);

@@ -107,24 +107,28 @@ def requantize(v, multiplier, shift) -> np.ndarray:
     return rounding_divide_by_pot(srdhm(v, multiplier), right)
 
 
-def rounding_divide(num, den) -> np.ndarray:
-    """round(num / den) for den > 0, ties away from zero (integers, exact)."""
+def rounding_divide_even(num, den) -> np.ndarray:
+    """round(num / den) for den > 0, ties to even (integers, exact)."""
     num = np.asarray(num, np.int64)
     den = np.asarray(den, np.int64)
-    q = (np.abs(num) + den // 2) // den
-    return np.where(num < 0, -q, q)
+    mag = np.abs(num)
+    quo, rem = mag // den, mag % den
+    quo = quo + ((rem > den - rem) | ((rem == den - rem) & (quo % 2 == 1)))
+    quo = np.minimum(quo, INT32_MAX)      # saturates as the C kernels do
+    return np.where(num < 0, -quo, quo)
 
 
 def pool_requantize(sums, counts, multiplier: int, shift: int) -> np.ndarray:
     """The pools' one rounding: round(sum * multiplier / (count * 2^(31 - shift))),
-    ties away from zero, exact in int64 (the C kernels' formula). When
+    ties to even, exact in int64 (the C kernels' mdy_requantize_mean). When
     31 - shift > 40 the quotient is below 1/4 in magnitude for any int8 sum, so
     it is 0 without forming 2^(31 - shift) * count."""
     e = 31 - int(shift)
     sums = np.asarray(sums, np.int64)
     if e > 40:
         return np.zeros(np.broadcast(sums, counts).shape, np.int64)
-    return rounding_divide(sums * np.int64(multiplier), np.asarray(counts, np.int64) << e)
+    return rounding_divide_even(sums * np.int64(multiplier),
+                                np.asarray(counts, np.int64) << e)
 
 
 def clamp(v, act_min: int = QMIN, act_max: int = QMAX) -> np.ndarray:

@@ -67,23 +67,29 @@ static inline int32_t mdy_requantize(int32_t v, int32_t multiplier, int32_t shif
 }
 
 /* The pools' requantization of a window sum: one exact rounding of the mean,
- *   round(sum * multiplier / (count * 2^(31 - shift))), ties away from zero,
- * so that an identity rescale gives TFLite's rounded mean of the codes. A
- * window's count varies at the borders, which rules out a precomputed
- * multiplier per window; the int64 division runs once per output element.
- * count <= 2^22; when 31 - shift > 40 the result is below 1/4 in magnitude for
- * any int8 sum (|sum| < 2^8 count, multiplier < 2^31), hence 0. */
+ *   round(sum * multiplier / (count * 2^(31 - shift))), ties to even,
+ * so that with the same quantization in and out it is the mean of the codes
+ * rounded as TTE's simulator (torch.round) and ONNX QuantizeLinear (rint of the
+ * float mean) round it. A window's count varies at the borders, which rules
+ * out a precomputed multiplier per window; the int64 division runs once per
+ * output element. count <= 2^22; when 31 - shift > 40 the result is below 1/4
+ * in magnitude for any int8 sum (|sum| < 2^8 count, multiplier < 2^31), hence 0. */
 static inline int32_t mdy_requantize_mean(int32_t sum, int32_t count, int32_t multiplier,
                                           int32_t shift)
 {
     const int32_t e = 31 - shift;
-    int64_t num, mag, den, quo;
+    int64_t num, mag, den, quo, rem;
     if (e > 40)
         return 0;
     num = (int64_t)sum * (int64_t)multiplier;
     mag = num < 0 ? -num : num;
     den = (int64_t)count * ((int64_t)1 << e);
-    quo = (mag + den / 2) / den;
+    quo = mag / den;
+    rem = mag - quo * den;
+    /* rem > den - rem: more than half (no 2 * rem, which could overflow) */
+    if (rem > den - rem || (rem == den - rem && (quo & 1)))
+        ++quo;
+    quo = quo > INT32_MAX ? INT32_MAX : quo; /* only for scales no int8 op has */
     return (int32_t)(num < 0 ? -quo : quo);
 }
 
