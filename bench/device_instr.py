@@ -67,11 +67,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "host"))
 
-from medyate.engine.host import memory_breakdown  # noqa: E402
+from medyate.boards import get_board  # noqa: E402
 from medyate.ir.onnx_import import load_onnx  # noqa: E402
 from medyate.planner.arena import plan_arena  # noqa: E402
 from medyate.planner.compute import step_macs  # noqa: E402
-from medyate.planner.footprint import board_facts, ram_footprint  # noqa: E402
+from medyate.planner.footprint import ram_footprint  # noqa: E402
 from medyate.planner.program import lower  # noqa: E402
 
 BOARD = "qemu-mps2-an500"
@@ -295,21 +295,21 @@ def full_update_ram(graph, names) -> int:
     specs = [s for s in HostEngineFactory(graph).layers if s.name in set(names)]
     prog = lower(graph.copy(), list(names), False)
     plan_arena(prog, sum(s.total_cost for s in specs))
-    return int(ram_footprint(memory_breakdown(prog), BOARD)["total"])
+    return int(ram_footprint(prog, BOARD)["total"])
 
 
 def deepest_fitting(graph) -> list[str]:
     """The most of the deepest trainable layers whose full update fits the board."""
     from medyate.algo.trainer import HostEngineFactory
     specs = HostEngineFactory(graph).layers
-    ram = int(board_facts(BOARD)["memory"]["ram"])
+    ram = int(get_board(BOARD).ram)
     best = [specs[-1].name]
     for k in range(1, len(specs) + 1):
         names = [s.name for s in specs[-k:]]
         prog = lower(graph.copy(), names, False)
         plan_arena(prog, sum(s.total_cost for s in specs[-k:]))
         # 4 KiB of margin: the footprint's static part is an estimate
-        if ram_footprint(memory_breakdown(prog), BOARD)["total"] + 4096 > ram:
+        if ram_footprint(prog, BOARD)["total"] + 4096 > ram:
             break
         best = names
     return best
@@ -371,7 +371,7 @@ def bench_mbv2(builder: Builder, work: Path, n: int, seed: int, log) -> dict:
                                     / (full["macs"]["backward_input"]
                                        + full["macs"]["backward_weight"]))
         r["ratio_step_instr"] = r["instr_step"] / full["instr_step"]
-    mem = ram_footprint(memory_breakdown(prog), BOARD)
+    mem = ram_footprint(prog, BOARD)
     every = [n.name for n in graph.trainable_nodes()]
     return {"preselected_layers": [short(x) for x in names], "all_layers": len(every),
             "all_layers_ram": full_update_ram(graph, every),

@@ -7,7 +7,7 @@ Grid: models x tasks x RAM budgets x seeds x strategies (full, last, bias, su,
 random, trady, medyate), all trained through the host build of the C engine
 (the device's kernels). A RAM budget is the whole RAM of training on the board
 (arena + trainable weights + firmware static data + stack), counted exactly as
-`medyate plan` counts it (`planner_memory_fn` + `planner.footprint.device_overhead`).
+`medyate plan` counts it (`planner_memory_fn(graph, board)`, planner.footprint).
 
 How a RAM budget becomes each strategy's channel budget, the same way for all:
   random, trady   `plan_training(metric="rgn")`: rank, pre-select, and solve the
@@ -81,24 +81,16 @@ def _task(name, seed, n_train, n_test):
 
 def _overhead(graph=None) -> int:
     """Firmware static data + stack on the board (with one input of `graph`
-    when the footprint counts a sample buffer)."""
+    for the sample buffer)."""
     from medyate.planner import footprint
-    try:
-        return sum(footprint.device_overhead(BOARD, graph).values())
-    except TypeError:           # older signature: no per-model part
-        return sum(footprint.device_overhead(BOARD).values())
+    return sum(footprint.device_overhead(BOARD, graph).values())
 
 
 def _memory_fn_for(graph):
     """Whole-device bytes for a plan: the planner's exact arena + trainable
     weights, plus the board's firmware static data and stack (as `make_plan`)."""
     from medyate.algo.plan import planner_memory_fn
-    base, over = planner_memory_fn(graph), _overhead(graph)
-
-    def for_layers(layers, bias):
-        fn = base(layers, bias)
-        return lambda budget: fn(budget) + over
-    return for_layers
+    return planner_memory_fn(graph, BOARD)
 
 
 def solve_cell(model, task, seed, ram, cfg, ranking):

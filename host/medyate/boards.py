@@ -50,7 +50,24 @@ class Board:
         return "" if self.is_native else "arm-none-eabi-"
 
 
+# board.json is read once per file version: every part of medyate that needs a
+# board fact (memory sizes, stack, addresses, tools) asks get_board.
+_CACHE: dict = {}
+
+
 def _load(path: Path) -> Board:
+    f = path / "board.json"
+    try:
+        st = f.stat()
+    except OSError as exc:
+        raise MedyateError(f"{f}: {exc}") from None
+    key = (str(f.resolve()), st.st_mtime_ns, st.st_size)
+    if key not in _CACHE:
+        _CACHE[key] = _read(path)
+    return _CACHE[key]
+
+
+def _read(path: Path) -> Board:
     try:
         spec = json.loads((path / "board.json").read_text())
     except (OSError, json.JSONDecodeError) as exc:

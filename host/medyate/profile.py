@@ -18,7 +18,8 @@ Training memory of full fine-tuning (every Conv/Gemm trained, SGD without moment
 - saved_activation_bytes: what the backward pass needs from the forward pass, each
   tensor counted once: the input of every Conv/Gemm (for its weight gradient); a copy of
   x for HardSwish and for the x input of a squeeze-excite Mul, plus its scale vector s;
-  one bit per element for Relu/Clip/HardSigmoid/MaxPool (their derivative masks); the
+  one bit per element for Relu/Clip/HardSigmoid (their derivative masks), the window
+  position of each output's maximum for MaxPool (ceil(log2(k*k)) bits); the
   Softmax output (for the loss gradient). Ops before the first trainable node need no
   backward and save nothing.
 - peak_gradient_bytes: activation-gradient buffers during backward, in reverse
@@ -33,9 +34,10 @@ import math
 
 from .ir import cost
 from .ir.graph import Graph
+from .planner.arena import window_index_bytes
 
 B = cost.BYTES_PER_ELEMENT
-_MASK_OPS = ("Relu", "Clip", "HardSigmoid", "MaxPool")
+_MASK_OPS = ("Relu", "Clip", "HardSigmoid")
 
 
 def _numel(shape) -> int:
@@ -89,6 +91,12 @@ def training_memory(graph: Graph) -> dict:
             continue
         if n.trainable:
             saved_float.add(n.inputs[0])
+        elif n.op == "MaxPool":
+            # the window position of each output's maximum, as the planner
+            # and the C kernel keep it (one bit per input cannot tell
+            # overlapping windows apart)
+            k = n.attrs["kernel"]
+            mask_bytes += window_index_bytes(k[0] * k[1], _numel(graph.shapes[n.outputs[0]]))
         elif n.op in _MASK_OPS:
             mask_bytes += -(-_numel(graph.shapes[n.inputs[0]]) // 8)
         elif n.op == "HardSwish":
@@ -127,8 +135,8 @@ def planned_full_finetune(graph: Graph) -> dict | None:
     every layer (per-sample backward, gradients accumulated over the batch):
     the exact arena plus the weights in RAM. None if the graph cannot be lowered."""
     from .errors import MedyateError
-    from .engine.host import memory_breakdown
     from .planner.arena import plan_arena
+    from .planner.footprint import memory_breakdown
     from .planner.program import lower
     try:
         prog = lower(graph.copy(), [n.name for n in graph.trainable_nodes()], True)

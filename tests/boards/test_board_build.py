@@ -10,7 +10,7 @@ import pytest
 
 from medyate.boards import get_board, list_boards, build_firmware
 from medyate.errors import MedyateError
-from medyate.memory_report import format_memory_report, memory_report
+from medyate.session.memory_report import format_memory_report, memory_report
 
 from boards_testlib import build_app, needs_arm_gcc
 

@@ -87,6 +87,26 @@ def test_peak_and_training_memory_by_hand(hand):
     assert tm["training_bytes"] == 948 * 2 + 1856 + 2048
 
 
+def test_maxpool_state_counted_as_planner_and_c_keep_it(save):
+    """A 3x3 max pool with overlapping windows saves one 4-bit window index
+    per output (as the planner and the C kernel), not one bit per input."""
+    from medyate.planner.arena import plan_arena
+    from medyate.planner.program import MAXPOOL, lower
+    m = M((1, 3, 8, 8))
+    y = m.conv("x", 3, 4, 3, name="conv1")
+    y = m.node("MaxPool", [y], name="pool", kernel_shape=[3, 3], strides=[1, 1],
+               pads=[1, 1, 1, 1])
+    y = m.node("Gemm", [m.node("Flatten", [y], name="flat"), m.w((5, 256)), m.w((5,))],
+               name="fc", transB=1)
+    g = load_onnx(save(m.model(y), "pool.onnx"))
+    state = 4 * 8 * 8 * 4 // 8                     # 256 outputs x ceil(log2 9) bits
+    # inputs of conv1 (768) and fc (1024) + the pool's window indices
+    assert training_memory(g)["saved_activation_bytes"] == 768 + 1024 + state
+    prog = lower(g.copy(), ["conv1", "fc"], True)
+    plan_arena(prog, sum(l.cost * l.channels for l in prog.layers))
+    assert [op.saved_bytes for op in prog.ops if op.kind == MAXPOOL] == [state]
+
+
 def test_profile_graph_report(hand):
     _, g = hand
     rep = profile_graph(g)

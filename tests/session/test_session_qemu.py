@@ -65,7 +65,7 @@ def test_device_session_improves_on_pretrained(both):
 
 
 def test_device_ram_within_plan_report(both, setup):
-    from medyate.memory_report import memory_report
+    from medyate.session.memory_report import memory_report
     dev_summary, _, dev, _ = both
     _, _, _, plan, tmp = setup
     rep = memory_report(tmp / "qemu" / "firmware" / "build" / "firmware.elf", board="qemu-mps2-an500")

@@ -105,15 +105,14 @@ def test_sample_buffer_is_one_input_and_counted(setup):
     """The firmware's sample buffer is exactly one 28x28x1 input, and the
     image's static RAM beside arena and weights stays within the planner's
     bound for this model (fixed part + input bytes)."""
-    from medyate.engine.host import memory_breakdown
-    from medyate.memory_report import memory_report
+    from medyate.session.memory_report import memory_report
     from medyate.planner.footprint import device_overhead, input_bytes, ram_footprint
     _, _, _, program, build = setup
     syms = subprocess.run(["arm-none-eabi-nm", "-S", str(build.elf)], capture_output=True,
                           text=True, check=True).stdout.split("\n")
     sizes = {p[-1]: int(p[1], 16) for p in (s.split() for s in syms) if len(p) == 4}
     assert sizes["sample"] == 4 * 28 * 28 == input_bytes(program)
-    mem = ram_footprint(memory_breakdown(program), BOARD, program)
+    mem = ram_footprint(program, BOARD)
     rep = memory_report(build.elf, board=BOARD)
     static = rep["ram"]["data"] + rep["ram"]["bss"] - mem["arena"] - mem["trainable_weights"]
     assert static <= mem["static"] == device_overhead(BOARD, program)["static"]

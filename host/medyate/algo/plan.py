@@ -26,18 +26,21 @@ from .trainer import EngineFactory, HostEngineFactory
 MemoryFnFor = Callable[[Sequence[str], bool], Callable[[int], int]]
 
 
-def planner_memory_fn(graph) -> MemoryFnFor:
-    """memory_fn from the planner's exact figures (arena + trainable weights in
-    RAM) for a set of trainable layers."""
-    from ..engine.host import memory_breakdown
+def planner_memory_fn(graph, board=None) -> MemoryFnFor:
+    """memory_fn from the planner's exact figures for a set of trainable
+    layers: arena + trainable weights in RAM, and with `board` also the
+    firmware's static data and stack there (planner.footprint)."""
     from ..planner.arena import plan_arena
+    from ..planner.footprint import memory_breakdown, ram_footprint
     from ..planner.program import lower
 
     def for_layers(trainable, train_bias):
         def memory_fn(budget: int) -> int:
             prog = lower(graph.copy(), list(trainable), train_bias)
             plan_arena(prog, int(budget))
-            return int(memory_breakdown(prog)["total"])
+            if board is None:
+                return int(memory_breakdown(prog)["total"])
+            return int(ram_footprint(prog, board)["total"])
         return memory_fn
     return for_layers
 
@@ -113,17 +116,11 @@ def make_plan(path, graph, task, *, ram=None, elements=None, layer_metric="lara"
     `board`. When backward through the ranked layers does not fit the RAM,
     the pre-selection is restricted to deeper and deeper layers. Notes on what
     was changed go to `log`. Returns (TrainPlan for plan.json, TrainingPlan)."""
-    from ..planner.footprint import device_overhead
     from ..planner.plan import TrainPlan, file_sha256
 
     if (ram is None) == (elements is None):
         raise MedyateError("give a RAM budget (--ram 256KiB) or a channel budget (--elements N)")
-    over = sum(device_overhead(board, graph).values())
-    base = planner_memory_fn(graph)
-
-    def memory_fn_for(layers, bias):
-        fn = base(layers, bias)
-        return lambda budget: fn(budget) + over
+    memory_fn_for = planner_memory_fn(graph, board)
 
     factory = HostEngineFactory(graph)
     ranking = ranking_run(factory, task.x_train, task.y_train, samples=ranking_samples,

@@ -12,49 +12,10 @@ from pathlib import Path
 from .common import add_data_args, add_model_args, load_data, load_model
 
 
-def memory_table(program, build, board: str) -> dict:
-    """The report: the planner's exact arena and weights beside the image's sections."""
-    from ..engine.host import memory_breakdown
-    from ..memory_report import memory_report
-    from ..planner.footprint import ram_footprint
-
-    plan_mem = memory_breakdown(program)
-    out = {"board": board, "plan": {
-        "arena": plan_mem["arena"], "arena_lower_bound": plan_mem["arena_lower_bound"],
-        "arena_parts": {k[6:]: v for k, v in plan_mem.items() if k.startswith("arena.")},
-        "trainable_weights": plan_mem["trainable_weights"],
-        "budget_elements": program.memory.budget_elements,
-        "max_selected": program.memory.max_selected,
-        "footprint": ram_footprint(plan_mem, board, program)}}
-    image = build.elf if build.elf is not None else build.lib
-    if image is not None and (board != "host" or build.lib is not None):
-        out["image"] = memory_report(image if board != "host" else build.lib, board=board)
-    return out
-
-
-def format_table(rep: dict) -> str:
-    from ..memory_report import format_memory_report
-    p = rep["plan"]
-    lines = [f"training plan in RAM ({rep['board']}):",
-             f"  arena                     {p['arena']:>10}  (lower bound {p['arena_lower_bound']},"
-             f" {p['arena'] / max(1, p['arena_lower_bound']):.3f} x)"]
-    for k, v in sorted(p["arena_parts"].items(), key=lambda kv: -kv[1]):
-        lines.append(f"    {k:<24}{v:>10}")
-    lines.append(f"  trainable weights         {p['trainable_weights']:>10}")
-    fp = p["footprint"]
-    lines.append(f"  firmware static (bound)   {fp['static']:>10}")
-    lines.append(f"  stack reserve             {fp['stack']:>10}")
-    lines.append(f"  total                     {fp['total']:>10}")
-    lines.append(f"  (channel budget {p['budget_elements']} elements, up to {p['max_selected']} "
-                 "channels per selection; arena parts are summed sizes before reuse)")
-    if "image" in rep:
-        lines += ["", format_memory_report(rep["image"])]
-    return "\n".join(lines)
-
-
 def run(args) -> int:
     from ..planner.plan import check_plan_against, load_plan
     from ..session.firmware import build_and_place
+    from ..session.memory_report import firmware_memory, format_firmware_memory
 
     plan = load_plan(args.plan)
     path, graph = load_model(args)
@@ -68,7 +29,7 @@ def run(args) -> int:
         p = getattr(build, name)
         if p is not None:
             print(f"  {name:<4} {p}")
-    rep = memory_table(program, build, args.board)
+    rep = firmware_memory(program, build, args.board, plan.ram_bytes)
     if placement is not None:
         rep["dataset"] = {"placement": placement.where, "reason": placement.reason,
                           "image_bytes": placement.image_bytes,
@@ -76,7 +37,7 @@ def run(args) -> int:
     (out / "memory.json").write_text(json.dumps(rep, indent=2, default=str) + "\n")
     if args.report:
         print()
-        print(format_table(rep))
+        print(format_firmware_memory(rep))
         print(f"\n(JSON: {out / 'memory.json'})")
     return 0
 

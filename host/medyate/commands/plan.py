@@ -7,13 +7,12 @@ from .common import add_data_args, add_model_args, load_data, load_model
 
 
 def plan_footprint(graph, plan, board: str) -> dict:
-    from ..engine.host import memory_breakdown
     from ..planner.arena import plan_arena
     from ..planner.footprint import ram_footprint
     from ..planner.program import lower
     prog = lower(graph.copy(), plan.layers, plan.train_bias)
     plan_arena(prog, plan.budget_elements)
-    return ram_footprint(memory_breakdown(prog), board, prog)
+    return ram_footprint(prog, board)
 
 
 def describe_plan(plan, tp, graph, board: str) -> str:

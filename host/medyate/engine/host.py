@@ -214,6 +214,7 @@ class HostEngine:
         return self.graph.with_weights(self.weights())
 
     def memory(self) -> dict[str, int]:
+        from ..planner.footprint import memory_breakdown
         return memory_breakdown(self.program)
 
 
@@ -268,17 +269,3 @@ def _fc_unpermute(program, op_index, w):
         return w
     c, h, wd = s
     return w.reshape(w.shape[0], h, wd, c).transpose(0, 3, 1, 2).reshape(w.shape[0], -1)
-
-
-def memory_breakdown(program: Program) -> dict[str, int]:
-    """Bytes the training plan itself needs in RAM: the arena and the RAM copy
-    of the trainable layers' weights. Device static data and stack are added
-    by the board build (see medyate.memory_report)."""
-    plan = program.memory
-    weights = sum(4 * (program.ops[l.op].weight.size + program.ops[l.op].bias.size)
-                  for l in program.layers)
-    out = {"arena": plan.arena_size, "arena_lower_bound": plan.lower_bound,
-           "trainable_weights": weights}
-    out.update({f"arena.{k}": v for k, v in plan.parts().items()})
-    out["total"] = plan.arena_size + weights
-    return out

@@ -74,13 +74,18 @@ def smallest_budget(program: Program) -> int:
     return min((l.cost for l in program.layers), default=0)
 
 
+def window_index_bytes(window: int, outputs: int) -> int:
+    """Backward state of a max pool: the window position of each of `outputs`
+    maxima in ceil(log2(window)) bits. Same formula as
+    mdy_maxpool_nhwc_f32_mask_bytes (checked against the C function in the
+    tests); medyate.profile counts with it too."""
+    bits = max(0, (int(window) - 1).bit_length())
+    return (int(outputs) * bits + 7) // 8
+
+
 def _maxpool_mask_bytes(params: dict) -> int:
-    # Same formula as mdy_maxpool_nhwc_f32_mask_bytes (checked against the C
-    # function in the tests): window position of each output in ceil(log2(k*k)) bits.
-    k = params["k_h"] * params["k_w"]
-    bits = max(0, (k - 1).bit_length())
-    n = params["out_h"] * params["out_w"] * params["c"]
-    return (n * bits + 7) // 8
+    return window_index_bytes(params["k_h"] * params["k_w"],
+                              params["out_h"] * params["out_w"] * params["c"])
 
 
 def _saved_bytes(program: Program, i: int) -> int:

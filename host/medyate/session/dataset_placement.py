@@ -72,7 +72,7 @@ def choose_placement(board, image_bytes_len: int, firmware_flash_bytes: int,
 def firmware_flash_bytes(build) -> int:
     """Flash used by a built image (code, constants, weights, .data's load
     copy), without any dataset section."""
-    from ..memory_report import FLASH_SECTIONS
+    from .memory_report import FLASH_SECTIONS
     s = build.sections or {}
     return sum(v for k, v in s.items() if k in FLASH_SECTIONS and k != ".mdy_dataset") + \
         s.get(".data", 0)

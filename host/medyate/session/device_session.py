@@ -200,14 +200,13 @@ def _open_port(port: str, baud: int):
 def device_session(graph, plan, task, out, *, board: str, port: str | None, epochs,
                    resume: bool, progress, title: str, build_dir=None) -> dict:
     from ..boards import get_board
-    from ..engine.host import memory_breakdown
-    from ..memory_report import memory_report
     from ..planner.footprint import ram_footprint
     from ..protocol.dataset_image import write_dataset_image
     from ..protocol.device import Device
     from ..protocol.link import Link
-    from ..session.qemu import QemuMachine
     from .firmware import build_device_firmware
+    from .memory_report import memory_report
+    from .qemu import QemuMachine
     from .run import run_session
 
     b = get_board(board)
@@ -218,7 +217,7 @@ def device_session(graph, plan, task, out, *, board: str, port: str | None, epoc
     build_dir = Path(build_dir) if build_dir else out / "firmware"
     program, build = build_device_firmware(graph, plan, board, build_dir, log=progress.line)
     rep = memory_report(build.elf, board=board)
-    mem = ram_footprint(memory_breakdown(program), board, program)
+    mem = ram_footprint(program, board)
     mem["image_ram"] = rep["ram"]["total"]
     progress.line(f"firmware: flash {rep['flash']['total']} B, RAM {rep['ram']['total']} B "
                   f"(of {rep['ram']['capacity']} B)")

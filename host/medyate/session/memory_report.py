@@ -1,6 +1,10 @@
 """Where a firmware image's bytes go: flash (code, constant data, frozen
 weights) and RAM (.data, .bss, the stack reserve), from the ELF, its map file
 and the compiler's -fstack-usage files. As a dict (for JSON) and a table.
+
+`firmware_memory` puts the planner's count of the plan's RAM
+(planner.footprint.memory_plan) beside the linked image's: what
+`medyate build --report` prints and writes to memory.json.
 """
 from __future__ import annotations
 
@@ -8,8 +12,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from .boards import get_board, parse_map_regions, section_sizes
-from .errors import MedyateError
+from ..boards import get_board, parse_map_regions, section_sizes
+from ..errors import MedyateError
 
 # Constant data whose symbol starts with one of these counts as model weights.
 # Symbols codegen gives the model's parameters (codegen/templates/model.c.j2).
@@ -168,4 +172,25 @@ def format_memory_report(rep: dict) -> str:
     if d:
         lines.append(f"deepest stack frame: {d['function']} ({d['file']}:{d['line']}) "
                      f"{d['bytes']} bytes ({d['kind']}) of a {s['reserve']}-byte reserve")
+    return "\n".join(lines)
+
+
+def firmware_memory(program, build, board, budget_bytes: int | None = None) -> dict:
+    """The plan's RAM as the planner counts it (arena parts, layers' weights,
+    static data, stack, share of `budget_bytes`) beside the built image's
+    memory report (absent for a host build without a library)."""
+    from ..planner.footprint import memory_plan
+    b = get_board(board)
+    out = {"board": b.name, "plan": memory_plan(program, b, budget_bytes)}
+    image = build.lib if b.is_native else build.elf
+    if image is not None:
+        out["image"] = memory_report(image, board=b)
+    return out
+
+
+def format_firmware_memory(rep: dict) -> str:
+    from ..planner.footprint import format_memory_plan
+    lines = [format_memory_plan(rep["plan"])]
+    if "image" in rep:
+        lines += ["", format_memory_report(rep["image"])]
     return "\n".join(lines)
