@@ -39,10 +39,38 @@ class Board:
     cycles_hz: int
     path: Path
     spec: dict = field(repr=False, compare=False, default_factory=dict)
+    # Where the image and a dataset image go, and how QEMU runs an emulated
+    # board (board.json "flash_address", "dataset.address", "qemu").
+    flash_address: int | None = None
+    dataset_address: int | None = None
+    qemu_machine: str = ""
+    qemu_icount: str = ""
+    # Flashing a real board: where its serial port appears, what names its
+    # probe shows, and the probe tools' settings.
+    serial_port_globs: tuple = ()
+    probe_names: tuple = ()
+    mass_storage_label: str = ""
+    openocd_config: str = ""
+    pyocd_target: str = ""
+    pyocd_pack: str = ""
+    connect_hint: str = ""
 
     @property
     def is_native(self) -> bool:
         return self.arch == "native"
+
+    @property
+    def is_emulated(self) -> bool:
+        """True if medyate starts this board itself (in QEMU)."""
+        return bool(self.qemu_machine)
+
+    def fact(self, name: str):
+        """A board fact that must be there for what is asked (a probe's
+        setting, an address): its value, or a MedyateError naming the field."""
+        value = getattr(self, name)
+        if value in (None, "", ()):
+            raise MedyateError(f"{self.path / 'board.json'} has no {name!r}: it is needed here")
+        return value
 
     @property
     def tool_prefix(self) -> str:
@@ -75,6 +103,7 @@ def _read(path: Path) -> Board:
     try:
         mem = spec.get("memory", {})
         serial = spec.get("serial", {})
+        qemu = spec.get("qemu", {})
         return Board(
             name=spec["name"], description=spec.get("description", ""),
             arch=spec.get("arch", "arm"), cpu=spec.get("cpu", ""),
@@ -85,9 +114,25 @@ def _read(path: Path) -> Board:
             serial_baud=int(serial.get("baud", 0)),
             serial_port_hint=serial.get("port_hint", ""),
             exit=spec.get("exit", ""), cycle_counter=spec.get("cycle_counter", ""),
-            cycles_hz=int(spec.get("cycles_hz", 0)), path=path, spec=spec)
+            cycles_hz=int(spec.get("cycles_hz", 0)), path=path, spec=spec,
+            flash_address=_address(spec.get("flash_address")),
+            dataset_address=_address(spec.get("dataset", {}).get("address")),
+            qemu_machine=qemu.get("machine", ""), qemu_icount=qemu.get("icount", ""),
+            serial_port_globs=tuple(serial.get("port_globs", [])),
+            probe_names=tuple(spec.get("probe_names", [])),
+            mass_storage_label=spec.get("mass_storage_label", ""),
+            openocd_config=spec.get("openocd_config", ""),
+            pyocd_target=spec.get("pyocd_target", ""), pyocd_pack=spec.get("pyocd_pack", ""),
+            connect_hint=spec.get("connect_hint", ""))
     except (KeyError, TypeError, ValueError) as exc:
         raise MedyateError(f"{path / 'board.json'}: missing or bad field {exc}") from None
+
+
+def _address(v) -> int | None:
+    """"0x08000000" (board.json writes addresses as hex strings) or a number."""
+    if v is None:
+        return None
+    return int(v, 0) if isinstance(v, str) else int(v)
 
 
 def list_boards(boards_dir: Path = BOARDS_DIR) -> list[Board]:
@@ -105,6 +150,15 @@ def get_board(name, boards_dir: Path = BOARDS_DIR) -> Board:
         return _load(path)
     known = ", ".join(b.name for b in list_boards(boards_dir)) or "none"
     raise MedyateError(f"unknown board '{name}'; known boards: {known}")
+
+
+def emulated_board(boards_dir: Path = BOARDS_DIR) -> Board:
+    """The board QEMU runs (the one whose board.json has a "qemu" section)."""
+    found = [b for b in list_boards(boards_dir) if b.is_emulated]
+    if len(found) != 1:
+        raise MedyateError(f"expected one board with a \"qemu\" section in board.json, found "
+                           f"{len(found)}: name the board")
+    return found[0]
 
 
 # ------------------------------------------------------------------ build

@@ -2,6 +2,7 @@
 the flashing flow against fake probe tools put on PATH."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import stat
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from medyate import cli
+from medyate import boards, cli
 from medyate.commands import flash
 
 # A fake of every probe tool, driven by FAKE_MODE: ok | fail | corrupt.
@@ -78,7 +79,10 @@ def fake_env(tmp_path, monkeypatch, image):
     tty = tmp_path / "dev" / "ttyACM0"
     tty.parent.mkdir()
     tty.touch()
-    monkeypatch.setattr(flash, "SERIAL_GLOBS", [str(tmp_path / "dev" / "ttyACM*")])
+    # the board's serial port, where this test's fake device node is
+    real_get_board = boards.get_board
+    monkeypatch.setattr(boards, "get_board", lambda name, *a: dataclasses.replace(
+        real_get_board(name, *a), serial_port_globs=(str(tmp_path / "dev" / "ttyACM*"),)))
     monkeypatch.setattr(flash, "MASS_STORAGE_SETTLE", 0.4)
 
     def install(*tools):

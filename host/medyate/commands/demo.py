@@ -75,8 +75,9 @@ def register(subparsers) -> None:
         "demo", help="the whole pipeline on a bundled model, fine-tuned in QEMU",
         description="Profile a bundled model, rank its layers with LaRa, plan the channel "
                     "budget within a RAM budget, build the firmware and fine-tune on the "
-                    "emulated Cortex-M7 (QEMU mps2-an500), reporting accuracy before and "
-                    "after, RAM against the budget, and instructions per training step.")
+                    "emulated Cortex-M7 (QEMU, board qemu-mps2-an500), reporting accuracy "
+                    "before and after, RAM against the budget, and instructions per "
+                    "training step.")
     p.add_argument("--model", default="mbv2-tiny", help="bundled model (mbv2-tiny, mcunet-tiny)")
     p.add_argument("--task", default="fmnist-5to9", help="fmnist-5to9, digits or fmnist-inv")
     p.add_argument("--ram", default="256KiB", help="RAM budget for all of training")

@@ -10,7 +10,7 @@ and sees a board wins):
   st-flash      Debian stlink-tools: write the .bin, read it back, compare, reset
   pyocd         PyPI pyocd: flash the ELF, read back with savemem, compare, reset
   openocd       Debian openocd: `program ELF verify reset exit`
-  mass-storage  copy the .bin to the ST-LINK's NODE_F746ZG drive; no FAIL.TXT after
+  mass-storage  copy the .bin to the ST-LINK's USB drive; no FAIL.TXT after
 With --data the task's samples are built into flash next to the model when
 firmware and dataset fit the board's flash (the linker checks the limit), else
 `medyate train --port` streams them over serial; the choice is printed.
@@ -33,16 +33,10 @@ from pathlib import Path
 from ..errors import MedyateError
 
 PROBES = ("st-flash", "pyocd", "openocd", "mass-storage")
-INSTALL_HINT = {
-    "st-flash": "sudo apt-get install stlink-tools",
-    "pyocd": "pip install pyocd (then: pyocd pack install stm32f746zg)",
-    "openocd": "sudo apt-get install openocd",
-    "mass-storage": "connect the board by USB; its NODE_F746ZG drive must be mounted",
-}
-# Where a mass-storage drive may be mounted, and where the ST-LINK's virtual
-# COM port may appear.
+# Where a mass-storage drive may be mounted. Everything about the board (its
+# flash address, probe settings, where its serial port appears) is in its
+# board.json, read through medyate.boards.
 MOUNT_ROOTS = ["/media", "/run/media", "/mnt", "/Volumes"]
-SERIAL_GLOBS = ["/dev/serial/by-id/*STLink*", "/dev/serial/by-id/*STLINK*", "/dev/ttyACM*"]
 EXIT_VERIFY = 3
 # Seconds to wait for the ST-LINK drive to come back after a copy.
 MASS_STORAGE_SETTLE = 15.0
@@ -53,6 +47,20 @@ class VerifyError(MedyateError):
 
 
 # ---------------------------------------------------------------- helpers
+TOOL_HINT = {"st-flash": "sudo apt-get install stlink-tools", "pyocd": "pip install pyocd",
+             "openocd": "sudo apt-get install openocd"}
+
+
+def install_hint(probe: str, board) -> str:
+    """How to get `probe` working for `board`."""
+    if probe == "mass-storage":
+        return (f"connect the board by USB; its {board.mass_storage_label or 'USB'} drive "
+                "must be mounted")
+    if probe == "pyocd" and board.pyocd_pack:
+        return f"{TOOL_HINT[probe]} (then: pyocd pack install {board.pyocd_pack})"
+    return TOOL_HINT[probe]
+
+
 def _show(cmd) -> str:
     return "$ " + (shlex.join(cmd) if isinstance(cmd, (list, tuple)) else cmd)
 
@@ -62,7 +70,7 @@ def _run(cmd, what: str, timeout: float = 120) -> str:
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError:
-        raise MedyateError(f"{cmd[0]} not found ({INSTALL_HINT.get(cmd[0], '')})") from None
+        raise MedyateError(f"{cmd[0]} not found ({TOOL_HINT.get(cmd[0], 'not on PATH')})") from None
     except subprocess.TimeoutExpired:
         raise MedyateError(f"{what}: {cmd[0]} did not finish within {timeout:.0f} s") from None
     out = (r.stdout or "") + (r.stderr or "")
@@ -72,9 +80,9 @@ def _run(cmd, what: str, timeout: float = 120) -> str:
     return out
 
 
-def find_serial_port() -> str | None:
-    """The ST-LINK's virtual COM port, if one is there."""
-    for pattern in SERIAL_GLOBS:
+def find_serial_port(board) -> str | None:
+    """The board's serial port (its probe's virtual COM port), if one is there."""
+    for pattern in board.serial_port_globs:
         hits = sorted(glob.glob(pattern))
         if hits:
             return hits[0]
@@ -97,7 +105,7 @@ def find_mass_storage(label: str) -> Path | None:
     return None
 
 
-def _compare(image: Path, readback: Path) -> None:
+def _compare(image: Path, readback: Path, base: int) -> None:
     want = image.read_bytes()
     try:
         got = readback.read_bytes()
@@ -108,7 +116,7 @@ def _compare(image: Path, readback: Path) -> None:
             raise VerifyError(f"verification failed: read back {len(got)} of {len(want)} bytes")
         first = next(i for i in range(len(want)) if got[i] != want[i])
         raise VerifyError(f"verification failed: the flash differs from {image.name} "
-                          f"from byte {first} (0x{0x08000000 + first:08x}) on")
+                          f"from byte {first} (0x{base + first:08x}) on")
 
 
 # ---------------------------------------------------------------- probes
@@ -118,7 +126,8 @@ class Probe:
 
     def __init__(self, board, elf: Path, binary: Path, workdir: Path):
         self.board, self.elf, self.bin, self.workdir = board, elf, binary, workdir
-        self.addr = board.spec.get("flash_address", "0x08000000")
+        self.base = board.fact("flash_address")
+        self.addr = f"0x{self.base:08x}"
         self.readback = workdir / "readback.bin"
 
     def installed(self) -> bool:
@@ -167,7 +176,7 @@ class StFlash(Probe):
         # back checks the same independently of the tool's version.
         _run(write, "writing the flash")
         _run(read, "reading the flash back")
-        _compare(self.bin, self.readback)
+        _compare(self.bin, self.readback, self.base)
         _run(reset, "resetting the board")
 
 
@@ -175,7 +184,7 @@ class PyOCD(Probe):
     name, tool = "pyocd", "pyocd"
 
     def target(self):
-        return self.board.spec.get("pyocd_target", "stm32f746zgtx")
+        return self.board.fact("pyocd_target")
 
     def detect_cmd(self):
         return ["pyocd", "list"]
@@ -187,7 +196,7 @@ class PyOCD(Probe):
             return False
         out = r.stdout + r.stderr
         return r.returncode == 0 and "No available debug probes" not in out and \
-            any(k in out for k in ("ST-Link", "STLink", "STLINK", "NUCLEO", "F746"))
+            any(k in out for k in self.board.probe_names)
 
     def commands(self):
         size = str(self.bin.stat().st_size) if self.bin.exists() else "<size of image>"
@@ -200,7 +209,7 @@ class PyOCD(Probe):
         write, read, reset = self.commands()
         _run(write, "flashing with pyocd")
         _run(read, "reading the flash back")
-        _compare(self.bin, self.readback)
+        _compare(self.bin, self.readback, self.base)
         _run(reset, "resetting the board")
 
 
@@ -208,7 +217,7 @@ class OpenOCD(Probe):
     name, tool = "openocd", "openocd"
 
     def commands(self):
-        cfg = self.board.spec.get("openocd_config", "board/st_nucleo_f7.cfg")
+        cfg = self.board.fact("openocd_config")
         return [["openocd", "-f", cfg, "-c", f"program {self.elf} verify reset exit"]]
 
     def flash(self):
@@ -226,7 +235,7 @@ class OpenOCD(Probe):
             tail = "\n".join(out.strip().splitlines()[-15:])
             hint = ""
             if "open failed" in out or "No device found" in out or "unable to" in out.lower():
-                hint = "\nno board found: connect the NUCLEO-F746ZG's ST-LINK USB port"
+                hint = f"\nno board found: {self.board.connect_hint or 'connect the board'}"
             raise MedyateError(f"openocd exited with status {r.returncode}{hint}\n{tail}")
         if "Verified OK" not in out:
             raise VerifyError("verification failed: openocd did not report 'Verified OK'")
@@ -236,7 +245,7 @@ class MassStorage(Probe):
     name, tool = "mass-storage", ""
 
     def label(self):
-        return self.board.spec.get("mass_storage_label", "NODE_F746ZG")
+        return self.board.fact("mass_storage_label")
 
     def installed(self):
         return True
@@ -366,7 +375,7 @@ def flash_board(board_name: str, elf=None, plan=None, probe: str = "auto",
 
     if dry_run:
         for p in probes:
-            note = "" if p.installed() else f"   # not installed: {INSTALL_HINT[p.name]}"
+            note = "" if p.installed() else f"   # not installed: {install_hint(p.name, board)}"
             print(f"# probe {p.name}{note}")
             if p.detect_cmd():
                 print(_show(p.detect_cmd()))
@@ -377,7 +386,7 @@ def flash_board(board_name: str, elf=None, plan=None, probe: str = "auto",
 
     installed = [p for p in probes if p.installed()]
     if not installed:
-        hints = "; ".join(f"{p.name}: {INSTALL_HINT[p.name]}" for p in probes)
+        hints = "; ".join(f"{p.name}: {install_hint(p.name, board)}" for p in probes)
         raise MedyateError(f"no flashing tool found on PATH. Install one: {hints}")
     chosen = None
     for p in installed:
@@ -389,19 +398,19 @@ def flash_board(board_name: str, elf=None, plan=None, probe: str = "auto",
         missing = [p for p in probes if not p.installed()]
         more = ""
         if missing:
-            more = ". Not installed: " + "; ".join(f"{p.name} ({INSTALL_HINT[p.name]})"
+            more = ". Not installed: " + "; ".join(f"{p.name} ({install_hint(p.name, board)})"
                                                   for p in missing)
-        raise MedyateError(f"no {board.name} board found (looked with {tried}): connect the "
-                           "board's ST-LINK USB port (CN1) with a data cable" + more)
+        raise MedyateError(f"no {board.name} board found (looked with {tried}): "
+                           f"{board.connect_hint or 'connect the board'}" + more)
     print(f"flashing {elf.name} to {board.name} with {chosen.name}", flush=True)
     chosen.flash()
     print("flashed and verified", flush=True)
-    port = find_serial_port()
+    port = find_serial_port(board)
     if port:
         print(f"serial port: {port}\nnext: {_train_hint(board, port, data, placement, plan)}")
     else:
-        print("serial port: not found (look for /dev/ttyACM* or "
-              "/dev/serial/by-id/*STLink*; on Linux your user needs the dialout group)")
+        print(f"serial port: not found (look for {' or '.join(board.serial_port_globs)}; "
+              "on Linux your user needs the dialout group)")
     return port
 
 

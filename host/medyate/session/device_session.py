@@ -228,13 +228,13 @@ def device_session(graph, plan, task, out, *, board: str, port: str | None, epoc
             stack.callback(ser.close)
             reopen = lambda: _open_port(port, int(b.serial_baud))  # noqa: E731
         else:
-            if board != "qemu-mps2-an500":
+            if not b.is_emulated:
                 raise MedyateError(f"{board} is real hardware: flash it (medyate-flash) and give "
                                    "--port")
             image = out / "dataset.bin"
             write_dataset_image(image, task.x_train, task.y_train, task.x_test, task.y_test,
                                 classes=task.n_classes)
-            qemu = QemuMachine(build.elf, image, timeout=2.0).start()
+            qemu = QemuMachine(build.elf, image, board=b, timeout=2.0).start()
             stack.callback(qemu.close)
             ser, reopen = qemu.serial, None
         trainer_box: list = []

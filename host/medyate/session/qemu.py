@@ -1,4 +1,4 @@
-"""Run a firmware image in QEMU (mps2-an500) and talk to it over a socket.
+"""Run a firmware image in QEMU and talk to it over a socket.
 
     with QemuMachine(elf, dataset="data.bin") as m:
         m.serial.write(b"...")
@@ -9,7 +9,9 @@ QEMU waits for the host to connect before it starts the guest (server=on,
 wait=on), so no output is lost. Binary data passes unchanged: the serial port
 is a socket chardev, never -nographic's stdio mux (whose Ctrl-A x would end
 QEMU). Whatever happens in the `with` block (an error, Ctrl-C), QEMU is
-terminated on the way out.
+terminated on the way out. The machine, the instruction counting and where
+the dataset image is loaded are the board's (board.json "qemu" and
+"dataset.address", through medyate.boards).
 """
 from __future__ import annotations
 
@@ -21,10 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..boards import emulated_board, get_board
 from ..errors import MedyateError
 
 QEMU = "qemu-system-arm"
-DATASET_ADDR = 0x60000000
 
 
 def free_port() -> int:
@@ -34,18 +36,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def qemu_command(elf, port: int, dataset=None, machine: str = "mps2-an500",
-                 icount: bool = True, extra_args=()) -> list[str]:
-    """The exact qemu-system-arm command line for `elf` served on `port`."""
-    cmd = [QEMU, "-M", machine, "-display", "none", "-monitor", "none",
+def qemu_command(elf, port: int, dataset=None, board=None, icount: bool = True,
+                 extra_args=()) -> list[str]:
+    """The exact qemu-system-arm command line for `elf` served on `port`.
+    board: name or Board (default: the one board QEMU runs)."""
+    b = get_board(board) if board is not None else emulated_board()
+    cmd = [QEMU, "-M", b.fact("qemu_machine"), "-display", "none", "-monitor", "none",
            "-chardev", f"socket,id=s0,host=127.0.0.1,port={port},server=on,wait=on",
            "-serial", "chardev:s0",
            "-semihosting-config", "enable=on,target=native",
            "-kernel", str(elf)]
-    if icount:
-        cmd += ["-icount", "shift=0"]
+    if icount and b.qemu_icount:
+        cmd += ["-icount", b.qemu_icount]
     if dataset is not None:
-        cmd += ["-device", f"loader,file={dataset},addr=0x{DATASET_ADDR:08x},force-raw=on"]
+        addr = b.fact("dataset_address")
+        cmd += ["-device", f"loader,file={dataset},addr=0x{addr:08x},force-raw=on"]
     return cmd + list(extra_args)
 
 
@@ -57,12 +62,12 @@ class QemuMachine:
     number if QEMU had to be killed.
     """
 
-    def __init__(self, elf, dataset=None, *, machine: str = "mps2-an500",
+    def __init__(self, elf, dataset=None, *, board=None,
                  icount: bool = True, extra_args=(), timeout: float = 5.0,
                  connect_timeout: float = 10.0):
         self.elf = Path(elf)
         self.dataset = Path(dataset) if dataset is not None else None
-        self.machine = machine
+        self.board = get_board(board) if board is not None else emulated_board()
         self.icount = icount
         self.extra_args = list(extra_args)
         self.timeout = timeout
@@ -86,7 +91,7 @@ class QemuMachine:
         last_err = None
         for _attempt in range(3):  # the free port may be taken in between
             self.port = free_port()
-            self.command = qemu_command(self.elf, self.port, self.dataset, self.machine,
+            self.command = qemu_command(self.elf, self.port, self.dataset, self.board,
                                         self.icount, self.extra_args)
             self._log = tempfile.TemporaryFile()
             self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL,
