@@ -22,6 +22,23 @@ Canonical ops and their attributes:
     Flatten, Reshape   shape change only
     Concat             axis (1 = channels)
     Softmax            axis; only as the graph's output
+
+Quantization (models imported from QDQ or QLinear* ONNX; empty for float models). The
+float view above is always complete: weights and biases in `params` are the dequantized
+values, Q/DQ pairs are not nodes, so the fp32 path never looks at what follows.
+    Graph.quant[tensor] -> QuantParams(scale, zero_point)
+        per-tensor int8 affine quantization of an activation tensor (the graph input
+        included): real = scale * (code - zero_point), code in [-128, 127]. uint8 tensors
+        of the file are stored as the equivalent int8 (zero_point - 128, same scale).
+    Node.quant -> WeightQuant (Conv and Gemm of a quantized graph, else None)
+        weight_q      int8, the shape of params["weight"], symmetric (zero point 0)
+        weight_scale  float32 [O], per output channel (a per-tensor scale is repeated)
+        bias_q        int32 [O], at scale input_scale * weight_scale[o] (zero point 0)
+        so that params["weight"] == weight_q * weight_scale[o] and params["bias"] ==
+        bias_q * input_scale * weight_scale[o] (as float32 values of the file).
+    A Conv/Gemm/Add whose output feeds only a Relu/Clip carries no output quantization
+    of its own: the int8 kernel fuses the clamp and uses the Relu/Clip output's
+    (`Graph.output_quant`). Flatten/Reshape pass codes through unchanged.
 """
 from __future__ import annotations
 
@@ -40,6 +57,34 @@ CANONICAL_OPS = (
 TRAINABLE_OPS = ("Conv", "Gemm")
 
 
+@dataclass(frozen=True)
+class QuantParams:
+    """Per-tensor int8 quantization: real = scale * (code - zero_point)."""
+    scale: float
+    zero_point: int
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        """float -> int8 codes (round half to even, saturate), as ONNX QuantizeLinear."""
+        q = np.round(np.asarray(x, np.float64) / self.scale) + self.zero_point
+        return np.clip(q, -128, 127).astype(np.int8)
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        return (np.asarray(q, np.float64) - self.zero_point) * self.scale
+
+
+@dataclass
+class WeightQuant:
+    """int8 weights of a Conv/Gemm: symmetric, per output channel; int32 bias."""
+    weight_q: np.ndarray | None      # int8, shape of params["weight"]; None once trained
+    weight_scale: np.ndarray         # float32 [O]
+    bias_q: np.ndarray | None        # int32 [O] at input_scale * weight_scale
+
+    def copy(self) -> "WeightQuant":
+        return WeightQuant(None if self.weight_q is None else self.weight_q.copy(),
+                           self.weight_scale.copy(),
+                           None if self.bias_q is None else self.bias_q.copy())
+
+
 @dataclass
 class Node:
     name: str
@@ -48,6 +93,7 @@ class Node:
     outputs: list[str]
     attrs: dict = field(default_factory=dict)
     params: dict[str, np.ndarray] = field(default_factory=dict)
+    quant: WeightQuant | None = None     # Conv/Gemm of a quantized graph (see module doc)
 
     @property
     def trainable(self) -> bool:
@@ -69,6 +115,22 @@ class Graph:
     input: str
     output: str
     source_sha256: str = ""              # of the ONNX file it came from
+    quant: dict[str, QuantParams] = field(default_factory=dict)   # activation tensors
+
+    @property
+    def is_quantized(self) -> bool:
+        return bool(self.quant)
+
+    def output_quant(self, node: Node) -> QuantParams | None:
+        """Quantization of what `node` writes, looking through a fused Relu/Clip that is
+        its only consumer (the int8 kernel applies that clamp itself)."""
+        t = node.outputs[0]
+        if t in self.quant:
+            return self.quant[t]
+        cs = self.consumers(t)
+        if len(cs) == 1 and cs[0].op in ("Relu", "Clip") and t != self.output:
+            return self.quant.get(cs[0].outputs[0])
+        return None
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -92,15 +154,22 @@ class Graph:
         """Deep copy (weights too): training changes weights in place."""
         nodes = [dataclasses.replace(n, inputs=list(n.inputs), outputs=list(n.outputs),
                                      attrs=dict(n.attrs),
-                                     params={k: v.copy() for k, v in n.params.items()})
+                                     params={k: v.copy() for k, v in n.params.items()},
+                                     quant=None if n.quant is None else n.quant.copy())
                  for n in self.nodes]
-        return dataclasses.replace(self, nodes=nodes, shapes=dict(self.shapes))
+        return dataclasses.replace(self, nodes=nodes, shapes=dict(self.shapes),
+                                   quant=dict(self.quant))
 
     def with_weights(self, weights: dict) -> "Graph":
         """A copy with new (weight, bias) for the named layers: e.g. the
-        fine-tuned layers an engine reports, for export."""
+        fine-tuned layers an engine reports, for export. The imported int8 codes of
+        those layers no longer describe them: their `quant.weight_q`/`bias_q` become
+        None (the scales stay, to re-quantize the new weights with)."""
         g = self.copy()
         for name, (w, b) in weights.items():
-            g.node(name).params["weight"] = w
-            g.node(name).params["bias"] = b
+            n = g.node(name)
+            n.params["weight"] = w
+            n.params["bias"] = b
+            if n.quant is not None:
+                n.quant.weight_q = n.quant.bias_q = None
         return g

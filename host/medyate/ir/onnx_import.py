@@ -19,6 +19,16 @@ How the import works, and why this way:
    passes fold BatchNormalization (and constant per-channel affine ops) into the conv
    before it, fuse MatMul + Add into Gemm, and recognise the HardSwish / HardSigmoid
    patterns exporters emit (x * Clip(x + 3, 0, 6) / 6, x * HardSigmoid(x)).
+6. Quantized models (QDQ: QuantizeLinear/DequantizeLinear pairs; QOperator: QLinearConv,
+   QLinearMatMul) keep their float view (the graph an fp32 engine runs: dequantized
+   weights, Q/DQ pairs removed) and get their quantization parameters attached:
+   `Graph.quant` per activation tensor, `Node.quant` (int8 weights, per-channel scales,
+   int32 bias) per Conv/Gemm; see `graph.py`. A Q and the DQ reading its codes make
+   one tensor; a DQ that reads codes with other parameters than their Q wrote them with
+   (a re-quantization by reinterpretation) is refused, naming the node. Supported:
+   int8 (uint8 converted exactly to int8) per-tensor activations; int8 symmetric
+   weights, per output channel or per tensor. Refused with the node and the reason:
+   asymmetric or uint8 weights, 16-bit or other-width types, per-channel activations.
 """
 from __future__ import annotations
 
@@ -29,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import MedyateError
-from .graph import CANONICAL_OPS, Graph, Node
+from .graph import CANONICAL_OPS, Graph, Node, QuantParams, WeightQuant
 
 # Ops that may appear on the activation path (before lowering).
 _ACTIVATION_OPS = {
@@ -37,6 +47,7 @@ _ACTIVATION_OPS = {
     "HardSwish", "Add", "Sub", "Mul", "Div", "GlobalAveragePool", "AveragePool",
     "MaxPool", "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Concat", "Softmax",
     "Identity", "Dropout",
+    "QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
 }
 # Ops that only depend on the shape of their input, hence constant once shapes are static.
 _SHAPE_ONLY_OPS = {"Shape", "Size"}
@@ -277,19 +288,37 @@ def load_onnx(path, input_shape: tuple | None = None) -> Graph:
     while changed:
         changed = False
         for n in g.node:
-            if n.op_type in ("Identity", "Dropout") and n.output[0] in out_alias \
+            if n.op_type in ("Identity", "Dropout", "QuantizeLinear", "DequantizeLinear") \
+                    and n.output[0] in out_alias \
                     and n.input[0] not in out_alias:
                 out_alias.add(n.input[0])
                 changed = True
+
+    # Constant DequantizeLinear outputs (quantized weights and biases): their codes.
+    qconst = {}
+    for i, n in enumerate(g.node):
+        if n.op_type == "DequantizeLinear" and n.output[0] in const_names:
+            zero = cval(n.input[2]) if len(n.input) > 2 and n.input[2] else None
+            qconst[n.output[0]] = _QConst(names[i], np.asarray(cval(n.input[0])),
+                                          np.asarray(cval(n.input[1]), np.float64),
+                                          None if zero is None else np.asarray(zero),
+                                          int(_attrs(n).get("axis", 1)))
 
     pre, problems = [], []
     for i in act_nodes:
         n = g.node[i]
         try:
             pre.extend(_lower(n, names[i], _attrs(n), const_names, cval, shapes,
-                              model_opset(model), out_alias))
+                              model_opset(model), out_alias, qconst))
         except _Unsupported as exc:
             problems.append(f"{names[i]} ({n.op_type}): {exc}")
+    # Which tensors are one quantized tensor (Q output, the DQ reading it, its float
+    # input), and their parameters: before the Q/DQ Identity nodes are removed.
+    try:
+        qclasses = _QClasses(pre)
+    except _Unsupported as exc:
+        problems.append(str(exc))
+        qclasses = None
     # The passes also run when some nodes failed, so that one error lists them all.
     pre = _passes(pre, shapes, in_name, out_name)
     problems += [f"{p.name} ({p.attrs.get('_op', p.op)}): "
@@ -299,14 +328,22 @@ def load_onnx(path, input_shape: tuple | None = None) -> Graph:
         raise _err_list(f"{path}: {len(problems)} unsupported node(s):", problems)
     pre = _dead_code(pre, out_name)
 
-    nodes = [Node(p.name, p.op, list(p.inputs), list(p.outputs), dict(p.attrs),
+    nodes = [Node(p.name, p.op, list(p.inputs), list(p.outputs),
+                  {k: v for k, v in p.attrs.items() if not k.startswith("_")},
                   {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in p.params.items()})
              for p in pre]
+    quant = {}
+    if qclasses is not None and qclasses.any:
+        quant, problems = _attach_quant(pre, nodes, qclasses, in_name)
+        if problems:
+            raise _err_list(f"{path}: {len(problems)} node(s) with an unsupported "
+                            "quantization:", problems)
+        nodes = _explicit_clamps(nodes, quant, shapes)
     used = {in_name} | {t for nd in nodes for t in nd.inputs + nd.outputs}
     gshapes = {t: shapes[t] for t in used if t in shapes}
     name = g.name or os.path.splitext(os.path.basename(path))[0]
     return Graph(name=name, nodes=nodes, shapes=gshapes, input=in_name, output=out_name,
-                 source_sha256=sha)
+                 source_sha256=sha, quant={t: q for t, q in quant.items() if t in used})
 
 
 def model_opset(model) -> int:
@@ -353,7 +390,7 @@ class _Unsupported(Exception):
     pass
 
 
-def _lower(n, name, a, const_names, cval, shapes, opset, out_alias) -> list[_Pre]:
+def _lower(n, name, a, const_names, cval, shapes, opset, out_alias, qconst=None) -> list[_Pre]:
     """One activation ONNX node -> zero or more pre-canonical nodes."""
     op = n.op_type
     ins = list(n.input)
@@ -389,9 +426,25 @@ def _lower(n, name, a, const_names, cval, shapes, opset, out_alias) -> list[_Pre
             raise _Unsupported("; ".join(why))
         b = cval(ins[2]).astype(np.float64) if len(ins) > 2 and ins[2] else np.zeros(O)
         strides, pads = _window_attrs(a, shapes[x][2:], (kh, kw))
-        return [_Pre(name, "Conv", [x], [y],
-                     {"strides": strides, "pads": pads, "group": group, "kernel": (kh, kw)},
-                     {"weight": w, "bias": b})]
+        attrs = {"strides": strides, "pads": pads, "group": group, "kernel": (kh, kw)}
+        if qconst and ins[1] in qconst:
+            attrs["_wq"] = _weight_codes(qconst[ins[1]], O, 0, transpose=False)
+            if len(ins) > 2 and ins[2] in qconst:
+                attrs["_bq"] = qconst[ins[2]]
+        return [_Pre(name, "Conv", [x], [y], attrs, {"weight": w, "bias": b})]
+
+    if op in ("QuantizeLinear", "DequantizeLinear"):
+        qp = _act_qparams(op, ins, a, isconst, cval)
+        # Float view: the identity; the parameters go to the tensor (see _QClasses).
+        # (The codes tensor names the constraint: Q's output, DQ's input.)
+        codes = y if op == "QuantizeLinear" else x
+        return [_Pre(name, "Identity", [x], [y], {"_qdq": op, "_qc": [(codes, qp, name)]})]
+
+    if op == "QLinearConv":
+        return _lower_qlinear_conv(name, ins, y, a, isconst, cval, shapes)
+
+    if op == "QLinearMatMul":
+        return _lower_qlinear_matmul(name, ins, y, isconst, cval, shapes)
 
     if op == "BatchNormalization":
         if int(a.get("training_mode", 0)):
@@ -427,7 +480,14 @@ def _lower(n, name, a, const_names, cval, shapes, opset, out_alias) -> list[_Pre
             res.append(_Pre(f"{name}_transA", "Reshape", [x], [src], {"shape": (1, I)}))
         elif shapes[x] != (1, I):
             raise _Unsupported(f"input shape {shapes[x]} (expected (1, {I}))")
-        res.append(_Pre(name, "Gemm", [src], [y], {}, {"weight": W, "bias": bias}))
+        gattrs = {}
+        if qconst and ins[1] in qconst:
+            if float(a.get("alpha", 1.0)) != 1.0:
+                raise _Unsupported("quantized Gemm weights with alpha != 1")
+            # B is [O, I] with transB (per-channel axis 0), else [I, O] (axis 1).
+            gattrs["_wq"] = _weight_codes(qconst[ins[1]], O, 0 if int(a.get("transB", 0)) else 1,
+                                          transpose=not int(a.get("transB", 0)))
+        res.append(_Pre(name, "Gemm", [src], [y], gattrs, {"weight": W, "bias": bias}))
         return res
 
     if op == "MatMul":
@@ -439,7 +499,10 @@ def _lower(n, name, a, const_names, cval, shapes, opset, out_alias) -> list[_Pre
         if B.ndim != 2 or len(shapes[x]) != 2 or shapes[x][0] != 1:
             raise _Unsupported(f"only [1, I] x [I, O] is supported "
                                f"(got {shapes[x]} x {B.shape})")
-        return [_Pre(name, "Gemm", [x], [y], {},
+        mattrs = {}
+        if qconst and ins[1] in qconst:
+            mattrs["_wq"] = _weight_codes(qconst[ins[1]], B.shape[1], 1, transpose=True)
+        return [_Pre(name, "Gemm", [x], [y], mattrs,
                      {"weight": B.T.copy(), "bias": np.zeros(B.shape[1])})]
 
     if op == "Relu":
@@ -541,6 +604,255 @@ def _lower(n, name, a, const_names, cval, shapes, opset, out_alias) -> list[_Pre
         return [_Pre(name, "Softmax", [x], [y], {"axis": axis})]
 
     raise _Unsupported("op not supported")
+
+
+# --------------------------------------------------------------------------- quantization
+
+_TYPE_BITS = {np.dtype(np.int8): 8, np.dtype(np.uint8): 8, np.dtype(np.int16): 16,
+              np.dtype(np.uint16): 16, np.dtype(np.int32): 32, np.dtype(np.uint32): 32}
+
+
+def _type_name(dt) -> str:
+    dt = np.dtype(dt)
+    bits = _TYPE_BITS.get(dt)
+    return f"{dt.name} ({bits}-bit)" if bits else dt.name
+
+
+@dataclass
+class _QConst:
+    """A constant DequantizeLinear: codes, scale, zero point (None = absent), axis."""
+    node: str
+    codes: np.ndarray
+    scale: np.ndarray
+    zero: np.ndarray | None
+    axis: int
+
+
+def _weight_codes(qc: _QConst, O: int, axis: int, transpose: bool):
+    """Validated int8 weight codes -> (codes [O, ...] int8, scale [O] float32).
+
+    Only symmetric int8 weights, per output channel (`axis`) or per tensor, are
+    supported: the int8 kernels compute sum(code_x * code_w) without a weight zero point.
+    """
+    c, s = qc.codes, qc.scale
+    where = f"weight {qc.node}"
+    if c.dtype != np.int8:
+        why = ("uint8 weights (only int8 symmetric weights are supported; quantize "
+               "with weight_type=QInt8)" if c.dtype == np.uint8 else
+               f"{_type_name(c.dtype)} weights (only int8 weights are supported)")
+        raise _Unsupported(f"{where}: {why}")
+    zero = np.zeros(1, np.int64) if qc.zero is None else qc.zero.astype(np.int64)
+    if np.any(zero != 0):
+        kind = "per-tensor" if zero.size == 1 else "per-channel"
+        raise _Unsupported(f"{where}: {kind} asymmetric weights (zero point "
+                           f"{zero.reshape(-1)[:4].tolist()}{'...' if zero.size > 4 else ''}, "
+                           "only symmetric weights with zero point 0 are supported; quantize "
+                           "with symmetric weights)")
+    ax = qc.axis % c.ndim if c.ndim else 0
+    if s.size == 1:
+        scale = np.full(O, float(s.reshape(())))
+    elif s.ndim == 1 and s.size == O and ax == axis:
+        scale = s.astype(np.float64)
+    else:
+        raise _Unsupported(f"{where}: weight scale of shape {list(s.shape)} on axis "
+                           f"{qc.axis} (per output channel, axis {axis}, or per tensor "
+                           "is supported)")
+    if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        raise _Unsupported(f"{where}: weight scales must be positive and finite")
+    codes = c.T.copy() if transpose else c.copy()
+    return codes, scale.astype(np.float32)
+
+
+def _act_qparams(op, ins, a, isconst, cval) -> QuantParams:
+    """Per-tensor parameters of an activation QuantizeLinear/DequantizeLinear."""
+    if len(ins) < 2 or not all(isconst(t) for t in ins[1:] if t):
+        raise _Unsupported("scale and zero point must be constants")
+    s = np.asarray(cval(ins[1]), np.float64)
+    if len(ins) > 2 and ins[2]:
+        z = np.asarray(cval(ins[2]))
+    else:
+        import onnx
+        od = int(a.get("output_dtype", 0)) if op == "QuantizeLinear" else 0
+        dt = onnx.helper.tensor_dtype_to_np_dtype(od) if od else np.uint8
+        z = np.zeros((), dt)
+    if s.size != 1 or z.size != 1:
+        raise _Unsupported(f"per-channel activation quantization (scale shape "
+                           f"{list(s.shape)}); only per-tensor activations are supported")
+    if z.dtype == np.int8:
+        zp = int(z.reshape(()))
+    elif z.dtype == np.uint8:
+        zp = int(z.reshape(())) - 128   # the same real values with int8 codes
+    else:
+        raise _Unsupported(f"{_type_name(z.dtype)} activations (only 8-bit int8/uint8 "
+                           "activations are supported)")
+    sc = float(np.float32(s.reshape(())))
+    if not np.isfinite(sc) or sc <= 0:
+        raise _Unsupported(f"activation scale {sc} is not positive and finite")
+    return QuantParams(sc, zp)
+
+
+def _lower_qlinear_conv(name, ins, y, a, isconst, cval, shapes):
+    """QLinearConv(x, xs, xz, w, ws, wz, ys, yz[, B]) -> Conv of the dequantized
+    weights, with the input/output parameters as constraints on x and y."""
+    x = ins[0]
+    if not all(isconst(t) for t in ins[1:] if t):
+        raise _Unsupported("scales, zero points, weights and bias must be constants")
+    xq = _act_qparams("DequantizeLinear", [x, ins[1], ins[2]], {}, isconst, cval)
+    yq = _act_qparams("QuantizeLinear", [y, ins[6], ins[7]], {}, isconst, cval)
+    w = np.asarray(cval(ins[3]))
+    O = w.shape[0]
+    codes, wscale = _weight_codes(_QConst(name, w, np.asarray(cval(ins[4]), np.float64),
+                                          np.asarray(cval(ins[5])), 0), O, 0, False)
+    wf = codes.astype(np.float64) * wscale.astype(np.float64).reshape(-1, 1, 1, 1)
+    b = np.zeros(O)
+    if len(ins) > 8 and ins[8]:
+        bq = np.asarray(cval(ins[8]))
+        if bq.dtype != np.int32:
+            raise _Unsupported(f"bias of type {_type_name(bq.dtype)} (QLinearConv needs int32)")
+        b = bq.astype(np.float64) * (np.float32(xq.scale) * wscale).astype(np.float64)
+    kh, kw = w.shape[2:]
+    C = shapes[x][1]
+    group = int(a.get("group", 1))
+    if any(d != 1 for d in a.get("dilations", [1, 1])):
+        raise _Unsupported("dilation != 1")
+    if group != 1 and not (group == C and w.shape[1] == 1):
+        raise _Unsupported(f"grouped convolution with group={group}")
+    strides, pads = _window_attrs(a, shapes[x][2:], (kh, kw))
+    return [_Pre(name, "Conv", [x], [y],
+                 {"strides": strides, "pads": pads, "group": group, "kernel": (kh, kw),
+                  "_wq": (codes, wscale), "_qc": [(x, xq, name), (y, yq, name)]},
+                 {"weight": wf, "bias": b})]
+
+
+def _lower_qlinear_matmul(name, ins, y, isconst, cval, shapes):
+    """QLinearMatMul(a, as, az, b, bs, bz, ys, yz) with a constant b -> Gemm."""
+    x = ins[0]
+    if isconst(x) or not all(isconst(t) for t in ins[1:]):
+        raise _Unsupported("only activation x constant-weight QLinearMatMul is supported")
+    xq = _act_qparams("DequantizeLinear", [x, ins[1], ins[2]], {}, isconst, cval)
+    yq = _act_qparams("QuantizeLinear", [y, ins[6], ins[7]], {}, isconst, cval)
+    B = np.asarray(cval(ins[3]))
+    if B.ndim != 2 or len(shapes[x]) != 2 or shapes[x][0] != 1:
+        raise _Unsupported(f"only [1, I] x [I, O] is supported (got {shapes[x]} x {B.shape})")
+    codes, wscale = _weight_codes(_QConst(name, B, np.asarray(cval(ins[4]), np.float64),
+                                          np.asarray(cval(ins[5])), 1), B.shape[1], 1, True)
+    wf = codes.astype(np.float64) * wscale.astype(np.float64).reshape(-1, 1)
+    return [_Pre(name, "Gemm", [x], [y], {"_wq": (codes, wscale),
+                                          "_qc": [(x, xq, name), (y, yq, name)]},
+                 {"weight": wf, "bias": np.zeros(B.shape[1])})]
+
+
+class _QClasses:
+    """Union of the tensors a Q/DQ identity connects (one quantized tensor: the float
+    value, its codes, their dequantized value) and each class's parameters."""
+
+    def __init__(self, pre):
+        self.parent: dict[str, str] = {}
+        self.params: dict[str, tuple[QuantParams, str]] = {}
+        for p in pre:
+            if "_qdq" in p.attrs:
+                self._union(p.inputs[0], p.outputs[0])
+        for p in pre:
+            for t, qp, who in p.attrs.get("_qc", ()):
+                r = self.find(t)
+                have = self.params.get(r)
+                if have is None:
+                    self.params[r] = (qp, who)
+                elif (np.float32(have[0].scale) != np.float32(qp.scale)
+                      or have[0].zero_point != qp.zero_point):
+                    raise _Unsupported(
+                        f"{who}: reads or writes tensor '{t}' with scale {qp.scale:.9g}, "
+                        f"zero point {qp.zero_point}, but {have[1]} quantized it with "
+                        f"scale {have[0].scale:.9g}, zero point {have[0].zero_point} "
+                        "(re-quantization by reinterpreting codes is not supported)")
+        self.any = bool(self.params)
+
+    def find(self, t):
+        while self.parent.get(t, t) != t:
+            t = self.parent[t]
+        return t
+
+    def _union(self, a, b):
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[rb] = ra
+
+    def get(self, t) -> QuantParams | None:
+        v = self.params.get(self.find(t))
+        return None if v is None else v[0]
+
+
+def _attach_quant(pre, nodes, qc: _QClasses, in_name):
+    """Graph.quant and Node.quant for the lowered graph; problems as messages."""
+    quant = {}
+    for t in [in_name] + [t for n in nodes for t in n.inputs + n.outputs]:
+        q = qc.get(t)
+        if q is not None:
+            quant[t] = q
+    # Shape-only ops pass codes through: their output has their input's parameters.
+    for n in nodes:
+        if n.op in ("Flatten", "Reshape") and n.outputs[0] not in quant \
+                and n.inputs[0] in quant:
+            quant[n.outputs[0]] = quant[n.inputs[0]]
+    problems = []
+    for p, n in zip(pre, nodes):
+        wq = p.attrs.get("_wq")
+        if wq is None:
+            continue
+        codes, wscale = wq
+        deq = codes.astype(np.float64) * wscale.astype(np.float64).reshape(
+            (-1,) + (1,) * (codes.ndim - 1))
+        if codes.shape != n.params["weight"].shape or not np.allclose(
+                deq, n.params["weight"], rtol=1e-6, atol=0):
+            problems.append(f"{n.name} ({n.op}): its weights were changed after "
+                            "dequantization (a BatchNormalization or constant scale folded "
+                            "into a quantized conv); quantize the model after folding")
+            continue
+        xq = quant.get(n.inputs[0])
+        if xq is None:
+            problems.append(f"{n.name} ({n.op}): int8 weights but a float input "
+                            f"'{n.inputs[0]}' (no QuantizeLinear/DequantizeLinear before it)")
+            continue
+        # int32 bias at scale x_scale * w_scale[o]: the file's int32 codes when it has
+        # them at that scale and nothing was folded into them, else the nearest code of
+        # the float bias (1 code of slack at the int32 limits: a saturated code of the
+        # file comes back from float32 one above it).
+        bscale = (np.float32(xq.scale) * wscale).astype(np.float64)
+        fb = p.attrs.get("_bq")
+        if (fb is not None and fb.codes.dtype == np.int32 and fb.codes.shape == bscale.shape
+                and np.allclose(fb.scale * np.ones_like(bscale), bscale, rtol=1e-5)
+                and np.allclose(fb.codes * fb.scale, n.params["bias"], rtol=1e-6)):
+            bq = fb.codes.astype(np.float64)
+        else:
+            bq = np.round(n.params["bias"].astype(np.float64) / bscale)
+        if np.abs(bq).max(initial=0) > 2**31:
+            problems.append(f"{n.name} ({n.op}): bias does not fit int32 at scale "
+                            "input_scale * weight_scale")
+            continue
+        n.quant = WeightQuant(codes, wscale, np.clip(bq, -2**31, 2**31 - 1).astype(np.int32))
+    return quant, problems
+
+
+def _explicit_clamps(nodes, quant, shapes):
+    """QuantizeLinear saturates: with zero point -128 its lowest code is real 0, so it is
+    the model's ReLU (ReLU6 when 255 * scale = 6), and onnxruntime's quantizer removes
+    the Relu/Clip it makes redundant. The float view must keep it: a Conv/Gemm/Add whose
+    output is quantized so, and not already clamped, gets an explicit
+    Clip(0, 255 * scale) writing its output tensor (its own output is renamed
+    '<tensor>.unclamped'). The int8 kernels fuse it, as any Relu/Clip after them."""
+    out = []
+    for n in nodes:
+        out.append(n)
+        t = n.outputs[0]
+        q = quant.get(t)
+        if n.op not in ("Conv", "Gemm", "Add") or q is None or q.zero_point != -128:
+            continue
+        pre_t = f"{t}.unclamped"
+        shapes[pre_t] = shapes[t]
+        n.outputs = [pre_t]
+        out.append(Node(f"{n.name}.clamp", "Clip", [pre_t], [t],
+                        {"min": 0.0, "max": float(255 * q.scale)}))
+    return out
 
 
 # --------------------------------------------------------------------------- passes

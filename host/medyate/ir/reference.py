@@ -3,6 +3,13 @@
 Independent of the C engine on purpose: kernels, the host simulation and the device are
 all checked against it. Tensors are NCHW; the computation runs in float64 and results
 are returned as float32.
+
+`quantized=True` evaluates a quantized graph as its QDQ file defines it: every tensor
+with quantization parameters (`Graph.quant`) is rounded to its int8 codes and
+dequantized again where it is produced (the input too); weights are the dequantized
+int8 weights already. This is the float simulation onnxruntime runs for a QDQ model,
+not the integer arithmetic of the int8 kernels (those are checked against their own
+numpy twin of the fixed-point requantization).
 """
 from __future__ import annotations
 
@@ -88,12 +95,22 @@ def run_node(node: Node, args: list[np.ndarray], out_shape=None) -> np.ndarray:
     raise MedyateError(f"reference: op {op} of node {node.name} is not a canonical op")
 
 
-def evaluate_all(graph: Graph, x) -> dict[str, np.ndarray]:
+def _fake_quant(q, v):
+    codes = np.clip(np.round(v / q.scale) + q.zero_point, -128, 127)
+    return (codes - q.zero_point) * q.scale
+
+
+def evaluate_all(graph: Graph, x, quantized: bool = False) -> dict[str, np.ndarray]:
     """Every tensor of the graph (input included), float32, for input `x` (NCHW).
 
     `x` may have a batch other than 1; Flatten/Reshape keep the batch dimension then.
+    `quantized`: round every quantized tensor to int8 (see the module docstring).
     """
     x = np.asarray(x, dtype=np.float64)
+    if quantized and not graph.quant:
+        raise MedyateError(f"reference: graph {graph.name} has no quantization parameters")
+    if quantized and graph.input in graph.quant:
+        x = _fake_quant(graph.quant[graph.input], x)
     want = graph.shapes.get(graph.input)
     if want is not None and x.shape[1:] != tuple(want[1:]):
         raise MedyateError(f"reference: input shape {x.shape} does not match the "
@@ -105,10 +122,13 @@ def evaluate_all(graph: Graph, x) -> dict[str, np.ndarray]:
         if n.op in ("Flatten", "Reshape"):
             s = graph.shapes.get(n.outputs[0], n.attrs.get("shape"))
             out_shape = (x.shape[0],) + tuple(s[1:]) if s[0] == 1 else tuple(s)
-        vals[n.outputs[0]] = run_node(n, args, out_shape)
+        v = run_node(n, args, out_shape)
+        if quantized and n.outputs[0] in graph.quant:
+            v = _fake_quant(graph.quant[n.outputs[0]], v)
+        vals[n.outputs[0]] = v
     return {k: v.astype(np.float32) for k, v in vals.items()}
 
 
-def evaluate(graph: Graph, x) -> np.ndarray:
+def evaluate(graph: Graph, x, quantized: bool = False) -> np.ndarray:
     """The graph's output for input `x` (NCHW), float32."""
-    return evaluate_all(graph, x)[graph.output]
+    return evaluate_all(graph, x, quantized)[graph.output]
