@@ -4,13 +4,14 @@
     .venv/bin/python bench/strategies.py --quick    # tiny grid, CI smoke test (< 60 s)
 
 Grid: models x tasks x RAM budgets x seeds x strategies (full, last, bias, su,
-random, trady, medyate), all trained through the host build of the C engine
-(the device's kernels). A RAM budget is the whole RAM of training on the board
+static-random, trady, medyate: medyate.strategy_names.BENCHMARK_STRATEGIES),
+all trained through the host build of the C engine (the device's kernels). A RAM budget is the whole RAM of training on the board
 (arena + trainable weights + firmware static data + stack), counted exactly as
 `medyate plan` counts it (`planner_memory_fn(graph, board)`, planner.footprint).
 
 How a RAM budget becomes each strategy's channel budget, the same way for all:
-  random, trady   `plan_training(metric="rgn")`: rank, pre-select, and solve the
+  static-random, trady
+                  `plan_training(metric="rgn")`: rank, pre-select, and solve the
                   largest channel budget whose footprint for *their* layers fits;
   medyate         the same with `metric="lara"`;
   su              its fixed layers (biases of the last third, weights of the
@@ -44,7 +45,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host"))
 
-STRATEGY_ORDER = ["full", "last", "bias", "su", "random", "trady", "medyate"]
+from medyate.strategy_names import BENCHMARK_STRATEGIES  # noqa: E402
+
+STRATEGY_ORDER = list(BENCHMARK_STRATEGIES)
 UNBUDGETED = ("full", "last", "bias")     # one run per (model, task, seed)
 BOARD = "nucleo-f746"
 
@@ -104,7 +107,7 @@ def solve_cell(model, task, seed, ram, cfg, ranking):
     mfor = _memory_fn_for(graph)
     specs = {s.name: s for s in factory.layers}
     out = {}
-    for strat, metric in (("random", "rgn"), ("trady", "rgn"), ("medyate", "lara")):
+    for strat, metric in (("static-random", "rgn"), ("trady", "rgn"), ("medyate", "lara")):
         try:
             tp = plan_training(factory, task.x_train, task.y_train, ram=ram,
                                memory_fn_for=mfor, metric=metric, ranking=ranking)
@@ -147,7 +150,7 @@ def make_jobs(cfg, log=print):
                 for label in cfg["budgets"]:
                     ram = parse_size(label)
                     solved = solve_cell(model, task, seed, ram, cfg, rk)
-                    for strat in ("su", "random", "trady", "medyate"):
+                    for strat in ("su", "static-random", "trady", "medyate"):
                         s = solved[strat]
                         rec = dict(base, strategy=strat, budget_label=label, ram_budget=ram)
                         if "error" in s:
@@ -167,7 +170,7 @@ def run_job(job, cfg):
     graph, factory = _model(job["model"])
     task = _task(job["task"], job["seed"], cfg["n_train"], cfg["n_test"])
     strat, specs = job["strategy"], {s.name: s for s in factory.layers}
-    if strat in ("random", "trady", "medyate", "su") and job["layers"] is not None:
+    if strat in ("static-random", "trady", "medyate", "su") and job["layers"] is not None:
         kwargs = {} if strat == "su" else {"layers": job["layers"]}
         strategy = make_strategy(strat, **kwargs)
         budget = job["budget"]

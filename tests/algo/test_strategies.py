@@ -104,7 +104,7 @@ def test_channel_magnitudes_layouts():
 def test_static_random_is_static_and_in_budget(problem):
     f = problem[0]
     spec = {s.name: s for s in f.layers}
-    _, eng, _ = _run(problem, "random")
+    _, eng, _ = _run(problem, "static-random")
     sels = eng.selections_seen
     assert all(s == sels[0] for s in sels)
     assert sum(spec[eng.layers[l].name].cost for l, _ in sels[0]) <= BUDGET

@@ -6,8 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from medyate.strategy_names import BENCHMARK_STRATEGIES as STRATEGIES
+
 ROOT = Path(__file__).resolve().parents[2]
-STRATEGIES = ["full", "last", "bias", "su", "random", "trady", "medyate"]
 
 
 def test_quick_grid(tmp_path):

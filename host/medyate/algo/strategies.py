@@ -7,7 +7,7 @@ budget. A strategy decides what the engine may train (`prepare`) and, each
 epoch, which channels (`select`), having seen the statistics of the previous
 epoch (`observe`): exactly the loop a device session runs.
 
-Strategies (`STRATEGIES`, by name):
+Strategies (`STRATEGIES`, by the names of medyate.strategy_names):
   full        all channels and biases of all layers (ignores the budget; the
               accuracy upper bound).
   last        all channels and the bias of the last trainable layer only.
@@ -17,8 +17,8 @@ Strategies (`STRATEGIES`, by name):
               layers, the input channels with the largest weight magnitude
               ||W[:, c]||, the budget split evenly over those layers (what one
               layer cannot use passes to the next); fixed for the whole run.
-  random      static random: channels drawn uniformly once, in the top-K layers
-              of the `rgn` ranking, filling the budget; fixed.
+  static-random  channels drawn uniformly once, in the top-K layers of the
+              `rgn` ranking, filling the budget; fixed.
   trady       TraDy: top-K layers by `rgn` (97% coverage), channels redrawn
               uniformly each epoch until the budget is full.
   medyate     MeDyate as implemented here: top-K layers by `lara`, channels
@@ -219,7 +219,7 @@ class _TopK(Strategy):
 
 
 class StaticRandom(_TopK):
-    name = "random"
+    name = "static-random"
 
     def prepare(self, ctx):
         self.fixed = None
@@ -274,7 +274,7 @@ class MeDyate(_TopK):
 
 STRATEGIES: dict[str, Callable[..., Strategy]] = {
     "full": FullFineTuning, "last": LastLayer, "bias": BiasOnly,
-    "su": StaticSparseUpdate, "random": StaticRandom, "trady": TraDy,
+    "su": StaticSparseUpdate, "static-random": StaticRandom, "trady": TraDy,
     "medyate": MeDyate,
 }
 

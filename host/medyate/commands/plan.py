@@ -3,6 +3,7 @@ layers on the user's data (LaRa or RGN), pre-select the top-K, and solve the
 largest channel budget whose whole training footprint fits the RAM budget."""
 from __future__ import annotations
 
+from ..strategy_names import PLANNED_STRATEGIES
 from .common import add_data_args, add_model_args, load_data, load_model
 
 
@@ -65,7 +66,7 @@ def register(subparsers) -> None:
     p.add_argument("--board", default="nucleo-f746",
                    help="board whose firmware overhead counts against --ram (default nucleo-f746)")
     p.add_argument("--strategy", default="medyate",
-                   choices=("medyate", "trady", "static-random"),
+                   choices=PLANNED_STRATEGIES,
                    help="how channels are drawn each epoch (default medyate)")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="sampling temperature: large = uniform (TraDy), 0 = top importance")

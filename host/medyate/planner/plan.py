@@ -32,9 +32,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import MedyateError
+from ..strategy_names import PLAN_STRATEGIES as STRATEGIES
 
 FORMAT = 1
-STRATEGIES = ("medyate", "trady", "static-random", "fixed")
 
 
 @dataclass

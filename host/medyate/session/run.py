@@ -47,8 +47,9 @@ def strategy_from_plan(plan, graph):
         return S.StaticRandom(layers=plan.layers, train_bias=plan.train_bias)
     if plan.strategy == "fixed":
         return FixedSelection(plan.layers, plan.selection, plan.train_bias)
+    from ..strategy_names import PLAN_STRATEGIES
     raise MedyateError(f"strategy {plan.strategy!r} chooses its own layers and cannot run "
-                       "from a plan; use medyate, trady, static-random or fixed")
+                       f"from a plan; use {', '.join(PLAN_STRATEGIES)}")
 
 
 class FixedSelection:
