@@ -271,3 +271,18 @@ def test_copy_and_with_weights_keep_the_quantization_honest():
     assert tq.weight_q is None and tq.bias_q is None
     assert np.array_equal(tq.weight_scale, n.quant.weight_scale)
     assert n.quant.weight_q is not None                       # the original is untouched
+
+
+def test_convert_command_quantizes_a_float_model(tmp_path):
+    import subprocess
+    import sys
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "host"))
+    cmd = [sys.executable, "-m", "medyate.cli", "convert",
+           os.path.join(MODELS, "mcunet-tiny.onnx"), "-o", str(tmp_path / "q.onnx")]
+    r = subprocess.run(cmd + ["--data", "fmnist-5to9", "--calibration-samples", "32"],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "calibrated on 32 training samples of fmnist-5to9; 17 int8 layers" in r.stdout
+    require_int8(load_onnx(str(tmp_path / "q.onnx")))
+    r = subprocess.run(cmd + ["--force"], capture_output=True, text=True, env=env)
+    assert r.returncode == 1 and "give --data" in r.stderr
