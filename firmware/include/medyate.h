@@ -286,6 +286,42 @@ void mdy_table_s8(int32_t n, const int8_t *table, const int8_t *x, int8_t *y);
 void mdy_quantize_f32_s8(int32_t n, const float *x, float scale, int32_t zero, int8_t *y);
 void mdy_dequantize_s8_f32(int32_t n, const int8_t *x, float scale, int32_t zero, float *y);
 
+/* Training on the int8 graph (docs/ALGORITHM.md): gradients are fp32 in real
+ * units; saved maps of selected channels are the forward's int8 codes; frozen
+ * int8 layers pass input gradients with W = w_scale[o] * code. */
+/* dw_slices[k] += dW[:, sel[k]] from the int8 channel-planar map x_maps[k]
+ * (x_zero, x_scale: the layer input's quantization). Slices as the fp32 kernels'. */
+void mdy_conv2d_nhwc_s8_wgrad(const mdy_conv_params *p, const int8_t *x_maps,
+                              int32_t x_zero, float x_scale, const uint16_t *sel,
+                              int32_t n_sel, const float *dy, float *dw_slices);
+void mdy_depthwise_conv2d_nhwc_s8_wgrad(const mdy_conv_params *p, const int8_t *x_maps,
+                                        int32_t x_zero, float x_scale, const uint16_t *sel,
+                                        int32_t n_sel, const float *dy, float *dw_slices);
+void mdy_fully_connected_s8_wgrad(int32_t in_features, int32_t out_features,
+                                  const int8_t *x_vals, int32_t x_zero, float x_scale,
+                                  const uint16_t *sel, int32_t n_sel, const float *dy,
+                                  float *dw_slices);
+/* dx = conv_transpose(dy, w_scales[o] * w[o]) through a frozen int8 layer. */
+void mdy_conv2d_nhwc_s8_igrad(const mdy_conv_params *p, const int8_t *w,
+                              const float *w_scales, const float *dy, float *dx,
+                              int accumulate);
+void mdy_depthwise_conv2d_nhwc_s8_igrad(const mdy_conv_params *p, const int8_t *w,
+                                        const float *w_scales, const float *dy, float *dx,
+                                        int accumulate);
+void mdy_fully_connected_s8_igrad(int32_t in_features, int32_t out_features,
+                                  const int8_t *w, const float *w_scales, const float *dy,
+                                  float *dx, int accumulate);
+/* The clamp's 1-bit straight-through mask from int8 output codes: bit set where
+ * act_min < y < act_max. Applied by mdy_clamp_f32_igrad. */
+void mdy_clamp_mask_s8(int32_t n, const int8_t *y, int32_t act_min, int32_t act_max,
+                       uint8_t *mask);
+/* SGD with QAS on an int8 slice: code -= lr * g / w_scale, stochastically
+ * rounded (xorshift32 state *rng), clamped to [-127, 127]; then g = 0.
+ * `groups` runs of `group` elements, run r with scale w_scales[r]; element i
+ * at w[i * stride]. Returns sum g^2 before the update. */
+float mdy_sgd_slice_s8(int32_t groups, int32_t group, int8_t *w, int32_t stride,
+                       const float *w_scales, float *g, float lr, uint32_t *rng);
+
 /* ------------------------------------------------------------ runtime
  * A planned model: op list in topological order, tensor table with arena
  * offsets, trainable-layer table. Produced by the host planner; handed to the

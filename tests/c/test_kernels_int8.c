@@ -345,12 +345,105 @@ static void test_elementwise(void)
     }
 }
 
+/* ------------------------------------------------------------ training */
+
+static float *floats(size_t n)
+{
+    float *p = (float *)malloc((n ? n : 1) * sizeof(float));
+    size_t i;
+    if (!p)
+        exit(2);
+    for (i = 0; i < n; ++i)
+        p[i] = (float)irand(-1000, 1000) / 1000.0f;
+    return p;
+}
+
+static void test_training(void)
+{
+    int t;
+    for (t = 0; t < 200; ++t) {
+        mdy_conv_params p;
+        const int dw = t & 1;
+        int32_t pb, k, n_sel = 0, slice, i;
+        uint16_t sel[9];
+        int8_t *maps, *w, *y;
+        float *dy, *dx, *g, *ws;
+        uint8_t *mask;
+        uint32_t seed = (uint32_t)t;
+        size_t nx, ny, nw;
+        p.k_h = p.k_w = irand(1, 5);
+        p.stride_h = p.stride_w = irand(1, 3);
+        p.pad_top = p.pad_left = irand(0, p.k_h - 1);
+        pb = irand(0, p.k_h - 1);
+        p.in_h = irand(p.k_h - p.pad_top - pb > 1 ? p.k_h - p.pad_top - pb : 1, 8);
+        p.in_w = irand(p.k_w - p.pad_left - pb > 1 ? p.k_w - p.pad_left - pb : 1, 8);
+        p.in_c = irand(1, 9);
+        p.out_c = dw ? p.in_c * irand(1, 2) : irand(1, 9);
+        p.groups = dw ? p.in_c : 1;
+        p.out_h = (p.in_h + p.pad_top + pb - p.k_h) / p.stride_h + 1;
+        p.out_w = (p.in_w + p.pad_left + pb - p.k_w) / p.stride_w + 1;
+        for (k = 0; k < p.in_c; ++k)
+            if (next() & 1)
+                sel[n_sel++] = (uint16_t)k;
+        if (t % 7 == 0)
+            sel[n_sel++] = (uint16_t)(p.in_c + 3); /* out of range: skipped */
+        slice = (dw ? p.out_c / p.in_c : p.out_c) * p.k_h * p.k_w;
+        nx = (size_t)p.in_h * p.in_w * p.in_c;
+        ny = (size_t)p.out_h * p.out_w * p.out_c;
+        nw = (size_t)p.out_c * p.k_h * p.k_w * (dw ? 1 : p.in_c);
+        maps = codes((size_t)n_sel * p.in_h * p.in_w);
+        w = codes(nw);
+        y = codes(ny);
+        dy = floats(ny);
+        dx = floats(nx);
+        g = floats((size_t)n_sel * slice);
+        ws = floats((size_t)p.out_c);
+        for (i = 0; i < p.out_c; ++i)
+            ws[i] = 0.001f + (float)i * 0.0005f;
+        mask = (uint8_t *)malloc((ny + 7) / 8);
+        if (dw) {
+            mdy_depthwise_conv2d_nhwc_s8_wgrad(&p, maps, zero_point(), 0.02f, sel, n_sel, dy, g);
+            mdy_depthwise_conv2d_nhwc_s8_igrad(&p, w, ws, dy, dx, t & 2);
+        } else {
+            mdy_conv2d_nhwc_s8_wgrad(&p, maps, zero_point(), 0.02f, sel, n_sel, dy, g);
+            mdy_conv2d_nhwc_s8_igrad(&p, w, ws, dy, dx, t & 2);
+        }
+        mdy_clamp_mask_s8((int32_t)ny, y, -100, 100, mask);
+        for (i = 0; i < (int32_t)ny; ++i)
+            CHECK(((mask[i >> 3] >> (i & 7)) & 1) == (y[i] > -100 && y[i] < 100), "mask bit");
+        for (k = 0; k < n_sel; ++k) {
+            if (sel[k] >= p.in_c)
+                continue;
+            if (dw) {
+                const int32_t m = p.out_c / p.in_c;
+                mdy_sgd_slice_s8(m, p.k_h * p.k_w, w + (size_t)sel[k] * m * p.k_h * p.k_w, 1,
+                                 ws + sel[k] * m, g + (size_t)k * slice, 0.1f, &seed);
+            } else {
+                mdy_sgd_slice_s8(p.out_c, p.k_h * p.k_w, w + sel[k], p.in_c, ws,
+                                 g + (size_t)k * slice, 0.1f, &seed);
+            }
+        }
+        for (i = 0; i < (int32_t)nw; ++i)
+            CHECK(w[i] >= -128, "weights"); /* touches every weight after the update */
+        {   /* fully connected: the same kernels on a 1x1 map */
+            const int32_t n_in = p.in_c * 3, n_out = p.out_c;
+            int8_t *fw = codes((size_t)n_in * n_out), *xv = codes((size_t)n_sel);
+            float *fdx = floats((size_t)n_in), *fg = floats((size_t)n_sel * n_out);
+            mdy_fully_connected_s8_wgrad(n_in, n_out, xv, 3, 0.05f, sel, n_sel, dy, fg);
+            mdy_fully_connected_s8_igrad(n_in, n_out, fw, ws, dy, fdx, 0);
+            free(fw); free(xv); free(fdx); free(fg);
+        }
+        free(maps); free(w); free(y); free(dy); free(dx); free(g); free(ws); free(mask);
+    }
+}
+
 int main(void)
 {
     test_requantize_known_answers();
     test_convs();
     test_pools();
     test_elementwise();
+    test_training();
     printf("%d checks, %d failures\n", checks, failures);
     return failures ? 1 : 0;
 }

@@ -131,6 +131,65 @@ class Kernels8:
         return y
 
 
+    # ------------------------------------------------------------ training
+    def conv_wgrad(self, P, x_maps, x_zero, x_scale, sel, dy, dw_slices):
+        out = np.ascontiguousarray(dw_slices, np.float32).copy()
+        psel, keep = self.K.u16(sel)
+        fn = (self.lib.mdy_depthwise_conv2d_nhwc_s8_wgrad if P["groups"] != 1
+              else self.lib.mdy_conv2d_nhwc_s8_wgrad)
+        xm = s8(x_maps)
+        fn(self.K.conv_p(P), self.i8(xm) if xm.size else self.ffi.NULL, x_zero, x_scale,
+           psel, len(keep), self.K.f(np.ascontiguousarray(dy, np.float32)),
+           self.K.f(out) if out.size else self.ffi.NULL)
+        return out
+
+    def fc_wgrad(self, n_in, n_out, x_vals, x_zero, x_scale, sel, dy, dw_slices):
+        out = np.ascontiguousarray(dw_slices, np.float32).copy()
+        psel, keep = self.K.u16(sel)
+        self.lib.mdy_fully_connected_s8_wgrad(n_in, n_out, self.i8(s8(x_vals)), x_zero, x_scale,
+                                              psel, len(keep),
+                                              self.K.f(np.ascontiguousarray(dy, np.float32)),
+                                              self.K.f(out))
+        return out
+
+    def _f32(self, a):
+        a = np.ascontiguousarray(a, np.float32)
+        self._keep.append(a)
+        return self.K.f(a)
+
+    def conv_igrad(self, P, w, w_scales, dy, dx=None, accumulate=0):
+        out = (np.full((P["in_h"], P["in_w"], P["in_c"]), np.nan, np.float32) if dx is None
+               else np.ascontiguousarray(dx, np.float32).copy())
+        fn = (self.lib.mdy_depthwise_conv2d_nhwc_s8_igrad if P["groups"] != 1
+              else self.lib.mdy_conv2d_nhwc_s8_igrad)
+        fn(self.K.conv_p(P), self.i8(s8(w)), self._f32(w_scales), self._f32(dy),
+           self.K.f(out), accumulate)
+        return out
+
+    def fc_igrad(self, w, w_scales, dy, dx=None, accumulate=0):
+        w = s8(w)
+        out = (np.full(w.shape[1], np.nan, np.float32) if dx is None
+               else np.ascontiguousarray(dx, np.float32).copy())
+        self.lib.mdy_fully_connected_s8_igrad(w.shape[1], w.shape[0], self.i8(w),
+                                              self._f32(w_scales), self._f32(dy),
+                                              self.K.f(out), accumulate)
+        return out
+
+    def clamp_mask(self, y, act_min, act_max):
+        y = s8(y)
+        mask = np.full((y.size + 7) // 8 + 4, 0xA5, np.uint8)
+        self.lib.mdy_clamp_mask_s8(y.size, self.i8(y), act_min, act_max, self.K.u8(mask))
+        return mask
+
+    def sgd_slice(self, groups, group, w, stride, w_scales, g, lr, seed):
+        """w: the whole weight array (int8, updated in place through `stride`)."""
+        rng = self.ffi.new("uint32_t *", seed)
+        g = np.array(g, np.float32)                     # a copy: the kernel zeroes it
+        n2 = self.lib.mdy_sgd_slice_s8(groups, group, self.i8(w), stride, self._f32(w_scales),
+                                       self.K.f(g), lr, rng)
+        return n2, g, int(rng[0])
+
+
 # ---------------------------------------------------------------- random parameters
 
 

@@ -1,0 +1,45 @@
+/* Conv 2D input gradient through a frozen int8 layer, in fp32 and real units:
+ * dx = conv_transpose(dy, W) with W[o] = w_scale[o] * w_code[o] (the weights
+ * the int8 forward computes with; the requantization's rounding is passed
+ * straight through). The scale multiplies dy once per output element, not per
+ * MAC. Scatter form, as mdy_conv2d_nhwc_f32_igrad. */
+#include <math.h>
+
+#include "medyate.h"
+
+void mdy_conv2d_nhwc_s8_igrad(const mdy_conv_params *p, const int8_t *w,
+                              const float *w_scales, const float *dy, float *dx,
+                              int accumulate)
+{
+    const int32_t in_c = p->in_c, out_c = p->out_c;
+    int32_t oh, ow, o, kh, kw, i;
+
+    if (!accumulate) {
+        const int32_t n = p->in_h * p->in_w * in_c;
+        for (i = 0; i < n; ++i)
+            dx[i] = 0.0f;
+    }
+    for (oh = 0; oh < p->out_h; ++oh) {
+        for (ow = 0; ow < p->out_w; ++ow) {
+            const float *dyp = dy + ((size_t)oh * p->out_w + ow) * out_c;
+            for (kh = 0; kh < p->k_h; ++kh) {
+                const int32_t ih = oh * p->stride_h + kh - p->pad_top;
+                if (ih < 0 || ih >= p->in_h)
+                    continue;
+                for (kw = 0; kw < p->k_w; ++kw) {
+                    const int32_t iw = ow * p->stride_w + kw - p->pad_left;
+                    float *dxp;
+                    if (iw < 0 || iw >= p->in_w)
+                        continue;
+                    dxp = dx + ((size_t)ih * p->in_w + iw) * in_c;
+                    for (o = 0; o < out_c; ++o) {
+                        const float g = dyp[o] * w_scales[o];
+                        const int8_t *wp = w + (((size_t)o * p->k_h + kh) * p->k_w + kw) * in_c;
+                        for (i = 0; i < in_c; ++i)
+                            dxp[i] = fmaf(g, (float)wp[i], dxp[i]);
+                    }
+                }
+            }
+        }
+    }
+}

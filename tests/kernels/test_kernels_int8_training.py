@@ -1,0 +1,199 @@
+"""Training on the int8 graph, kernel by kernel (docs/ALGORITHM.md): fp32
+weight gradients from int8 saved maps, fp32 input gradients through frozen
+int8 layers, the clamp's 1-bit straight-through mask from int8 codes, and
+SGD with QAS and stochastic rounding on int8 slices. Against float64 numpy on
+the dequantized tensors, and the SGD bit for bit against a numpy emulation of
+its fp32 steps."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from int8_harness import Kernels8, rand_codes, rand_scale, rand_zero
+from int8_refs import conv_s8_ref
+from kernel_harness import conv_params
+from kernel_refs import assert_rel, conv_igrad_ref, conv_wgrad_full_ref, slices_of
+from medyate.planner import quant as Q
+
+HYP = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture(scope="module")
+def K8(K):
+    return Kernels8(K)
+
+
+@st.composite
+def conv_shapes(draw):
+    dw = draw(st.booleans())
+    k = draw(st.integers(1, 5))
+    s = draw(st.integers(1, 2))
+    t, b = draw(st.integers(0, k - 1)), draw(st.integers(0, k - 1))
+    H = draw(st.integers(max(1, k - t - b), 8))
+    W = draw(st.integers(max(1, k - t - b), 8))
+    C = draw(st.integers(1, 7))
+    O = C * draw(st.integers(1, 2)) if dw else draw(st.integers(1, 7))
+    return conv_params(H, W, C, O, k, k, (s, s), (t, t, b, b), depthwise=dw)
+
+
+@settings(max_examples=30, **HYP)
+@given(P=conv_shapes(), seed=st.integers(0, 2 ** 16))
+def test_wgrad_from_int8_maps_and_igrad_through_int8_weights(K8, P, seed):
+    rng = np.random.default_rng(seed)
+    dw = P["groups"] != 1
+    C, O = P["in_c"], P["out_c"]
+    xz, xs = rand_zero(rng), rand_scale(rng)
+    x = rand_codes(rng, (P["in_h"], P["in_w"], C))
+    x_real = xs * (x.astype(np.float64) - xz)
+    dy = rng.standard_normal((P["out_h"], P["out_w"], O)).astype(np.float32)
+    # sparse, unsorted-free selection with one channel the layer does not have
+    sel = np.sort(rng.choice(C, size=int(rng.integers(1, C + 1)), replace=False))
+    maps = np.ascontiguousarray(x.transpose(2, 0, 1)[sel])
+    init = rng.standard_normal(slices_of(P, np.zeros((O, P["k_h"], P["k_w"], 1 if dw else C)),
+                                         sel).shape).astype(np.float32)
+    g = K8.conv_wgrad(P, maps, xz, xs, sel, dy, init)
+    want = init + slices_of(P, conv_wgrad_full_ref(P, x_real, dy), sel)
+    assert_rel(g, want, 1e-5, "wgrad from int8 maps")
+    # input gradient through the frozen int8 weights, W = scale[o] * code
+    w = rand_codes(rng, (O, P["k_h"], P["k_w"], 1 if dw else C))
+    ws = np.array([rand_scale(rng, 1e-3, 2e-2) for _ in range(O)], np.float32)
+    w_real = w.astype(np.float64) * ws[:, None, None, None]
+    assert_rel(K8.conv_igrad(P, w, ws, dy), conv_igrad_ref(P, w_real, dy), 1e-5, "igrad")
+    dx0 = rng.standard_normal((P["in_h"], P["in_w"], C)).astype(np.float32)
+    assert_rel(K8.conv_igrad(P, w, ws, dy, dx0, 1), dx0 + conv_igrad_ref(P, w_real, dy),
+               1e-5, "igrad accumulate")
+
+
+def test_wgrad_from_int8_maps_equals_fp32_kernel_on_dequantized_maps(K, K8, rng):
+    """The int8 path's gradient is the fp32 path's on the same real values."""
+    P = conv_params(9, 9, 6, 8, 3, 3, (1, 1), (1, 1, 1, 1))
+    xz, xs = -128, 0.02
+    x = rand_codes(rng, (9, 9, 6))
+    sel = np.array([0, 2, 5])
+    maps8 = np.ascontiguousarray(x.transpose(2, 0, 1)[sel])
+    maps32 = (xs * (maps8.astype(np.float32) - xz)).astype(np.float32)
+    dy = rng.standard_normal((9, 9, 8)).astype(np.float32)
+    zero = np.zeros((3, 8, 3, 3), np.float32)
+    g8 = K8.conv_wgrad(P, maps8, xz, xs, sel, dy, zero)
+    g32 = K.conv_wgrad(P, maps32, sel, dy, zero)
+    assert_rel(g8, g32, 1e-6)
+
+
+def test_wgrad_out_of_range_channel_is_left_alone(K8, rng):
+    for dw in (False, True):
+        P = conv_params(5, 5, 3, 6 if dw else 4, 3, 3, (1, 1), (1, 1, 1, 1), depthwise=dw)
+        m = 2 if dw else 4
+        init = np.full((2, m, 3, 3), 7.0, np.float32)
+        g = K8.conv_wgrad(P, rand_codes(rng, (2, 5, 5)), 0, 0.1, [1, 3],
+                          rng.standard_normal((5, 5, P["out_c"])), init)
+        assert (g[1] == 7.0).all() and not (g[0] == 7.0).all()
+
+
+def test_fully_connected_training_kernels(K8, rng):
+    n_in, n_out = 37, 11
+    xz, xs = 5, 0.03
+    x = rand_codes(rng, n_in)
+    sel = np.array([0, 3, 4, 36])
+    dy = rng.standard_normal(n_out).astype(np.float32)
+    init = rng.standard_normal((4, n_out)).astype(np.float32)
+    g = K8.fc_wgrad(n_in, n_out, x[sel], xz, xs, sel, dy, init)
+    assert_rel(g, init + np.outer(xs * (x[sel].astype(np.float64) - xz), dy), 1e-6)
+    w = rand_codes(rng, (n_out, n_in))
+    ws = np.array([rand_scale(rng, 1e-3, 1e-2) for _ in range(n_out)], np.float32)
+    want = (w.astype(np.float64) * ws[:, None]).T @ dy
+    assert_rel(K8.fc_igrad(w, ws, dy), want, 1e-6)
+    dx0 = rng.standard_normal(n_in).astype(np.float32)
+    assert_rel(K8.fc_igrad(w, ws, dy, dx0, 1), dx0 + want, 1e-6)
+
+
+# ---------------------------------------------------------------- the clamp's mask
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 100])
+def test_clamp_mask_from_codes(K8, rng, n):
+    y = rand_codes(rng, n)
+    y[: min(n, 2)] = [-10, 110][: min(n, 2)]          # the bounds themselves: clamped
+    mask = K8.clamp_mask(y, -10, 110)
+    nb = (n + 7) // 8
+    want = np.packbits(((y > -10) & (y < 110)).astype(np.uint8), bitorder="little")
+    np.testing.assert_array_equal(mask[:nb], want)
+    assert (mask[nb:] == 0xA5).all(), "wrote past the mask"
+
+
+def test_straight_through_clamp_of_an_int8_conv(K, K8, rng):
+    """Forward an int8 conv with ReLU6 fused, mask from its output codes, then
+    the fp32 clamp backward: dy passes exactly where the output was not clamped."""
+    P = conv_params(6, 6, 4, 5, 3, 3, (1, 1), (1, 1, 1, 1))
+    x, w = rand_codes(rng, (6, 6, 4)), rand_codes(rng, (5, 3, 3, 4))
+    q = Q.conv_quant(0.02, np.full(5, 0.01, np.float32), 0.05, 0, -20,
+                     Q.act_range(0.05, -20, 0.0, 6.0))
+    y = K8.conv(P, q, x, w)
+    np.testing.assert_array_equal(y, conv_s8_ref(P, q, x, w))
+    assert (y == q["act_min"]).any() and (y > q["act_min"]).any()
+    mask = K8.clamp_mask(y, q["act_min"], q["act_max"])
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = np.full_like(dy, np.nan)
+    K.lib.mdy_clamp_f32_igrad(dy.size, K.u8(mask), K.f(dy), K.f(dx), 0)
+    inside = (y > q["act_min"]) & (y < q["act_max"])
+    np.testing.assert_array_equal(dx, np.where(inside, dy, 0.0).astype(np.float32))
+
+
+# ---------------------------------------------------------------- SGD with QAS
+
+
+def sgd_s8_numpy(groups, group, w_flat, stride, scales, g, lr, seed):
+    """The kernel's fp32 steps, one by one: xorshift32, u = (s >> 8) / 2^24,
+    floor(code - (lr / scale) * g + u), clamp to [-127, 127]."""
+    w = w_flat.copy()
+    s = seed or 0x9E3779B9
+    for r in range(groups):
+        step = np.float32(lr) / np.float32(scales[r])
+        for j in range(group):
+            i = r * group + j
+            s ^= (s << 13) & 0xFFFFFFFF
+            s ^= s >> 17
+            s ^= (s << 5) & 0xFFFFFFFF
+            u = np.float32(s >> 8) * np.float32(1.0 / 16777216.0)
+            v = np.float32(w[i * stride]) - np.float32(step * np.float32(g[i]))
+            v = np.floor(np.float32(v + u))
+            w[i * stride] = int(min(127, max(-127, v)))
+    return w, s
+
+
+def test_sgd_slice_s8_bit_exact_and_zeroes_the_gradient(K8, rng):
+    O, KH, KW, C = 6, 3, 3, 5
+    w = rand_codes(rng, (O, KH, KW, C))
+    w[0, 0, 0, 2], w[1, 0, 0, 2] = 127, -127            # clamped steps at both ends
+    ws = np.array([rand_scale(rng, 1e-3, 1e-2) for _ in range(O)], np.float32)
+    c = 2
+    g = (rng.standard_normal(O * KH * KW) * 0.5).astype(np.float32)
+    g[0], g[KH * KW] = -100.0, 100.0
+    want, s_want = sgd_s8_numpy(O, KH * KW, w.reshape(-1)[c:], C, ws, g, 0.01, 12345)
+    wk = w.copy()
+    flat = wk.reshape(-1)
+    view = flat[c:]                                     # the slice W[:, :, :, c]
+    n2, g_after, s_after = K8.sgd_slice(O, KH * KW, view, C, ws, g, 0.01, 12345)
+    np.testing.assert_array_equal(flat[c:], want)
+    others = np.ones(flat.size, bool)
+    others[c::C] = False
+    np.testing.assert_array_equal(flat[others], w.reshape(-1)[others])   # other channels
+    assert s_after == s_want and (g_after == 0).all()
+    assert abs(n2 - float(np.sum(g.astype(np.float64) ** 2))) <= 1e-5 * n2
+    assert wk[0, 0, 0, 2] == 127 and wk[1, 0, 0, 2] == -127
+
+
+def test_sgd_slice_s8_is_qas_in_expectation(K8):
+    """A step of a quarter code, repeated: the stochastic rounding moves the
+    codes by lr * g / scale on average, i.e. the real weight by lr * g, the
+    float model's step (QAS restores the gradient/weight ratio)."""
+    n, reps, scale, lr = 64, 200, 0.004, 0.1
+    g = np.full(n, 0.01, np.float32)                    # lr * g / scale = 0.25 code
+    w = np.zeros(n, np.int8)
+    seed = 99
+    for _ in range(reps):
+        _, _, seed = K8.sgd_slice(n, 1, w, 1, np.full(n, scale, np.float32), g, lr, seed)
+    moved = -w.astype(np.float64).mean() / reps       # codes per step
+    assert abs(moved - 0.25) < 0.01, moved
+    assert abs(moved * scale - lr * 0.01) < 0.04 * lr * 0.01
