@@ -215,7 +215,8 @@ def test_partly_quantized_model_is_refused_for_int8_naming_the_node(save):
     g = load_onnx(save(_qdq_conv_model(float_middle=True)))   # imports: float view works
     probs = int8_problems(g)
     assert any(p.startswith("float_conv (Conv)") and "not int8" in p for p in probs)
-    assert any("output 'output' has no int8 quantization" in p for p in probs)
+    # (its float output is allowed: a head's logits may be fp32, see ir/head.py)
+    assert not any("output 'output'" in p for p in probs)
     with pytest.raises(MedyateError, match=r"float_conv \(Conv\)"):
         require_int8(g)
     with pytest.raises(MedyateError, match="not quantized"):
@@ -286,3 +287,47 @@ def test_convert_command_quantizes_a_float_model(tmp_path):
     require_int8(load_onnx(str(tmp_path / "q.onnx")))
     r = subprocess.run(cmd + ["--force"], capture_output=True, text=True, env=env)
     assert r.returncode == 1 and "give --data" in r.stderr
+
+
+# ------------------------------------------------------------- a new head
+
+def test_new_head_for_a_task_with_other_classes():
+    from medyate.ir.head import fit_head, find_head
+    g = load_onnx(os.path.join(MODELS, "mbv2-w0.35.onnx"))
+    said = []
+    assert fit_head(g, 1000, log=said.append) is g and said == []
+    h = fit_head(g, 5, seed=3, log=said.append)
+    assert len(said) == 1 and "1000 outputs and the task 5 classes" in said[0] \
+        and "classifier" in said[0] and "seed 3" in said[0]
+    head, after = find_head(h)
+    assert head.name == "classifier" and [n.op for n in after] == ["Flatten"]
+    assert h.shapes[h.output] == (1, 5) and head.params["weight"].shape == (5, 112, 1, 1)
+    bound = 1 / np.sqrt(112)
+    w = head.params["weight"]
+    assert np.abs(w).max() <= bound and w.std() > bound / 4 and not head.params["bias"].any()
+    # int8 at once, float weights exactly the int8 values; logits left fp32
+    np.testing.assert_array_equal(
+        w, (head.quant.weight_q * head.quant.weight_scale.reshape(-1, 1, 1, 1)).astype(np.float32))
+    assert h.output not in h.quant and int8_problems(h) == []
+    # the rest untouched, the original untouched, the new graph runs
+    assert g.shapes[g.output] == (1, 1000) and g.node("classifier").params["weight"].shape[0] == 1000
+    assert np.array_equal(h.node("first_conv").quant.weight_q, g.node("first_conv").quant.weight_q)
+    x = np.zeros((1, 3, 128, 128), np.float32)
+    assert evaluate(h, x).shape == (1, 5) and evaluate(h, x, quantized=True).shape == (1, 5)
+    # seeded
+    np.testing.assert_array_equal(fit_head(g, 5, seed=3, log=None).node("classifier")
+                                  .params["weight"], w)
+
+
+def test_new_head_on_a_float_model_and_a_model_without_one():
+    from medyate.ir.head import fit_head
+    g = load_onnx(os.path.join(MODELS, "mcunet-tiny.onnx"))
+    h = fit_head(g, 3, log=None)
+    head = h.producer(h.output)
+    assert head.op == "Gemm" and head.params["weight"].shape == (3, g.node(head.name)
+                                                                 .params["weight"].shape[1])
+    assert head.quant is None and not h.is_quantized
+    assert evaluate(h, np.zeros((2, 1, 28, 28), np.float32)).shape == (2, 3)
+    g.nodes[-1].op = "Relu"     # output no longer written by a Conv/Gemm
+    with pytest.raises(MedyateError, match="cannot find the classifier head"):
+        fit_head(g, 3, log=None)

@@ -112,16 +112,36 @@ def quantize_model(src, dst, x_calib, max_samples: int = 256,
     onnx.save(q, os.fspath(dst))
 
 
+def _float_logits(graph: Graph) -> set[str]:
+    """The head writing the graph output and the shape ops after it, when the logits
+    have no int8 parameters: allowed, the head's int32 accumulator is dequantized to
+    fp32 logits (a new head, ir/head.py)."""
+    tail, t = [], graph.output
+    while t not in graph.quant:
+        n = graph.producer(t)
+        if n is None:
+            return set()
+        tail.append(n.name)
+        if n.op in ("Conv", "Gemm"):
+            return set(tail)
+        if n.op not in ("Flatten", "Reshape", "Softmax"):
+            return set()
+        t = n.inputs[0]
+    return set()
+
+
 def int8_problems(graph: Graph) -> list[str]:
     """Why `graph` cannot run on the int8 path, one line per node (empty: it can)."""
     if not graph.is_quantized:
         return [f"the model {graph.name} is not quantized (no QuantizeLinear/"
                 "DequantizeLinear or QLinear* nodes)"]
     q = graph.quant
+    fl = _float_logits(graph)
+    fl_tensors = {graph.node(n).outputs[0] for n in fl}
     out = []
     for n in graph.nodes:
         for t in n.inputs:
-            if t in q:
+            if t in q or t in fl_tensors:
                 continue
             prod = graph.producer(t)
             fused = (n.op in ("Relu", "Clip") and prod is not None
@@ -129,8 +149,7 @@ def int8_problems(graph: Graph) -> list[str]:
                      and len(graph.consumers(t)) == 1)
             if not fused:
                 out.append(f"{n.name} ({n.op}): input '{t}' has no int8 quantization")
-        if graph.output_quant(n) is None and not (n.op == "Softmax"
-                                                 and n.outputs[0] == graph.output):
+        if graph.output_quant(n) is None and n.name not in fl:
             cs = graph.consumers(n.outputs[0])
             if not (n.op in ("Conv", "Gemm", "Add") and len(cs) == 1
                     and cs[0].op in ("Relu", "Clip")):
