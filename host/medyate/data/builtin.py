@@ -25,6 +25,11 @@ Tasks:
                   10,000). Five of its classes are the source classes, but no image of
                   its training set was seen in pre-training, and the inversion makes the
                   input distribution unlike the source's.
+    fmnist-5to9-rgb128, digits-rgb128
+                  the same tasks (same seeded rows) at 3x128x128 RGB for the bundled
+                  ImageNet int8 models, encoded trunc(pixel - 127.5) / 127.5; defaults
+                  500 train / 250 test (a sample is 192 KiB in float32). See
+                  `load_rgb128`.
 
 Defaults: 1,000 training and 500 test samples per downstream task (on-device epochs are
 slow); pass n_train / n_test to take more (up to the sizes above). Subsets are
@@ -219,8 +224,11 @@ def load_builtin(name: str, seed: int = 0, n_train: int | None = None,
             "(never seen in pre-training), test from t10k")
     if name == "digits":
         return _digits(seed, n_train, n_test)
+    if name in RGB128_TASKS:
+        return load_rgb128(name, seed, n_train, n_test)
+    names = (SOURCE_TASK,) + BUILTIN_TASKS + RGB128_TASKS
     raise MedyateError(f"unknown task {name!r}: builtin tasks are "
-                       f"{', '.join((SOURCE_TASK,) + BUILTIN_TASKS)}, or give an .npz file "
+                       f"{', '.join(names)}, or give an .npz file "
                        f"or a folder with train/ and test/ sub-folders")
 
 
@@ -240,4 +248,55 @@ def _digits(seed, n_train, n_test) -> Task:
                 notes="8x8 images, 0-16 scaled to [0, 1], bilinear resize to 28x28; "
                       "seeded stratified split, test drawn first")
     task.train_index, task.test_index = tr, te
+    return validate(task)
+
+
+# ---------------------------------------------------------------- 3x128x128 tasks
+
+# Downstream tasks for the ImageNet int8 models (models/mcunet-5fps.onnx etc., RGB
+# 3x128x128): the builtin tasks at that size, same seeded splits (the same rows of the
+# same files as the 28x28 task of the same name and seed). Each 28x28 (or 8x8) grayscale
+# image is resized bilinearly (half-pixel centres) to 128x128, rounded to 8-bit pixels,
+# copied to R, G and B, and encoded as those models expect: trunc(pixel - 127.5) / 127.5
+# (TTE's "MCU transform"; see models/README.md). A sample is 192 KiB in float32, hence
+# the smaller default splits.
+RGB128_TASKS = ("fmnist-5to9-rgb128", "digits-rgb128")
+RGB128_SIZE = 128
+RGB128_N_TRAIN = 500
+RGB128_N_TEST = 250
+
+
+def _rgb128(pixels_u8_or_unit: np.ndarray, scale: float) -> np.ndarray:
+    """[N, h, w] grayscale (times `scale` gives 0..255) -> [N, 3, 128, 128] float32."""
+    h = pixels_u8_or_unit.shape[1]
+    m = bilinear_matrix(h, RGB128_SIZE).astype(np.float32)
+    out = np.empty((len(pixels_u8_or_unit), 3, RGB128_SIZE, RGB128_SIZE), np.float32)
+    for i in range(0, len(out), 256):            # bounded temporaries
+        x = pixels_u8_or_unit[i:i + 256].astype(np.float32) * np.float32(scale)
+        up = np.einsum("ij,njk,lk->nil", m, x, m)
+        px = np.clip(np.round(up), 0, 255)
+        out[i:i + 256] = (np.trunc(px - 127.5) / 127.5)[:, None]
+    return out
+
+
+def load_rgb128(name: str, seed: int = 0, n_train: int | None = None,
+                n_test: int | None = None) -> Task:
+    base = name[: -len("-rgb128")]
+    n_train = RGB128_N_TRAIN if n_train is None else n_train
+    n_test = RGB128_N_TEST if n_test is None else n_test
+    small = load_builtin(base, seed, n_train, n_test)       # the seeded split
+    if base == "digits":
+        from sklearn.datasets import load_digits
+        raw_tr = raw_te = load_digits().images
+        scale = 255.0 / 16.0
+    else:
+        xtr, _, xte, _ = fashion_mnist()
+        raw_tr, raw_te, scale = xtr, xte, 1.0
+    task = Task(name=name, x_train=_rgb128(raw_tr[small.train_index], scale),
+                y_train=small.y_train, x_test=_rgb128(raw_te[small.test_index], scale),
+                y_test=small.y_test, classes=list(small.classes), source=small.source,
+                notes=f"{base} ({small.notes}) at 3x128x128: bilinear resize, 8-bit "
+                      "pixels copied to RGB, trunc(pixel - 127.5) / 127.5",
+                mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    task.train_index, task.test_index = small.train_index, small.test_index
     return validate(task)
