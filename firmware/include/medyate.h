@@ -321,6 +321,10 @@ void mdy_clamp_mask_s8(int32_t n, const int8_t *y, int32_t act_min, int32_t act_
  * at w[i * stride]. Returns sum g^2 before the update. */
 float mdy_sgd_slice_s8(int32_t groups, int32_t group, int8_t *w, int32_t stride,
                        const float *w_scales, float *g, float lr, uint32_t *rng);
+/* The same for an int32 bias of scales bias_scales[o] = x_scale * w_scale[o]:
+ * b -= lr * g / bias_scale, stochastically rounded, saturated; then g = 0. */
+float mdy_sgd_bias_s32(int32_t n, int32_t *b, const float *bias_scales, float *g, float lr,
+                       uint32_t *rng);
 
 /* ------------------------------------------------------------ runtime
  * A planned model: op list in topological order, tensor table with arena

@@ -425,6 +425,15 @@ static void test_training(void)
         }
         for (i = 0; i < (int32_t)nw; ++i)
             CHECK(w[i] >= -128, "weights"); /* touches every weight after the update */
+        {   /* the bias: exact-size arrays, extreme codes */
+            int32_t *bb = words((size_t)p.out_c);
+            float *bg = floats((size_t)p.out_c);
+            for (i = 0; i < p.out_c; ++i)
+                bb[i] = (i & 1) ? INT32_MAX : INT32_MIN;
+            mdy_sgd_bias_s32(p.out_c, bb, ws, bg, 100.0f, &seed);
+            free(bb);
+            free(bg);
+        }
         {   /* fully connected: the same kernels on a 1x1 map */
             const int32_t n_in = p.in_c * 3, n_out = p.out_c;
             int8_t *fw = codes((size_t)n_in * n_out), *xv = codes((size_t)n_sel);

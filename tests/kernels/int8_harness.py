@@ -189,6 +189,14 @@ class Kernels8:
                                        self.K.f(g), lr, rng)
         return n2, g, int(rng[0])
 
+    def sgd_bias(self, b, bias_scales, g, lr, seed):
+        rng = self.ffi.new("uint32_t *", seed)
+        b = np.array(b, np.int32)
+        g = np.array(g, np.float32)
+        n2 = self.lib.mdy_sgd_bias_s32(b.size, self.ffi.from_buffer("int32_t[]", b),
+                                       self._f32(bias_scales), self.K.f(g), lr, rng)
+        return n2, b, g, int(rng[0])
+
 
 # ---------------------------------------------------------------- random parameters
 

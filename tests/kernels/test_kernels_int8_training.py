@@ -197,3 +197,31 @@ def test_sgd_slice_s8_is_qas_in_expectation(K8):
     moved = -w.astype(np.float64).mean() / reps       # codes per step
     assert abs(moved - 0.25) < 0.01, moved
     assert abs(moved * scale - lr * 0.01) < 0.04 * lr * 0.01
+
+
+def test_sgd_bias_s32_qas_stochastic_and_saturating(K8, rng):
+    n = 40
+    b = rng.integers(-5000, 5000, n).astype(np.int32)
+    b[0], b[1] = 2 ** 31 - 3, -(2 ** 31) + 3
+    scales = (np.float32(0.02) * np.array([rand_scale(rng, 1e-3, 1e-2) for _ in range(n)],
+                                          np.float32)).astype(np.float32)
+    g = rng.standard_normal(n).astype(np.float32)
+    g[0], g[1] = -1e3, 1e3                               # steps far past int32: saturate
+    lr = 1e-3
+    n2, b_new, g_new, s_new = K8.sgd_bias(b, scales, g, lr, 7)
+    # numpy emulation of the fp32 steps
+    s, want = 7, b.astype(np.int64).copy()
+    for o in range(n):
+        s ^= (s << 13) & 0xFFFFFFFF
+        s ^= s >> 17
+        s ^= (s << 5) & 0xFFFFFFFF
+        u = np.float32(s >> 8) * np.float32(1.0 / 16777216.0)
+        d = np.floor(np.float32(u - np.float32(np.float32(lr) / scales[o]) * g[o]))
+        want[o] = np.clip(want[o] + int(np.clip(d, -2 ** 30, 2 ** 30)), -2 ** 31, 2 ** 31 - 1)
+    np.testing.assert_array_equal(b_new, want)
+    assert b_new[0] == 2 ** 31 - 1 and b_new[1] == -(2 ** 31)
+    assert s_new == s and (g_new == 0).all()
+    assert abs(n2 - float(np.sum(g.astype(np.float64) ** 2))) <= 1e-5 * n2
+    # the real bias moved by about -lr * g (within one code of scale s_x s_w)
+    moved = (b_new[2:].astype(np.float64) - b[2:]) * scales[2:]
+    assert np.all(np.abs(moved + lr * g[2:]) <= scales[2:] * 1.0001)
