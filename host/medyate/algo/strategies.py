@@ -98,6 +98,46 @@ class Strategy:
     def observe(self, epoch: int, stats: dict[Pair, float], steps: int) -> None:
         pass
 
+    # What the strategy learnt during the run (beyond what `prepare` rebuilds
+    # from the plan), as plain arrays: a checkpoint stores data, not objects.
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore `state_arrays()`; ValueError naming the array if it does not
+        fit the strategy as prepared."""
+        _expect_keys(arrays, set())
+
+
+def _expect_keys(arrays, keys) -> None:
+    extra = sorted(set(arrays) - set(keys))
+    missing = sorted(set(keys) - set(arrays))
+    if extra:
+        raise ValueError(f"unexpected array(s) {', '.join(extra)}")
+    if missing:
+        raise ValueError(f"missing array(s) {', '.join(missing)}")
+
+
+def _pairs_to_array(pairs, names) -> np.ndarray:
+    index = {n: i for i, n in enumerate(names)}
+    return np.array([(index[n], c) for n, c in pairs], dtype=np.int64).reshape(-1, 2)
+
+
+def _pairs_from_array(a, key, names, specs) -> list:
+    a = np.asarray(a)
+    if a.dtype.kind not in "iu" or a.ndim != 2 or a.shape[1] != 2:
+        raise ValueError(f"{key}: expected an integer array of [layer, channel] rows, "
+                         f"got {a.dtype} {a.shape}")
+    out = []
+    for k, (li, c) in enumerate(a.tolist()):
+        if not 0 <= li < len(names):
+            raise ValueError(f"{key}[{k}]: layer index {li} out of range ({len(names)} layers)")
+        if not 0 <= c < specs[names[li]].channels:
+            raise ValueError(f"{key}[{k}]: channel {c} out of range for {names[li]} "
+                             f"({specs[names[li]].channels} channels)")
+        out.append((names[li], int(c)))
+    return out
+
 
 class FullFineTuning(Strategy):
     name = "full"
@@ -162,6 +202,7 @@ class StaticSparseUpdate(Strategy):
             nb = max(nw, math.ceil(len(names) / 3))
         nb = max(min(nb, len(names)), nw)
         self.weight_layers = names[len(names) - nw:]
+        self.specs = ctx.specs
         self.fixed = None
         return EngineSpec(names[len(names) - nb:], ctx.budget, True)
 
@@ -189,6 +230,16 @@ class StaticSparseUpdate(Strategy):
             self.fixed = sorted(chosen)
         return self.fixed
 
+    def state_arrays(self):
+        return {} if self.fixed is None else {"fixed": _pairs_to_array(self.fixed, self.weight_layers)}
+
+    def load_state_arrays(self, arrays):
+        if not arrays:
+            self.fixed = None
+            return
+        _expect_keys(arrays, {"fixed"})
+        self.fixed = _pairs_from_array(arrays["fixed"], "fixed", self.weight_layers, self.specs)
+
 
 class _TopK(Strategy):
     """Shared by random, TraDy and MeDyate: pre-select layers from the ranking run."""
@@ -213,6 +264,7 @@ class _TopK(Strategy):
             layers = preselect(self.scores, self.coverage, specs=list(ctx.specs.values()),
                                budget=ctx.budget, max_layers=self.max_layers)
         order = ctx.layer_names
+        self.specs = ctx.specs
         self.layers = sorted(layers, key=order.index)
         self.candidates = all_pairs([ctx.specs[n] for n in self.layers])
         return EngineSpec(self.layers, ctx.budget, self.train_bias)
@@ -230,6 +282,16 @@ class StaticRandom(_TopK):
             self.fixed = sample_selection(self.candidates, ctx.specs, None, ctx.budget,
                                           math.inf, rng)
         return self.fixed
+
+    def state_arrays(self):
+        return {} if self.fixed is None else {"fixed": _pairs_to_array(self.fixed, self.layers)}
+
+    def load_state_arrays(self, arrays):
+        if not arrays:
+            self.fixed = None
+            return
+        _expect_keys(arrays, {"fixed"})
+        self.fixed = _pairs_from_array(arrays["fixed"], "fixed", self.layers, self.specs)
 
 
 class TraDy(_TopK):
@@ -270,6 +332,29 @@ class MeDyate(_TopK):
 
     def observe(self, epoch, stats, steps):
         self.importance.update(stats, steps, epoch)
+
+    def state_arrays(self):
+        out = {}
+        for i, n in enumerate(self.layers):
+            out[f"energy_{i}"] = self.importance.energy[n].copy()
+            out[f"last_update_{i}"] = self.importance.last_update[n].copy()
+        return out
+
+    def load_state_arrays(self, arrays):
+        _expect_keys(arrays, {f"{k}_{i}" for i in range(len(self.layers))
+                              for k in ("energy", "last_update")})
+        for i, n in enumerate(self.layers):
+            ch = self.specs[n].channels
+            e, u = np.asarray(arrays[f"energy_{i}"]), np.asarray(arrays[f"last_update_{i}"])
+            if e.dtype.kind != "f" or e.shape != (ch,):
+                raise ValueError(f"energy_{i}: expected {ch} floats for {n}, got {e.dtype} {e.shape}")
+            if np.isinf(e).any() or (e < 0).any():
+                raise ValueError(f"energy_{i}: energies of {n} must be >= 0 (NaN: never measured)")
+            if u.dtype.kind not in "iu" or u.shape != (ch,):
+                raise ValueError(f"last_update_{i}: expected {ch} integers for {n}, "
+                                 f"got {u.dtype} {u.shape}")
+            self.importance.energy[n][:] = e
+            self.importance.last_update[n][:] = u
 
 
 STRATEGIES: dict[str, Callable[..., Strategy]] = {

@@ -4,7 +4,8 @@
 RUN/ holds:
     metrics.jsonl      one JSON line per epoch (loss, train/test accuracy,
                        channels trained, bytes used, device cycles if any)
-    checkpoint.pkl     weights + strategy state + RNG after the last epoch
+    checkpoint.npz     weights + strategy state + RNG after the last epoch
+                       (data only, validated before use: session/checkpoint.py)
     finetuned.onnx     the fine-tuned model
     training.png       accuracy and loss per epoch
     summary.json       before/after accuracy, memory, timing
@@ -13,15 +14,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import pickle
 import sys
 import time
 from pathlib import Path
 
 from ..errors import MedyateError
 
-CHECKPOINT = "checkpoint.pkl"
+from .checkpoint import CHECKPOINT, LEGACY_CHECKPOINT, load_checkpoint, save_checkpoint
+
 METRICS = "metrics.jsonl"
 
 
@@ -72,11 +72,12 @@ class FixedSelection:
     def observe(self, epoch, stats, steps):
         pass
 
+    def state_arrays(self):
+        return {}
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    def load_state_arrays(self, arrays):
+        if arrays:
+            raise ValueError(f"unexpected array(s) {', '.join(sorted(arrays))}")
 
 
 class Progress:
@@ -118,13 +119,15 @@ def run_session(graph, plan, task, factory, out_dir, epochs: int | None = None,
     ckpt = out / CHECKPOINT
     summary_path = out / "summary.json"
     if resume:
+        if not ckpt.exists() and (out / LEGACY_CHECKPOINT).exists():
+            # A pickle runs code when loaded: it is never opened.
+            raise MedyateError(f"{out / LEGACY_CHECKPOINT} is a checkpoint of an older medyate "
+                               "(a Python pickle, which is not loaded because loading one can run "
+                               f"code); start the session again in a new directory")
         if not ckpt.exists():
             raise MedyateError(f"nothing to resume in {out}: no {CHECKPOINT}")
-        state = pickle.loads(ckpt.read_bytes())
-        if state.get("model_sha256") != plan.model_sha256:
-            raise MedyateError(f"the checkpoint in {out} belongs to another model")
+        state, before = load_checkpoint(ckpt, plan=plan, task=task, run=run)
         run.restore(state)
-        before = state["before"]
         progress.line(f"resuming after epoch {run.epoch} of {epochs}")
         # metrics.jsonl keeps exactly the checkpointed epochs
         (out / METRICS).write_text("".join(json.dumps(r) + "\n" for r in run.history))
@@ -150,9 +153,7 @@ def run_session(graph, plan, task, factory, out_dir, epochs: int | None = None,
             break
         with open(out / METRICS, "a") as f:
             f.write(json.dumps(rec, allow_nan=False) + "\n")
-        state = run.state()
-        state.update(model_sha256=plan.model_sha256, before=before)
-        _atomic_write(ckpt, pickle.dumps(state))
+        save_checkpoint(ckpt, run.state(), plan=plan, task=task, before=before)
         extra = f", {rec['cycles'] / 1e6:.0f} M instr" if "cycles" in rec else ""
         progress.line(f"epoch {rec['epoch'] + 1}/{epochs}: loss {rec['loss']:.3f}, "
                       f"train {100 * rec['train_acc']:.1f}%, test {100 * rec['test_acc']:.1f}%, "
