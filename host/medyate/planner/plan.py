@@ -31,10 +31,18 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from typing import Annotated, Literal, Optional
+
+from pydantic import Field, model_validator
+
 from ..errors import MedyateError
+from ..schema import (BUDGET_MAX, Batch, Budget, Epochs, LearningRate, Seed, Sha256, Strict,
+                      Temperature, validate)
 from ..strategy_names import PLAN_STRATEGIES as STRATEGIES
 
 FORMAT = 1
+SCHEDULES = ("cosine", "constant")
+LAYER_METRICS = ("lara", "rgn")
 
 
 @dataclass
@@ -68,10 +76,14 @@ class TrainPlan:
             raise MedyateError("the plan has non-finite values (not JSON, and no plan to "
                                "train by): " + ", ".join(bad))
         # allow_nan=False: NaN/Infinity are not JSON; a guard behind the check above
-        return json.dumps(d, indent=2, allow_nan=False) + "\n"
+        text = json.dumps(d, indent=2, allow_nan=False) + "\n"
+        # what is written must be what load_plan reads back
+        plan_from_dict(json.loads(text), "the plan to be written")
+        return text
 
     def save(self, path) -> None:
-        Path(path).write_text(self.to_json())
+        from ..outputs import atomic_write
+        atomic_write(path, self.to_json(), "plan")
 
 
 def _nonfinite_fields(value, where: str = "") -> list[str]:
@@ -91,50 +103,80 @@ def _nonfinite_fields(value, where: str = "") -> list[str]:
     return []
 
 
+class PlanSchema(Strict):
+    """What plan.json may hold: the fields of `TrainPlan` (a test keeps the two
+    equal), with their types and limits. What needs the model (layer names,
+    channel counts) is checked by `check_plan_against`."""
+    format: Literal[1] = FORMAT
+    model: Annotated[str, Field(min_length=1)]
+    model_sha256: Sha256
+    layers: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    budget_elements: Budget
+    # written for people (4 x budget_elements), ignored when read
+    budget_bytes: Optional[Annotated[int, Field(ge=0)]] = None
+    train_bias: bool = True
+    batch: Batch = 8
+    epochs: Epochs = 10
+    lr: LearningRate = 0.05
+    warmup_epochs: Annotated[int, Field(ge=0, le=1_000_000)] = 5
+    schedule: Literal[SCHEDULES] = "cosine"
+    strategy: Literal[STRATEGIES] = "medyate"
+    temperature: Temperature = 1.0
+    layer_metric: Literal[LAYER_METRICS] = "lara"
+    seed: Seed = 0
+    ram_bytes: Optional[Annotated[int, Field(ge=1, le=2 ** 32 - 1)]] = None
+    importance: dict[str, list[Annotated[float, Field(ge=0.0, allow_inf_nan=False)]]] = {}
+    selection: list[Annotated[list[Annotated[int, Field(ge=0)]],
+                              Field(min_length=2, max_length=2)]] = []
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if len(set(self.layers)) != len(self.layers):
+            dup = sorted({l for l in self.layers if self.layers.count(l) > 1})
+            raise ValueError(f"layers names {', '.join(dup)} more than once")
+        stray = [n for n in self.importance if n not in self.layers]
+        if stray:
+            raise ValueError(f"importance names layer(s) not in layers: {', '.join(stray)}")
+        for k, (li, _) in enumerate(self.selection):
+            if li >= len(self.layers):
+                raise ValueError(f"selection[{k}] layer index {li} is out of range (the plan "
+                                 f"has {len(self.layers)} layers, indices 0..{len(self.layers) - 1})")
+        return self
+
+
+def plan_from_dict(raw, where: str) -> TrainPlan:
+    """A TrainPlan from plan.json's parsed content, every field validated."""
+    if not isinstance(raw, dict):
+        raise MedyateError(f"{where}: expected a JSON object, got {type(raw).__name__}")
+    if raw.get("format", FORMAT) != FORMAT:
+        raise MedyateError(f"{where}: format {raw.get('format')} is not supported "
+                           f"(this medyate reads format {FORMAT})")
+    v = validate(PlanSchema, raw, where)
+    d = v.model_dump()
+    d.pop("format")
+    d.pop("budget_bytes")
+    return TrainPlan(**d)
+
+
 def file_sha256(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def load_plan(path) -> TrainPlan:
+    p = Path(path)
+    if p.is_dir():
+        raise MedyateError(f"plan file {p} is a directory")
     try:
-        raw = json.loads(Path(path).read_text())
+        text = p.read_text()
     except FileNotFoundError:
         raise MedyateError(f"plan file {path} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MedyateError(f"cannot read plan file {path}: {exc}") from None
+    try:
+        raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise MedyateError(f"plan file {path} is not valid JSON: line {exc.lineno}: {exc.msg}") from None
-    if not isinstance(raw, dict):
-        raise MedyateError(f"plan file {path}: expected a JSON object")
-    if raw.get("format", FORMAT) != FORMAT:
-        raise MedyateError(f"plan file {path}: format {raw.get('format')} is not supported "
-                           f"(this medyate reads format {FORMAT})")
-    raw.pop("format", None)
-    raw.pop("budget_bytes", None)
-    known = set(TrainPlan.__dataclass_fields__)
-    extra = sorted(set(raw) - known)
-    if extra:
-        raise MedyateError(f"plan file {path}: unknown field(s) {', '.join(extra)}")
-    missing = [k for k in ("model", "model_sha256", "layers", "budget_elements") if k not in raw]
-    if missing:
-        raise MedyateError(f"plan file {path}: missing field(s) {', '.join(missing)}")
-    plan = TrainPlan(**raw)
-    problems = []
-    if not isinstance(plan.layers, list) or not all(isinstance(x, str) for x in plan.layers):
-        problems.append("layers must be a list of layer names")
-    for key in ("budget_elements", "batch", "epochs", "warmup_epochs", "seed"):
-        v = getattr(plan, key)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            problems.append(f"{key} must be a non-negative integer (got {v!r})")
-    if isinstance(plan.batch, int) and plan.batch < 1:
-        problems.append("batch must be at least 1")
-    if not isinstance(plan.lr, (int, float)) or plan.lr <= 0:
-        problems.append(f"lr must be a positive number (got {plan.lr!r})")
-    if plan.schedule not in ("cosine", "constant"):
-        problems.append(f"schedule must be cosine or constant (got {plan.schedule!r})")
-    if plan.strategy not in STRATEGIES:
-        problems.append(f"strategy must be one of {', '.join(STRATEGIES)} (got {plan.strategy!r})")
-    if problems:
-        raise MedyateError(f"plan file {path}:\n" + "\n".join(f"  - {p}" for p in problems))
-    return plan
+    return plan_from_dict(raw, f"plan file {path}")
 
 
 def check_plan_against(plan: TrainPlan, graph, program=None, model_path=None) -> None:
@@ -149,15 +191,21 @@ def check_plan_against(plan: TrainPlan, graph, program=None, model_path=None) ->
     bad = [l for l in plan.layers if l not in names]
     if bad:
         raise MedyateError("plan names unknown layer(s): " + ", ".join(bad))
-    if program is not None:
-        for k, pair in enumerate(plan.selection):
-            if len(pair) != 2:
-                raise MedyateError(f"plan selection entry {k}: expected [layer_index, channel]")
-            li, c = pair
-            if not 0 <= li < len(program.layers):
-                raise MedyateError(f"plan selection entry {k}: layer index {li} out of range "
-                                   f"(the plan has {len(program.layers)} layers)")
-            if not 0 <= c < program.layers[li].channels:
-                raise MedyateError(f"plan selection entry {k}: channel {c} out of range for "
-                                   f"layer {program.layers[li].name} "
-                                   f"({program.layers[li].channels} input channels)")
+    trainable = {n.name for n in graph.trainable_nodes()}
+    frozen = [f"{l} ({names[l].op})" for l in plan.layers if l not in trainable]
+    if frozen:
+        raise MedyateError("plan layers must be trainable (Conv, Gemm): " + ", ".join(frozen))
+    from ..ir.cost import input_channels
+    channels = [int(input_channels(graph, names[l])) for l in plan.layers]
+    for name, values in plan.importance.items():
+        want = channels[plan.layers.index(name)]
+        if len(values) != want:
+            raise MedyateError(f"plan importance[{name!r}] has {len(values)} values; the layer "
+                               f"has {want} input channels")
+    for k, (li, c) in enumerate(plan.selection):
+        if not 0 <= li < len(plan.layers):
+            raise MedyateError(f"plan selection[{k}]: layer index {li} out of range "
+                               f"(the plan has {len(plan.layers)} layers)")
+        if not 0 <= c < channels[li]:
+            raise MedyateError(f"plan selection[{k}]: channel {c} out of range for layer "
+                               f"{plan.layers[li]} ({channels[li]} input channels)")
