@@ -28,6 +28,34 @@ def add_data_args(p, required: bool = True) -> None:
     p.add_argument("--data", required=required,
                    help="a builtin task (fmnist-5to9, digits, fmnist-inv), an .npz with "
                         "x_train, y_train, x_test, y_test, or a folder of class sub-folders")
-    p.add_argument("--n-train", type=int, help="training samples to use (default: the task's)")
-    p.add_argument("--n-test", type=int, help="test samples to use (default: the task's)")
-    p.add_argument("--data-seed", type=int, default=0, help="seed of the task's split (default 0)")
+    p.add_argument("--n-train", type=option("n_train"), help="training samples to use (default: the task's)")
+    p.add_argument("--n-test", type=option("n_test"), help="test samples to use (default: the task's)")
+    p.add_argument("--data-seed", type=option("data_seed"), default=0, help="seed of the task's split (default 0)")
+
+
+def option(name: str):
+    """argparse `type=` for the option `name` of `options.Options`: the value
+    parsed and checked against its declared type, or argparse's usage error
+    naming the option and its limit."""
+    import argparse
+    from functools import lru_cache
+
+    from pydantic import TypeAdapter, ValidationError
+
+    from ..schema import describe
+    from .options import Options
+
+    info = Options.model_fields[name]
+
+    @lru_cache(maxsize=1)
+    def adapter():
+        from typing import Annotated
+        return TypeAdapter(Annotated[info.annotation, info])
+
+    def parse(text: str):
+        try:
+            return adapter().validate_python(text)
+        except ValidationError as exc:
+            raise argparse.ArgumentTypeError(f"{describe(exc)[0]} (got {text!r})") from None
+    parse.__name__ = name.replace("_", "-")
+    return parse

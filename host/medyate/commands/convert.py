@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .common import option
+
 
 def run(args) -> int:
     from ..errors import MedyateError
@@ -70,7 +72,7 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.add_argument("--data", help="float models: calibration data, a builtin task name, an "
                                   ".npz or an image folder (its training split is used)")
-    p.add_argument("--data-seed", type=int, default=0, help="seed of the task's split")
-    p.add_argument("--calibration-samples", type=int, default=256,
+    p.add_argument("--data-seed", type=option("data_seed"), default=0, help="seed of the task's split")
+    p.add_argument("--calibration-samples", type=option("calibration_samples"), default=256,
                    help="training samples used for calibration (default 256, at least 16)")
     p.set_defaults(func=run)

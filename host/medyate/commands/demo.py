@@ -7,6 +7,8 @@ import json
 import time
 from pathlib import Path
 
+from .common import option
+
 
 def _h(step: str) -> None:
     print(f"\n== {step}", flush=True)
@@ -81,11 +83,11 @@ def register(subparsers) -> None:
     p.add_argument("--model", default="mbv2-tiny", help="bundled model (mbv2-tiny, mcunet-tiny)")
     p.add_argument("--task", default="fmnist-5to9", help="fmnist-5to9, digits or fmnist-inv")
     p.add_argument("--ram", default="256KiB", help="RAM budget for all of training")
-    p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--n-train", type=int, default=400)
-    p.add_argument("--n-test", type=int, default=300)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=option("epochs"), default=4)
+    p.add_argument("--n-train", type=option("n_train"), default=400)
+    p.add_argument("--n-test", type=option("n_test"), default=300)
+    p.add_argument("--batch", type=option("batch"), default=8)
+    p.add_argument("--lr", type=option("lr"), default=0.05)
+    p.add_argument("--seed", type=option("seed"), default=0)
     p.add_argument("--out", default="runs/demo")
     p.set_defaults(func=run)

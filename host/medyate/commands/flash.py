@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from ..errors import MedyateError
+from .common import option
 
 PROBES = ("st-flash", "pyocd", "openocd", "mass-storage")
 # Where a mass-storage drive may be mounted. Everything about the board (its
@@ -428,9 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     p.add_argument("--data", help="with --plan: a task (builtin name, .npz or folder) whose "
                                   "samples go into flash if they fit, else are streamed")
-    p.add_argument("--n-train", type=int, help="training samples of --data (default: the task's)")
-    p.add_argument("--n-test", type=int, help="test samples of --data (default: the task's)")
-    p.add_argument("--data-seed", type=int, default=0, help="seed of the task's split (default 0)")
+    p.add_argument("--n-train", type=option("n_train"), help="training samples of --data (default: the task's)")
+    p.add_argument("--n-test", type=option("n_test"), help="test samples of --data (default: the task's)")
+    p.add_argument("--data-seed", type=option("data_seed"), default=0, help="seed of the task's split (default 0)")
     return p
 
 

@@ -4,7 +4,7 @@ largest channel budget whose whole training footprint fits the RAM budget."""
 from __future__ import annotations
 
 from ..strategy_names import PLANNED_STRATEGIES
-from .common import add_data_args, add_model_args, load_data, load_model
+from .common import add_data_args, add_model_args, load_data, load_model, option
 
 
 def plan_footprint(graph, plan, board: str) -> dict:
@@ -33,6 +33,8 @@ def describe_plan(plan, tp, graph, board: str) -> str:
 
 
 def run(args) -> int:
+    from ..outputs import check_output_file
+    check_output_file(args.out, "plan")
     path, graph = load_model(args)
     task = load_data(args, graph)
     print(f"ranking layers ({args.layer_metric}) on {task.name}: "
@@ -43,9 +45,12 @@ def run(args) -> int:
                          strategy=args.strategy, temperature=args.temperature,
                          train_bias=args.train_bias, batch=args.batch, epochs=args.epochs,
                          lr=args.lr, seed=args.seed, ranking_samples=args.ranking_samples)
+    # described (which lays out its arena) before it is written: a plan that
+    # cannot be laid out is never written
+    text = describe_plan(plan, tp, graph, args.board)
     plan.save(args.out)
     print()
-    print(describe_plan(plan, tp, graph, args.board))
+    print(text)
     print(f"wrote {args.out}")
     return 0
 
@@ -61,20 +66,20 @@ def register(subparsers) -> None:
     add_model_args(p)
     add_data_args(p)
     p.add_argument("--ram", help="RAM budget for all of training, e.g. 256KiB, 300kB, 262144")
-    p.add_argument("--elements", type=int, help="paper-style channel budget in elements instead")
+    p.add_argument("--elements", type=option("elements"), help="paper-style channel budget in elements instead")
     p.add_argument("--layer-metric", choices=("lara", "rgn"), default="lara")
     p.add_argument("--board", default="nucleo-f746",
                    help="board whose firmware overhead counts against --ram (default nucleo-f746)")
     p.add_argument("--strategy", default="medyate",
                    choices=PLANNED_STRATEGIES,
                    help="how channels are drawn each epoch (default medyate)")
-    p.add_argument("--temperature", type=float, default=1.0,
+    p.add_argument("--temperature", type=option("temperature"), default=1.0,
                    help="sampling temperature: large = uniform (TraDy), 0 = top importance")
     p.add_argument("--train-bias", action="store_true", help="also train the selected layers' biases")
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--ranking-samples", type=int, default=256)
+    p.add_argument("--batch", type=option("batch"), default=8)
+    p.add_argument("--epochs", type=option("epochs"), default=10)
+    p.add_argument("--lr", type=option("lr"), default=0.05)
+    p.add_argument("--seed", type=option("seed"), default=0)
+    p.add_argument("--ranking-samples", type=option("ranking_samples"), default=256)
     p.add_argument("--out", default="plan.json")
     p.set_defaults(func=run)

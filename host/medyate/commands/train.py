@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import MedyateError
-from .common import add_data_args, add_model_args, load_data, load_model
+from .common import add_data_args, add_model_args, load_data, load_model, option
 
 
 def run(args) -> int:
@@ -53,7 +53,7 @@ def register(subparsers) -> None:
                    help="host (simulation), qemu-mps2-an500, or nucleo-f746 (with --port)")
     p.add_argument("--port", help="serial port or pyserial URL of a running device "
                                   "(e.g. /dev/ttyACM0); QEMU is started when absent")
-    p.add_argument("--epochs", type=int, help="override the plan's epochs")
+    p.add_argument("--epochs", type=option("epochs"), help="override the plan's epochs")
     p.add_argument("--out", help="run directory")
     p.add_argument("--resume", metavar="RUN", help="continue the session in RUN/ from its checkpoint")
     p.add_argument("--build-dir", help="where to build the firmware (default RUN/firmware)")

@@ -254,6 +254,12 @@ def load_onnx(path, input_shape: tuple | None = None) -> Graph:
             consts[t.name] = numpy_helper.to_array(t)
         except Exception as exc:
             raise MedyateError(f"{path}: cannot read initializer '{t.name}': {exc}") from None
+        a = consts[t.name]
+        if a.dtype.kind in "fc" and not np.isfinite(a).all():
+            # NaN/inf weights only ever train into NaN; refuse them by name.
+            k = int(np.size(a) - np.isfinite(a).sum())
+            raise MedyateError(f"{path}: initializer '{t.name}' holds {k} NaN or infinite "
+                               f"value(s) (of {a.size})")
     const_names = set(consts) | {""}
     const_names.discard(in_name)
     act_nodes, unsupported = [], []

@@ -1,0 +1,29 @@
+"""The commands' numeric options, declared once: `medyate plan --batch`,
+`train --epochs`, `demo --lr` and the others are checked against these types
+(the same limits as plan.json's, from `medyate.schema`) when the command line
+is parsed, so a bad value stops the command before any work is done."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..schema import BUDGET_MAX, Batch, Count, Epochs, LearningRate, Seed, Temperature
+
+
+class Options(BaseModel):
+    # Values arrive as text: "8" is 8 here (lax), but "nan", "0" or "1.5"
+    # for an integer are refused.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    batch: Batch
+    epochs: Epochs
+    lr: LearningRate
+    temperature: Temperature
+    seed: Seed
+    data_seed: Seed
+    ranking_samples: Count
+    elements: Annotated[int, Field(ge=1, le=BUDGET_MAX)]
+    n_train: Count
+    n_test: Count
+    calibration_samples: Count
