@@ -61,8 +61,9 @@ static void echo(void)
 }
 
 #if defined(__arm__)
-/* Exactly 2 instructions per iteration. */
-static void spin_2(uint32_t n)
+/* Exactly 2 instructions per iteration; not inlined, so that an instruction
+ * profile can count it as a function of its own. */
+__attribute__((noinline)) static void spin_2(uint32_t n)
 {
     __asm volatile("1: subs %0, %0, #1\n bne 1b" : "+r"(n) :: "cc");
 }
