@@ -31,7 +31,7 @@ class Said(Progress):
 @pytest.fixture(scope="module")
 def setup():
     from medyate.algo.trainer import HostEngineFactory
-    from medyate.commands.plan import make_plan
+    from medyate.algo.plan import make_plan
     path = bundled_model("mbv2-tiny")
     graph = load_onnx(str(path))
     task = load_task("fmnist-5to9", n_train=64, n_test=32)

@@ -27,7 +27,7 @@ class Said(Progress):
 
 def test_device_epoch_divergence_is_redone_like_the_host(tmp_path):
     from medyate.algo.trainer import HostEngineFactory
-    from medyate.commands.plan import make_plan
+    from medyate.algo.plan import make_plan
     from medyate.session.device_session import device_session
     path = bundled_model("mbv2-tiny")
     graph = load_onnx(str(path))
