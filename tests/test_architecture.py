@@ -80,9 +80,10 @@ def test_the_table_covers_every_part_of_the_package():
 
 def test_every_import_is_one_the_table_allows():
     table = _table()
-    leaves = {p for p, may in table.items() if may == set()
-              and p in ("__init__", "errors", "strategy_names")}
-    assert leaves == {"__init__", "errors", "strategy_names"}
+    row = next(l for l in (ROOT / "docs" / "ARCHITECTURE.md").read_text().splitlines()
+               if l.startswith("| shared leaves |"))
+    leaves = set(re.findall(r"`host/medyate/([a-z_]+)(?:/|\.py)?`", row))
+    assert {"__init__", "errors"} <= leaves and all(table[p] == set() for p in leaves)
     wrong = []
     for path in sorted(PACKAGE.rglob("*.py")):
         src = _part_of(_module_name(path))
