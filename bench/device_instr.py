@@ -7,7 +7,11 @@ sparse update, on mbv2-tiny.
     .venv/bin/python bench/device_instr.py --quick   # tiny sizes, a smoke run (results to --out)
 
 QEMU runs with -icount shift=0, so the firmware's cycle counter counts executed
-instructions (resolution 40, boards/qemu-mps2-an500/README.md). These are
+instructions (resolution 40, boards/qemu-mps2-an500/README.md): the per-phase
+figures. Where a host C compiler can build it (`--counter plugin`, the default
+then), QEMU also runs the TCG plugin boards/qemu-mps2-an500/qemu-plugin/ that
+counts the instructions inside every function exactly, and part (a) gets an
+exact table of the kernels alone. These are
 instruction counts of the fp32 reference kernels built with the board's flags
 (-O2, Cortex-M7, FPv5-SP), not cycles: a real M7 adds pipeline stalls, flash
 wait states and cache misses, and dual-issue can take some back.
@@ -178,15 +182,52 @@ def full_budget(program) -> int:
     return sum(l.channels * (l.slice_size + l.map_size) for l in program.layers)
 
 
-def run_selections(elf: Path, dataset: Path, selections: dict, n: int, batch: int) -> dict:
-    """Start QEMU, train one epoch of n samples per selection, return the
-    per-phase instruction counts."""
+def kernel_names() -> dict[str, str]:
+    """Every kernel function (firmware/src/kernels/**, one per file, named after
+    its file) and the phase it belongs to."""
+    out = {}
+    for f in sorted((REPO / "firmware" / "src" / "kernels").rglob("mdy_*.c")):
+        n = f.stem
+        out[n] = ("backward_input" if "_igrad" in n else
+                  "backward_weight" if "_wgrad" in n or "bias_grad" in n else
+                  "update" if "sgd" in n else
+                  "loss" if "xent" in n else "forward")
+    return out
+
+
+def kernel_phases(counts: dict) -> dict:
+    """Exact instructions inside the kernels of each phase (the plugin's profile)."""
+    out = {"forward": 0, "backward_input": 0, "backward_weight": 0, "update": 0, "loss": 0}
+    for name, phase in kernel_names().items():
+        out[phase] += counts.get(name, 0)
+    return out
+
+
+def run_selections(elf: Path, dataset: Path, selections: dict, n: int, batch: int,
+                   exact: bool) -> dict:
+    """Train one epoch of n samples per selection; return the per-phase
+    instruction counts the device measures (SysTick, resolution 40) and, when
+    `exact`, the exact instructions inside each phase's kernels (the QEMU
+    plugin; one QEMU run per selection, since a profile covers a whole run)."""
+    if not exact:
+        return _run(elf, dataset, selections, n, batch, None)
+    from medyate.session.insn_profile import InsnProfile
+    out = {}
+    for name, sel in selections.items():
+        prof = InsnProfile(elf)
+        out.update(_run(elf, dataset, {name: sel}, n, batch, prof))
+        out[name]["kernels"] = kernel_phases(prof.read())
+    return out
+
+
+def _run(elf, dataset, selections, n, batch, prof) -> dict:
     from medyate.protocol.device import Device
     from medyate.protocol.link import Link
     from medyate.session.qemu import QemuMachine
 
     out = {}
-    with QemuMachine(elf, dataset, timeout=2.0) as q:
+    extra = prof.qemu_args() if prof is not None else ()
+    with QemuMachine(elf, dataset, timeout=2.0, extra_args=extra) as q:
         dev = Device(Link(q.serial, timeout=10.0))
         info = dev.info()
         assert info.cycles_hz == 1_000_000_000, info.cycles_hz
@@ -201,8 +242,11 @@ def run_selections(elf: Path, dataset: Path, selections: dict, n: int, batch: in
                          "stack_high_water": st.stack_high_water}
         try:
             dev.shutdown()
+            if prof is not None:
+                q.wait(timeout=30)      # the plugin writes its counts as QEMU exits
         except Exception:  # QEMU is stopped on the way out anyway
-            pass
+            if prof is not None:
+                raise
     return out
 
 
@@ -216,7 +260,7 @@ def dataset_image(path: Path, shape, n: int, seed: int) -> Path:
 
 # ------------------------------------------------------------------ (a)
 def bench_layer_types(types_: dict, builder: Builder, work: Path, n: int, batch: int,
-                      seed: int, log) -> list[dict]:
+                      seed: int, log, exact: bool) -> list[dict]:
     rows = []
     baselines: dict = {}
     for kind, (c, h, w) in types_.items():
@@ -229,7 +273,7 @@ def bench_layer_types(types_: dict, builder: Builder, work: Path, n: int, batch:
             prog = lower(g.copy(), ["P"], False)
             elf, prog = builder.build(g, p, ["P"], full_budget(prog))
             sel = {"pre": [(0, k) for k in range(c)]}
-            baselines[(c, h, w)] = (prog, run_selections(elf, data, sel, n, batch))
+            baselines[(c, h, w)] = (prog, run_selections(elf, data, sel, n, batch, exact))
         bprog, bres = baselines[(c, h, w)]
         p = tiny_onnx(work / f"{kind}.onnx", c, h, w, kind, seed)
         g = load_onnx(str(p))
@@ -240,10 +284,13 @@ def bench_layer_types(types_: dict, builder: Builder, work: Path, n: int, batch:
                 "T": [(1, k) for k in range(T.channels)],
                 "T1": [(1, 0)],
                 "all": [(0, k) for k in range(c)] + [(1, k) for k in range(T.channels)]}
-        res = run_selections(elf, data, sels, n, batch)
+        res = run_selections(elf, data, sels, n, batch, exact)
         rows.append(layer_row(kind, (c, h, w), prog, bprog, res, bres["pre"], sels))
-        log(f"  {kind}: fwd {rows[-1]['forward_per_mac']:.2f}, bwd {rows[-1]['backward_per_mac']:.2f}"
-            f" instr/MAC, update {rows[-1]['update_per_weight']:.2f} instr/weight")
+        r = rows[-1].get("kernel") or rows[-1]
+        log(f"  {kind}: fwd {r['forward_per_mac']:.2f}, bwd-input {r['backward_input_per_mac']:.2f},"
+            f" bwd-weight {r['backward_weight_per_mac']:.2f} instr/MAC, update"
+            f" {r['update_per_weight']:.2f} instr/weight"
+            f" ({'kernels, exact' if 'kernel' in rows[-1] else 'phases, SysTick'})")
     return rows
 
 
@@ -266,7 +313,19 @@ def layer_row(kind, shape, prog, bprog, res, base, sels) -> dict:
     raw = res["all"]
     n_weights = sum(l.channels * l.slice_size for l in prog.layers)
     p = top.params
-    return {
+    kernel = None
+    if "kernels" in base:
+        k = lambda r, ph: r["kernels"][ph] / r["samples"]     # noqa: E731
+        k_step = lambda r: r["kernels"]["update"] / r["steps"]  # noqa: E731
+        kf = k(res["pre"], "forward") - k(base, "forward")
+        ki = k(res["pre"], "backward_input") - k(base, "backward_input")
+        kw = (k(res["T"], "backward_weight") - k(res["T1"], "backward_weight")) * C / (C - 1)
+        ku = (k_step(res["T"]) - k_step(res["T1"])) / ((C - 1) * T.slice_size)
+        kernel = {"instr_forward": kf, "instr_backward_input": ki, "instr_backward_weight": kw,
+                  "forward_per_mac": kf / fwd_macs, "backward_input_per_mac": ki / igrad_macs,
+                  "backward_weight_per_mac": kw / wgrad_macs,
+                  "input_grad_over_forward": ki / kf, "update_per_weight": ku}
+    row = {
         "type": kind, "input_chw": list(shape),
         "layer": f"{p['in_c']}->{p['out_c']}, {p['k_h']}x{p['k_w']}, groups {p['groups']}, "
                  f"{p['out_h']}x{p['out_w']} out",
@@ -286,6 +345,9 @@ def layer_row(kind, shape, prog, bprog, res, base, sels) -> dict:
                 "macs": raw_macs},
         "epochs": {"M": res, "B": base},
     }
+    if kernel is not None:
+        row["kernel"] = kernel
+    return row
 
 
 # ------------------------------------------------------------------ (b)
@@ -347,7 +409,7 @@ def bench_mbv2(builder: Builder, work: Path, n: int, seed: int, log) -> dict:
     write_dataset_image(data, task.x_train[:n], task.y_train[:n], task.x_test[:1],
                         task.y_test[:1], classes=CLASSES)
     sels = mbv2_selections(prog, seed)
-    res = run_selections(elf, data, sels, n, 1)
+    res = run_selections(elf, data, sels, n, 1, False)
     rows = []
     for name, sel in sels.items():
         r = res[name]
@@ -399,6 +461,21 @@ def table_a(rows) -> str:
     return "\n".join(out)
 
 
+def table_k(rows) -> str:
+    """The kernels alone, exact (QEMU plugin): what CMSIS-NN's per-MAC counts compare with."""
+    hdr = ["layer type", "layer (input C×H×W)", "fwd instr/MAC", "bwd-input instr/MAC",
+           "bwd-input ÷ fwd", "bwd-weight instr/MAC", "update instr/weight"]
+    out = ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
+    for r in rows:
+        k = r["kernel"]
+        c, h, w = r["input_chw"]
+        out.append("| " + " | ".join([
+            r["type"], f"{r['layer']} ({c}×{h}×{w})", f"{k['forward_per_mac']:.2f}",
+            f"{k['backward_input_per_mac']:.2f}", f"{k['input_grad_over_forward']:.2f}",
+            f"{k['backward_weight_per_mac']:.2f}", f"{k['update_per_weight']:.2f}"]) + " |")
+    return "\n".join(out)
+
+
 def table_b(b) -> str:
     hdr = ["selection", "channels", "reach", "fwd MACs", "bwd-input MACs", "bwd-weight MACs",
            "fwd instr", "bwd instr", "update instr", "instr/step", "fwd instr/MAC",
@@ -437,11 +514,29 @@ def markdown(res) -> str:
     dp = [r for r in a if r["type"] in ("dense3x3", "pointwise1x1")] or a
     wg_over_ig = float(np.mean([r["backward_weight_per_mac"] / r["backward_input_per_mac"]
                                 for r in dp]))
+    exact = all("kernel" in r for r in a)
+    kernels_md = f"""
+### The kernels alone, exact
+
+Instructions executed inside the kernel functions (one per file in
+`firmware/src/kernels/`, counted per function by the QEMU TCG plugin
+`boards/qemu-mps2-an500/qemu-plugin/insn_profile.c`, exact), with the same
+differences as above: forward and input-gradient kernels of `T` (M against B),
+weight-gradient kernel over all of `T`'s channels (marginal per channel), the SGD
+kernel per updated weight. The runtime's dispatch, gradient zeroing and map
+copies are not in these; the table above has them.
+
+{table_k(a)}
+""" if exact else """
+(The QEMU plugin was not used: no exact per-kernel table. Run without
+`--counter systick` on a machine with a host C compiler.)
+"""
     return f"""# Device instructions: per MAC by layer type, per step full against sparse
 
 Produced by `.venv/bin/python bench/device_instr.py`{' --quick' if res['quick'] else ''}
 in QEMU mps2-an500 (Cortex-M7, `-icount shift=0`: one cycle = one instruction,
-counter resolution 40), firmware built by `build_device_firmware` for
+SysTick resolution 40 for the phase figures; kernel figures exact from the TCG
+plugin where marked), firmware built by `build_device_firmware` for
 `{BOARD}` (arm-none-eabi-gcc {res['gcc']}, -O2, FPv5-SP hard float), fp32
 reference kernels. Instruction counts are exact and repeatable; they are not
 M7 cycles (stalls, wait states and dual issue are not modelled).
@@ -460,7 +555,7 @@ protocol loop. The "raw" columns divide whole phases of the model with every cha
 of P and T selected by all of its MACs (step_macs) or weights: everything included.
 
 {table_a(a)}
-
+{kernels_md}
 ## (b) mbv2-tiny: instructions per training step, full against sparse update
 
 Pre-selection: the deepest {len(b['preselected_layers'])} layers
@@ -518,6 +613,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(REPO / "bench" / "results"),
                     help="directory for device_instr.md / .json")
     ap.add_argument("--work", default=None, help="build directory (default: a temporary one)")
+    ap.add_argument("--counter", choices=("plugin", "systick"), default=None,
+                    help="per-kernel exact counts with the QEMU plugin (default where a host "
+                         "C compiler can build it), or the board's SysTick phases only")
     args = ap.parse_args(argv)
     if not tools_available():
         print("needs qemu-system-arm and arm-none-eabi-gcc", file=sys.stderr)
@@ -525,6 +623,12 @@ def main(argv=None) -> int:
     import subprocess
     gcc = subprocess.run(["arm-none-eabi-gcc", "-dumpversion"], capture_output=True,
                          text=True).stdout.strip()
+    from medyate.session import insn_profile
+    if args.counter == "plugin" and not insn_profile.available():
+        print("--counter plugin needs a host C compiler (cc) and arm-none-eabi-nm",
+              file=sys.stderr)
+        return 2
+    exact = insn_profile.available() if args.counter is None else args.counter == "plugin"
     layer_samples, layer_batch = (2, 2) if args.quick else (8, 4)
     mbv2_samples = 1 if args.quick else 4
     t0 = time.perf_counter()
@@ -540,18 +644,22 @@ def main(argv=None) -> int:
         builder = Builder(work, log)
         log("(a) instructions per MAC by layer type")
         a = bench_layer_types(QUICK_TYPES if args.quick else LAYER_TYPES, builder, work,
-                              layer_samples, layer_batch, args.seed, log)
+                              layer_samples, layer_batch, args.seed, log, exact)
         log("(b) mbv2-tiny, full against sparse update")
         b = bench_mbv2(builder, work, mbv2_samples, args.seed, log)
     finally:
         if tmp is not None:
             tmp.cleanup()
     res = {"board": BOARD, "quick": args.quick, "seed": args.seed, "gcc": gcc, "lr": LR,
+           "counter": "plugin" if exact else "systick",
            "layer_samples": layer_samples, "layer_batch": layer_batch,
            "seconds": round(time.perf_counter() - t0, 1), "layer_types": a, "mbv2": b}
     print()
     print(table_a(a))
     print()
+    if exact:
+        print(table_k(a))
+        print()
     print(table_b(b))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

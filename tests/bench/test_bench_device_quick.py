@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from medyate.session import insn_profile
+
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(
@@ -38,6 +40,13 @@ def test_device_instr_quick(tmp_path):
             assert positive(r[k]), (r["type"], k, r[k])
         for k in ("forward_per_mac", "backward_per_mac", "update_per_weight"):
             assert positive(r["raw"][k]), (r["type"], "raw", k)
+        if insn_profile.available():             # exact per-kernel counts
+            assert res["counter"] == "plugin"
+            for k in ("forward_per_mac", "backward_input_per_mac", "backward_weight_per_mac",
+                      "input_grad_over_forward", "update_per_weight"):
+                assert positive(r["kernel"][k]), (r["type"], "kernel", k)
+            # the kernels alone are part of what the SysTick phases measure
+            assert r["kernel"]["instr_forward"] <= r["instr_forward"] + 80
 
     rows = {r["name"]: r for r in res["mbv2"]["rows"]}
     assert list(rows) == ["full", "uniform 5%", "deep 5%"]
