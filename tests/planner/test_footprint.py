@@ -62,3 +62,12 @@ def test_report_defines_parts_names_layers_and_gives_the_budget_share(program):
     assert f"{mp['percent_of_budget']:.1f}% of the {budget} B budget" in text
     assert "% of the" not in footprint.format_memory_plan(
         footprint.memory_plan(program, "nucleo-f746"))
+
+
+def test_a_plan_files_footprint_is_its_programs(program):
+    from types import SimpleNamespace
+    g = load_onnx(str(bundled_model("mbv2-tiny")))
+    plan = SimpleNamespace(layers=[l.name for l in program.layers], train_bias=True,
+                           budget_elements=6000)
+    assert footprint.plan_footprint(g, plan, "nucleo-f746") == \
+        footprint.ram_footprint(program, "nucleo-f746")

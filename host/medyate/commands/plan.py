@@ -7,17 +7,9 @@ from ..strategy_names import PLANNED_STRATEGIES
 from .common import add_data_args, add_model_args, load_data, load_model, option
 
 
-def plan_footprint(graph, plan, board: str) -> dict:
-    from ..planner.arena import plan_arena
-    from ..planner.footprint import ram_footprint
-    from ..planner.program import lower
-    prog = lower(graph.copy(), plan.layers, plan.train_bias)
-    plan_arena(prog, plan.budget_elements)
-    return ram_footprint(prog, board)
-
-
 def describe_plan(plan, tp, graph, board: str) -> str:
     from ..algo.budget import format_size
+    from ..planner.footprint import plan_footprint
     ram = plan_footprint(graph, plan, board)
     ranked = sorted(tp.scores.items(), key=lambda kv: -kv[1])
     lines = [f"{len(plan.layers)} of {len(tp.scores)} layers pre-selected "

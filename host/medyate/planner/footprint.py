@@ -5,6 +5,7 @@
     device_overhead(board, model)        what the firmware holds besides: static
                                          data and the board's stack reserve
     ram_footprint(program, board)        the sum of both, what `--ram` is held to
+    plan_footprint(graph, plan, board)   the same for a plan.json record
     memory_plan(program, board, budget)  the same with the arena's parts, the
                                          layers' weights and the share of the
                                          user's budget, for the reports
@@ -100,6 +101,16 @@ def ram_footprint(program, board) -> dict[str, int]:
            "static": over["static"], "stack": over["stack"]}
     out["total"] = sum(out.values())
     return out
+
+
+def plan_footprint(graph, plan, board) -> dict[str, int]:
+    """ram_footprint of a plan (plan.json's TrainPlan) for `graph`: lowered
+    and arena-planned exactly as its firmware is built."""
+    from .arena import plan_arena
+    from .program import lower
+    prog = lower(graph.copy(), plan.layers, plan.train_bias)
+    plan_arena(prog, plan.budget_elements)
+    return ram_footprint(prog, board)
 
 
 def memory_plan(program, board, budget_bytes: int | None = None) -> dict:
