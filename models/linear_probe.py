@@ -3,7 +3,7 @@ a logistic regression (scikit-learn defaults, max_iter 2000) on the frozen featu
 classifier sees (the global-average-pooled map), onnxruntime evaluating the QDQ model
 as ONNX defines it. A reference point for fine-tuning, not a fine-tuning result.
 
-    PYTHONPATH=host .venv/bin/python models/linear_probe.py     # about 2 minutes
+    PYTHONPATH=host .venv/bin/python models/linear_probe.py     # about 1.5 minutes of CPU
 """
 from __future__ import annotations
 
