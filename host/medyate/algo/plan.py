@@ -19,7 +19,8 @@ import numpy as np
 
 from ..errors import MedyateError
 from .budget import format_size, parse_size, solve_budget
-from .ranking import RankingRun, layer_scores, preselect, ranking_run
+from .ranking import (LR_RANGE_DIVISOR, RankingRun, layer_scores, lr_range_test, preselect,
+                      ranking_run)
 from .schedule import lr_at
 from .trainer import EngineFactory, HostEngineFactory
 
@@ -110,7 +111,7 @@ def plan_training(factory: EngineFactory, x: np.ndarray, y: np.ndarray, *,
 
 def make_plan(path, graph, task, *, ram=None, elements=None, layer_metric="lara",
               board="nucleo-f746", strategy="medyate", temperature=1.0, train_bias=False,
-              batch=8, epochs=10, lr=0.05, seed=0, ranking_samples=256, log=print):
+              batch=8, epochs=10, lr=None, seed=0, ranking_samples=256, log=print):
     """What `medyate plan` decides: rank the layers on `task` with the host
     engine, pre-select, and solve the budget against the whole footprint on
     `board`. When backward through the ranked layers does not fit the RAM,
@@ -123,6 +124,15 @@ def make_plan(path, graph, task, *, ram=None, elements=None, layer_metric="lara"
     memory_fn_for = planner_memory_fn(graph, board)
 
     factory = HostEngineFactory(graph)
+    lr_test = None
+    if lr is None:
+        # No learning rate given: the one this model tolerates on this data,
+        # from a range test on the ranking run's samples.
+        lr_test = lr_range_test(factory, task.x_train, task.y_train, samples=ranking_samples,
+                                batch=batch, seed=seed)
+        lr = lr_test.lr
+        log(f"learning rate {lr:.3g}: range test on {ranking_samples} samples, lowest held-out "
+            f"loss at lr {lr_test.lr_min_loss:.3g} (full backprop), /{LR_RANGE_DIVISOR:.3g}")
     ranking = ranking_run(factory, task.x_train, task.y_train, samples=ranking_samples,
                           batch=batch, lr=lr_at(0, epochs, lr), seed=seed)
     kw = dict(ram=ram, elements=elements, memory_fn_for=memory_fn_for, metric=layer_metric,
@@ -162,5 +172,7 @@ def make_plan(path, graph, task, *, ram=None, elements=None, layer_metric="lara"
                      budget_elements=tp.budget_elements, train_bias=train_bias,
                      batch=batch, epochs=epochs, lr=lr, seed=seed, strategy=strategy,
                      temperature=temperature, layer_metric=layer_metric,
-                     ram_bytes=tp.ram_bytes, importance=tp.importance)
+                     ram_bytes=tp.ram_bytes, importance=tp.importance,
+                     lr_source="range-test" if lr_test else "given",
+                     lr_range_test=lr_test.as_dict() if lr_test else None)
     return plan, tp

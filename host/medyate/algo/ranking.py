@@ -38,6 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
+import math
 import sys
 
 import numpy as np
@@ -196,3 +197,68 @@ def preselect(scores: Mapping[str, float], coverage: float = 0.97, *,
     if max_layers is not None:
         k = min(k, max_layers)
     return ranked[:max(k, 1)]
+
+
+# ------------------------------------------------------- learning-rate range test
+@dataclass
+class LrRangeTest:
+    """A learning-rate range test (L. Smith's LR finder) on the ranking subset:
+    full backprop from the pre-trained weights, one SGD step per learning rate
+    of a geometric sweep, the loss of a fixed held-out probe after each step."""
+    lrs: list[float]
+    losses: list[float]               # probe loss after the step at lrs[i]
+    loss0: float                      # probe loss of the pre-trained weights
+    lr_min_loss: float                # the sweep's lr at the lowest probe loss
+    lr: float                         # the suggested base learning rate
+
+    def as_dict(self) -> dict:
+        return {"lr_min_loss": self.lr_min_loss, "lr": self.lr, "loss0": self.loss0,
+                "lrs": self.lrs, "losses": self.losses}
+
+
+#: the suggested lr is this far below the one at the lowest probe loss: half a
+#: decade. The sweep is full backprop with one step per lr, so its minimum sits
+#: just before the loss blows up; a session repeats steps at its peak lr for
+#: many epochs and must stay clear of that edge (docs/ALGORITHM.md, measured).
+LR_RANGE_DIVISOR = math.sqrt(10.0)
+
+
+def lr_range_test(factory: EngineFactory, x: np.ndarray, y: np.ndarray, *,
+                  samples: int = 256, probe: int = 64, batch: int = 8, steps: int = 32,
+                  lr_lo: float = 1e-4, lr_hi: float = 1.0, seed: int = 0,
+                  divisor: float = LR_RANGE_DIVISOR) -> LrRangeTest:
+    """Sweep lr geometrically from lr_lo to lr_hi over `steps` SGD steps of
+    `batch` samples (every channel and bias of every layer), the steps' samples
+    cycling through the ranking subset minus a held-out probe of `probe`
+    samples; after each step the probe's loss. The sweep stops at a non-finite
+    loss or one above 4x the best so far. Suggests lr_min_loss / divisor."""
+    specs = list(factory.layers)
+    eng = factory([s.name for s in specs], sum(s.total_cost for s in specs), True)
+    eng.set_selection(to_engine_pairs(eng, all_pairs(specs)))
+    n = min(int(samples), len(x))
+    rng = np.random.default_rng([seed, 0x4c527254])
+    subset = rng.choice(len(x), size=n, replace=False)
+    probe = min(probe, n // 2)
+    held, train = subset[:probe], subset[probe:]
+    loss0 = float(eng.evaluate(x[held], y[held])[0])
+    if not math.isfinite(loss0):
+        raise MedyateError(f"the model's loss is {loss0} before any training: its weights or "
+                           "the data hold NaN/inf")
+    lrs, losses = [], []
+    for k in range(steps):
+        lr = lr_lo * (lr_hi / lr_lo) ** (k / max(1, steps - 1))
+        order = train[(np.arange(batch) + k * batch) % len(train)]
+        eng.train_epoch(x, y, batch, lr, order)
+        loss = float(eng.evaluate(x[held], y[held])[0])
+        if not math.isfinite(loss):
+            break
+        lrs.append(float(lr))
+        losses.append(loss)
+        if loss > 4.0 * min(losses + [loss0]):
+            break
+    if not losses or min(losses) >= loss0:
+        # no step lowered the probe loss: the smallest lr of the sweep
+        best = lr_lo
+    else:
+        best = lrs[int(np.argmin(losses))]
+    return LrRangeTest(lrs, losses, loss0, best, max(lr_lo, best / divisor))

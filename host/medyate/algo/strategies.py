@@ -377,6 +377,12 @@ def data_order(n: int, seed: int, epoch: int, batch: int = 1):
     return SeededOrder(n, epoch_seed(seed, epoch), batch)
 
 
+#: a diverged epoch is redone at most EPOCH_RETRIES times, each time with the
+#: learning rate (of it and every later epoch) multiplied by EPOCH_BACKOFF
+EPOCH_RETRIES = 3
+EPOCH_BACKOFF = 0.25
+
+
 class Diverged(MedyateError):
     """An epoch stayed non-finite at every learning rate tried. The run is
     back at the last good epoch's weights and state when this is raised."""
@@ -420,12 +426,13 @@ class Run:
     def __init__(self, engine_factory: EngineFactory, task, strategy: Strategy | str,
                  epochs: int, batch: int, lr: float, seed: int, budget: int, *,
                  warmup: int = 5, ranking: RankingRun | None = None,
-                 ranking_samples: int = 256, retries: int = 3, backoff: float = 0.25,
-                 log: Callable[[str], None] | None = None):
+                 ranking_samples: int = 256, retries: int | None = None,
+                 backoff: float | None = None, log: Callable[[str], None] | None = None):
         self.strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
         self.task, self.epochs, self.batch, self.lr, self.seed = task, epochs, batch, lr, seed
         self.warmup = warmup
-        self.retries, self.backoff = int(retries), float(backoff)
+        self.retries = EPOCH_RETRIES if retries is None else int(retries)
+        self.backoff = EPOCH_BACKOFF if backoff is None else float(backoff)
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.lr_scale = 1.0
         self.ctx = RunContext(engine_factory, task, int(budget), seed, batch, lr, epochs,

@@ -70,7 +70,9 @@ def register(subparsers) -> None:
     p.add_argument("--train-bias", action="store_true", help="also train the selected layers' biases")
     p.add_argument("--batch", type=option("batch"), default=8)
     p.add_argument("--epochs", type=option("epochs"), default=10)
-    p.add_argument("--lr", type=option("lr"), default=0.05)
+    p.add_argument("--lr", type=option("lr"), default=None,
+                   help="peak learning rate of the schedule (default: chosen by a short "
+                        "learning-rate range test on the ranking run's samples)")
     p.add_argument("--seed", type=option("seed"), default=0)
     p.add_argument("--ranking-samples", type=option("ranking_samples"), default=256)
     p.add_argument("--out", default="plan.json")

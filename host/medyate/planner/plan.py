@@ -36,7 +36,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import Field, model_validator
 
 from ..errors import MedyateError
-from ..schema import (BUDGET_MAX, Batch, Budget, Epochs, LearningRate, Seed, Sha256, Strict,
+from ..schema import (BUDGET_MAX, Batch, Budget, Epochs, Finite, LearningRate, Seed, Sha256, Strict,
                       Temperature, validate)
 from ..strategy_names import PLAN_STRATEGIES as STRATEGIES
 
@@ -64,6 +64,10 @@ class TrainPlan:
     ram_bytes: int | None = None
     importance: dict[str, list[float]] = field(default_factory=dict)
     selection: list[list[int]] = field(default_factory=list)
+    # how lr was chosen: "given", or "range-test" (then the test's record:
+    # lr_min_loss, lr, loss0, lrs, losses; algo.ranking.lr_range_test)
+    lr_source: str = "given"
+    lr_range_test: dict | None = None
 
     @property
     def budget_bytes(self) -> int:
@@ -103,6 +107,15 @@ def _nonfinite_fields(value, where: str = "") -> list[str]:
     return []
 
 
+class LrRangeRecord(Strict):
+    """The learning-rate range test a plan's lr came from (informative)."""
+    lr_min_loss: Finite
+    lr: Finite
+    loss0: Finite
+    lrs: list[Finite]
+    losses: list[Finite]
+
+
 class PlanSchema(Strict):
     """What plan.json may hold: the fields of `TrainPlan` (a test keeps the two
     equal), with their types and limits. What needs the model (layer names,
@@ -128,6 +141,8 @@ class PlanSchema(Strict):
     importance: dict[str, list[Annotated[float, Field(ge=0.0, allow_inf_nan=False)]]] = {}
     selection: list[Annotated[list[Annotated[int, Field(ge=0)]],
                               Field(min_length=2, max_length=2)]] = []
+    lr_source: Literal["given", "range-test"] = "given"
+    lr_range_test: Optional[LrRangeRecord] = None
 
     @model_validator(mode="after")
     def _consistent(self):

@@ -181,7 +181,7 @@ def run_session(graph, plan, task, factory, out_dir, epochs: int | None = None,
     if stopped:
         last = (f"the checkpoint and outputs of epoch {run.epoch}" if run.epoch else
                 "the outputs of the model as given (no epoch completed)")
-        raise MedyateError(f"training diverged: {stopped}. {out}/ holds {last}; lower lr in "
-                           f"the plan" + (f" and continue with --resume {out}" if run.epoch
-                                          else ""))
+        raise MedyateError(f"training diverged: {stopped}. {out}/ holds {last}; plan again "
+                           "with a smaller --lr (or without --lr: a range test chooses one) "
+                           "and train again (a checkpoint resumes only under its own plan)")
     return summary
