@@ -2,7 +2,8 @@
  * medyate.h: the one public header of the medyate training engine.
  *
  * Layering (what may call what):
- *   kernels  (firmware/src/kernels/<type>/)  pure math on caller memory, no state
+ *   kernels  (firmware/src/kernels/reference/<type>/, replaced file by file
+ *             by a selected optimized folder)  pure math on caller memory, no state
  *   runtime  (firmware/src/runtime/)         executes a planned model: forward,
  *                                            sparse backward, SGD, statistics
  *   device   (firmware/src/device/, boards/) serial protocol + board glue
@@ -66,7 +67,8 @@ typedef struct {
 } mdy_pool_params;
 
 /* ------------------------------------------------------------ fp32 kernels
- * One kernel per file under firmware/src/kernels/fp32/, named op_layout_type.
+ * One kernel per file under firmware/src/kernels/reference/fp32/, named
+ * op_layout_type; an optimized folder may replace a file (engine_build.py).
  * None of the fp32 kernels needs scratch today; the *_get_buffer_size twins
  * exist so that the planner sizes memory through one interface for all
  * kernels, including future int8/optimised ones that do need scratch.
@@ -326,6 +328,9 @@ float mdy_sgd_slice_s8(int32_t groups, int32_t group, int8_t *w, int32_t stride,
 float mdy_sgd_bias_s32(int32_t n, int32_t *b, const float *bias_scales, float *g, float lr,
                        uint32_t *rng);
 
+/* A kernels-only build (the kernel tests, a kernel library without the
+ * runtime) defines MDY_KERNELS_ONLY: kernels use nothing declared below. */
+#ifndef MDY_KERNELS_ONLY
 /* ------------------------------------------------------------ runtime
  * A planned model: op list in topological order, tensor table with arena
  * offsets, trainable-layer table. Produced by the host planner; handed to the
@@ -452,6 +457,7 @@ const float *mdy_channel_stats(const mdy_ctx *ctx);
 /* Where selected channel k's gradient slice / saved map live (for tests and
  * the device protocol). */
 float *mdy_slice_grad(const mdy_ctx *ctx, uint32_t k);
+#endif /* MDY_KERNELS_ONLY */
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,9 @@ class Board:
     cycle_counter: str
     cycles_hz: int
     path: Path
+    # Optimized kernel folders (firmware/src/kernels/<folder>) over the
+    # reference kernels, highest priority first: firmware/engine_build.py.
+    kernels: tuple = ()
     spec: dict = field(repr=False, compare=False, default_factory=dict)
     # Where the image and a dataset image go, and how QEMU runs an emulated
     # board (board.json "flash_address", "dataset.address", "qemu").
@@ -115,6 +119,7 @@ def _read(path: Path) -> Board:
             serial_port_hint=serial.get("port_hint", ""),
             exit=spec.get("exit", ""), cycle_counter=spec.get("cycle_counter", ""),
             cycles_hz=int(spec.get("cycles_hz", 0)), path=path, spec=spec,
+            kernels=_string_list(spec, "kernels"),
             flash_address=_address(spec.get("flash_address")),
             dataset_address=_address(spec.get("dataset", {}).get("address")),
             qemu_machine=qemu.get("machine", ""), qemu_icount=qemu.get("icount", ""),
@@ -133,6 +138,13 @@ def _address(v) -> int | None:
     if v is None:
         return None
     return int(v, 0) if isinstance(v, str) else int(v)
+
+
+def _string_list(spec: dict, key: str) -> tuple:
+    v = spec.get(key, [])
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise TypeError(f"'{key}' must be a list of strings, not {v!r}")
+    return tuple(v)
 
 
 def list_boards(boards_dir: Path = BOARDS_DIR) -> list[Board]:
@@ -193,7 +205,8 @@ def build_firmware(board, model_dir, out_dir, app_sources=None, extra_defs=None)
     model_dir:   directory of generated model sources (or None)
     app_sources: sources replacing firmware/src/device (MEDYATE_APP_SOURCES)
     extra_defs:  more CMake cache variables, e.g. {"MEDYATE_WITH_ENGINE": False,
-                 "MEDYATE_STACK_SIZE": 8192, "MEDYATE_DEFINES": ["X=1"]}
+                 "MEDYATE_STACK_SIZE": 8192, "MEDYATE_DEFINES": ["X=1"],
+                 "MEDYATE_KERNELS": []  (reference kernels only)}
 
     A compile error raises MedyateError with the tail of the compiler output;
     an image too large for the chip raises one naming the region, the bytes
@@ -220,6 +233,9 @@ def build_firmware(board, model_dir, out_dir, app_sources=None, extra_defs=None)
     defs = {"MEDYATE_BOARD": board.name,
             "MEDYATE_MODEL_DIR": str(Path(model_dir).resolve()) if model_dir else "",
             "MEDYATE_APP_SOURCES": [str(Path(s).resolve()) for s in (app_sources or [])],
+            "MEDYATE_KERNELS": list(board.kernels),
+            # the interpreter running this package runs firmware/engine_build.py
+            "Python3_EXECUTABLE": sys.executable,
             "CMAKE_BUILD_TYPE": "Release"}
     defs.update(extra_defs or {})
     cmd = [cmake, "-S", str(REPO), "-B", str(out)]

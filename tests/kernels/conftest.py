@@ -1,5 +1,7 @@
 """Fixtures for the fp32 kernel tests: the kernels alone, built for the host
-through cffi (no runtime), and a per-test deterministic random generator."""
+through cffi (no runtime), once per distinct kernel selection of the boards
+(the reference kernels, and each selection that replaces some of them), and a
+per-test deterministic random generator."""
 from __future__ import annotations
 
 import zlib
@@ -7,15 +9,15 @@ import zlib
 import numpy as np
 import pytest
 
-from kernel_harness import Kernels
+from kernel_harness import SELECTIONS, Kernels
 from medyate.engine.build import load_engine
 from medyate.errors import MedyateError
 
 
-@pytest.fixture(scope="session")
-def K():
+@pytest.fixture(scope="session", params=list(SELECTIONS.values()), ids=list(SELECTIONS))
+def K(request):
     try:
-        ffi, lib = load_engine(parts=("kernels",))
+        ffi, lib = load_engine(parts=("kernels",), kernels=request.param)
     except MedyateError as exc:  # no compiler: nothing here can run
         pytest.skip(str(exc))
     return Kernels(ffi, lib)

@@ -1,8 +1,27 @@
 """numpy wrappers around the fp32 kernels (loaded through cffi) and the
-parameter structs of convs and pools, shared by the kernel tests."""
+parameter structs of convs and pools, shared by the kernel tests; the kernel
+selections they run against."""
 from __future__ import annotations
 
 import numpy as np
+
+from medyate.boards import list_boards
+from medyate.engine.build import kernel_sources
+
+
+def kernel_selections() -> dict:
+    """{label: selection} for the reference kernels and every board selection
+    that compiles a different set of files."""
+    out, seen = {"reference": ()}, {tuple(kernel_sources(()))}
+    for b in list_boards():
+        files = tuple(kernel_sources(b.kernels))
+        if files not in seen:
+            seen.add(files)
+            out["+".join(b.kernels)] = b.kernels
+    return out
+
+
+SELECTIONS = kernel_selections()
 
 
 class Kernels:

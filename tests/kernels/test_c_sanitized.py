@@ -1,6 +1,7 @@
 """The plain C kernel test (tests/c/test_kernels.c) compiled with the kernels
-under AddressSanitizer and UndefinedBehaviorSanitizer, and every kernel file
-compiled for the Cortex-M7 with warnings as errors."""
+(each distinct selection) under AddressSanitizer and UndefinedBehaviorSanitizer,
+and every kernel file, reference and optimized, compiled for the host
+(pedantic) and the Cortex-M7 with warnings as errors."""
 from __future__ import annotations
 
 import os
@@ -9,12 +10,18 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from kernel_harness import SELECTIONS
+
+from medyate.engine.build import CFLAGS, KERNELS_DIR, header_cdef, kernel_sources
 
 REPO = Path(__file__).resolve().parents[2]
-KERNELS = sorted((REPO / "firmware" / "src" / "kernels").rglob("*.c"))
+# every kernel file of every folder (what a selection compiles is a subset)
+KERNELS = sorted(KERNELS_DIR.rglob("*.c"))
+FP32 = [k for k in KERNELS if k.parent.name == "fp32"]
 INCLUDE = REPO / "firmware" / "include"
 C_TEST = REPO / "tests" / "c" / "test_kernels.c"
-WARN = ["-std=c99", "-Wall", "-Wextra", "-Werror"]
+# the engine's C standard and warnings (firmware/engine_build.py)
+WARN = [f for f in CFLAGS if f.startswith(("-std=", "-W"))]
 
 
 def _cc():
@@ -25,17 +32,20 @@ def _cc():
 
 
 def test_kernels_exist():
-    assert KERNELS, "no fp32 kernel sources found"
+    assert FP32, "no fp32 kernel sources found"
 
 
-def test_c_kernel_tests_under_sanitizers(tmp_path):
+@pytest.mark.parametrize("selection", list(SELECTIONS.values()), ids=list(SELECTIONS))
+def test_c_kernel_tests_under_sanitizers(tmp_path, selection):
     cc = _cc()
     if cc is None:
         pytest.skip("no C compiler")
     exe = tmp_path / "test_kernels"
+    # the C test covers the fp32 kernels
+    sources = [k for k in kernel_sources(selection) if k.parent.name == "fp32"]
     cmd = [cc, *WARN, "-O1", "-g", "-fno-omit-frame-pointer",
            "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-           f"-I{INCLUDE}", str(C_TEST), *map(str, KERNELS), "-lm", "-o", str(exe)]
+           f"-I{INCLUDE}", str(C_TEST), *map(str, sources), "-lm", "-o", str(exe)]
     build = subprocess.run(cmd, capture_output=True, text=True)
     assert build.returncode == 0, f"build failed:\n{' '.join(cmd)}\n{build.stderr}"
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
@@ -78,8 +88,7 @@ def test_one_kernel_per_file_named_after_it():
     """Every function a kernel file defines is its own name or a *_get_buffer_size
     / *_mask_bytes twin of it (static helpers aside)."""
     import re
-    header = (INCLUDE / "medyate.h").read_text()
-    kernel_part = header[:header.index("/* ------------------------------------------------------------ runtime")]
+    kernel_part = header_cdef((INCLUDE / "medyate.h").read_text(), parts=("kernels",))
     declared = set(re.findall(r"\b(mdy_\w+)\s*\(", kernel_part))
     defined = set()
     for src in KERNELS:

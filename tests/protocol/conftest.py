@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from medyate.engine.build import kernel_selection, kernel_sources
 from medyate.protocol import Device, Link, PipeSerial
 from medyate.protocol.dataset_image import write_dataset_image
 
@@ -55,7 +56,7 @@ def _build(name: str, sources: list[Path], out_dir: Path, include: list[Path] = 
 
 def device_sources(fixture: str = "fixture_model.c") -> list[Path]:
     return (sorted((FW / "src" / "device").glob("*.c"))
-            + sorted((FW / "src" / "kernels").rglob("*.c"))
+            + kernel_sources(kernel_selection("host"))
             + sorted((FW / "src" / "runtime").glob("*.c"))
             + sorted((REPO / "boards" / "host").glob("*.c"))
             + [HERE / fixture])

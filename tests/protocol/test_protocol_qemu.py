@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from medyate.engine.build import kernel_selection, kernel_sources
 from medyate.protocol import Device, Link
-
 from protocol_helpers import model_config, session
 
 HERE = Path(__file__).resolve().parent
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def firmware(build_dir, device_exe):
     elf = build_dir / "fixture-qemu.elf"
-    srcs = (sorted((FW / "src" / "device").glob("*.c")) + sorted((FW / "src" / "kernels").rglob("*.c"))
+    srcs = (sorted((FW / "src" / "device").glob("*.c")) + kernel_sources(kernel_selection(BOARD.name))
             + sorted((FW / "src" / "runtime").glob("*.c"))
             + [BOARD / "board.c", COMMON / "cortex_m7.c", COMMON / "startup.S",
                HERE / "fixture_model.c"])

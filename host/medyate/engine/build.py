@@ -15,6 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from ..boards import get_board
 from ..errors import MedyateError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -22,7 +23,12 @@ FIRMWARE = REPO / "firmware"
 HEADER = FIRMWARE / "include" / "medyate.h"
 # The engine proper: kernels and runtime. Device code (protocol, boards) is not
 # part of the host library except what is listed here.
-PARTS = {"kernels": "src/kernels", "runtime": "src/runtime"}
+PARTS = ("kernels", "runtime")
+RUNTIME = FIRMWARE / "src" / "runtime"
+# The board whose kernel selection the engine builds with unless told otherwise:
+# the host board selects what the Cortex-M7 boards select, so a host
+# simulation computes what a device session computes.
+DEFAULT_BOARD = "host"
 
 
 def _host_fma_flags() -> list[str]:
@@ -40,44 +46,89 @@ def _host_fma_flags() -> list[str]:
     return ["-mfma"] if re.search(r"^flags\s*:.*\bfma\b", flags, re.M) else []
 
 
-# -ffp-contract=off as in CMakeLists.txt: the host computes exactly what the
-# device computes: a multiply-add is fused where a kernel says fmaf() and
-# nowhere else, on every target.
-CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fno-strict-aliasing",
-          "-ffp-contract=off", *_host_fma_flags()]
+def _engine_build():
+    """firmware/engine_build.py: which kernel files and which flags make the
+    engine, the rule CMakeLists.txt runs too."""
+    spec = importlib.util.spec_from_file_location("medyate_engine_build",
+                                                  FIRMWARE / "engine_build.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
-def engine_sources(parts=tuple(PARTS)) -> list[Path]:
+ENGINE_BUILD = _engine_build()
+# The engine's flags on every target, and on the host the speed-only -mfma.
+CFLAGS = [*ENGINE_BUILD.FLAGS, *_host_fma_flags()]
+KERNELS_DIR = ENGINE_BUILD.KERNELS
+
+
+def kernel_selection(board=None) -> tuple:
+    """The optimized kernel folders board `board` (default: the host board) selects."""
+    return get_board(board or DEFAULT_BOARD).kernels
+
+
+def kernel_sources(kernels=None, kernels_dir=None) -> list[Path]:
+    """The kernel files of a build selecting the folders `kernels` (None: the
+    default board's selection; () reference kernels only)."""
+    if kernels is None:
+        kernels = kernel_selection()
+    try:
+        return ENGINE_BUILD.select_kernels(tuple(kernels), Path(kernels_dir or KERNELS_DIR))
+    except ENGINE_BUILD.KernelSelectionError as exc:
+        raise MedyateError(f"kernel selection: {exc}") from None
+
+
+def engine_sources(parts=PARTS, kernels=None, kernels_dir=None) -> list[Path]:
     out: list[Path] = []
     for part in parts:
-        out += sorted((FIRMWARE / PARTS[part]).rglob("*.c"))
+        if part == "kernels":
+            out += kernel_sources(kernels, kernels_dir)
+        elif part == "runtime":
+            out += sorted(RUNTIME.rglob("*.c"))
+        else:
+            raise MedyateError(f"unknown engine part '{part}' (known: {', '.join(PARTS)})")
     return out
 
 
-RUNTIME_MARK = "/* ------------------------------------------------------------ runtime"
+# What a kernels-only build defines (medyate.h leaves the runtime out).
+KERNELS_ONLY = "MDY_KERNELS_ONLY"
 
 
-def header_cdef(text: str, parts=tuple(PARTS)) -> str:
-    """The header as cffi cdef: drop preprocessor lines but keep integer #defines.
-    Without the runtime part, declarations from the runtime section on are left
-    out, so the module does not reference symbols that are not built."""
-    if "runtime" not in parts:
-        text = text[:text.index(RUNTIME_MARK)]
+def header_cdef(text: str, parts=PARTS) -> str:
+    """The header as cffi cdef: its #ifdef/#ifndef sections evaluated (C++ and
+    a kernels-only build's MDY_KERNELS_ONLY), other preprocessor lines dropped
+    except integer #defines, which cffi turns into constants."""
+    defined = set() if "runtime" in parts else {KERNELS_ONLY}
+    keep = [True]            # one entry per open conditional, outermost first
     lines = []
     for line in text.splitlines():
         s = line.strip()
-        if s.startswith("#"):
-            m = re.match(r"#define\s+(MDY_\w+)\s+(0x[0-9A-Fa-f]+|\d+)u?\s*(/\*.*)?$", s)
-            if m:
-                lines.append(f"#define {m.group(1)} {m.group(2)}")
+        if not s.startswith("#"):
+            if all(keep):
+                lines.append(line)
             continue
-        lines.append(line)
+        m = re.match(r"#\s*(ifdef|ifndef|if|else|endif|define)\b\s*(.*)$", s)
+        word, rest = (m.group(1), m.group(2)) if m else ("", "")
+        if word in ("ifdef", "ifndef", "if"):
+            c = re.match(r"(!?)\s*defined\s*\(?\s*(\w+)\s*\)?\s*(/\*.*)?$", rest) if word == "if" \
+                else re.match(r"()(\w+)", rest)
+            if c is None:
+                raise MedyateError(f"{HEADER.name}: cannot read '{s}' for cffi (only "
+                                   "#ifdef, #ifndef and #if [!]defined(X) are understood)")
+            on = c.group(2) in defined
+            keep.append(on != (word == "ifndef" or c.group(1) == "!"))
+        elif word == "else":
+            keep[-1] = not keep[-1]
+        elif word == "endif":
+            keep.pop()
+        elif word == "define" and all(keep):
+            d = re.match(r"(\w+)\s*(.*)$", rest)
+            defined.add(d.group(1))
+            v = re.match(r"(MDY_\w+)\s+(0x[0-9A-Fa-f]+|\d+)u?\s*(/\*.*)?$", rest)
+            if v:
+                lines.append(f"#define {v.group(1)} {v.group(2)}")
     src = "\n".join(lines)
-    src = re.sub(r'extern\s+"C"\s*\{', "", src)
-    src = re.sub(r"/\*.*?\*/", "", src, flags=re.S)
-    # a lone '}' left from extern "C" (struct closers are '} name;' or '};')
-    src = re.sub(r"^\s*\}\s*$", "", src, flags=re.M)
-    return src
+    return re.sub(r"/\*.*?\*/", "", src, flags=re.S)
 
 
 def cache_dir() -> Path:
@@ -98,23 +149,29 @@ static uint8_t *mdy_generated_arena_ptr(void) { return mdy_generated_arena; }
 """
 
 
-def load_generated(model_dir, extra_cflags: list[str] | None = None):
+def load_generated(model_dir, extra_cflags: list[str] | None = None, kernels=None):
     """(ffi, lib) of the engine linked with generated model sources from
     `model_dir` (codegen output): the device's model, running on the host."""
     model_dir = Path(model_dir)
     sources = sorted(model_dir.glob("*.c"))
-    return _load([*engine_sources(), *sources], GENERATED_CDEF,
+    return _load([*engine_sources(kernels=kernels), *sources], GENERATED_CDEF,
                  [str(FIRMWARE / "include"), str(model_dir)], list(extra_cflags or []),
                  "generated", preamble=GENERATED_PREAMBLE)
 
 
-def load_engine(extra_cflags: list[str] | None = None, parts=tuple(PARTS)):
+def load_engine(extra_cflags: list[str] | None = None, parts=PARTS, kernels=None,
+                kernels_dir=None):
     """Return (ffi, lib) of the host engine, building it if needed.
 
     `parts` limits the build to some layers (kernel tests build the kernels
-    alone, so they do not depend on the runtime above them)."""
-    return _load(engine_sources(parts), "", [str(FIRMWARE / "include")],
-                 list(extra_cflags or []), "engine", parts)
+    alone, so they do not depend on the runtime above them). `kernels`: the
+    optimized kernel folders to select (None: the host board's selection, ()
+    reference only); `kernels_dir`: another kernels tree (tests)."""
+    extra = list(extra_cflags or [])
+    if "runtime" not in parts:
+        extra.append(f"-D{KERNELS_ONLY}")
+    return _load(engine_sources(parts, kernels, kernels_dir), "",
+                 [str(FIRMWARE / "include")], extra, "engine", parts)
 
 
 def _load(sources: list[Path], cdef_extra: str, include_dirs: list[str], extra: list[str],

@@ -14,7 +14,7 @@ from ..ir.graph import Graph
 from ..planner.arena import NO_OFFSET, plan_arena
 from ..planner.program import (AVGPOOL, CLAMP, DEPTHWISE_CONV2D, FULLY_CONNECTED, HARDSIGMOID,
                                MAXPOOL, NONE, Program, lower)
-from .build import load_engine
+from .build import kernel_selection, load_engine
 
 STATUS = {-1: "bad argument", -2: "layer or channel index out of range",
           -3: "selection not strictly increasing (duplicate or unsorted channels)",
@@ -56,11 +56,15 @@ class HostEngine:
     """One model with a training plan, running on the host build of the C engine."""
 
     def __init__(self, graph: Graph, trainable=(), budget_elements: int = 0,
-                 train_bias: bool = False, program: Program | None = None):
+                 train_bias: bool = False, program: Program | None = None,
+                 board=None, kernels=None):
         self.graph = graph
         self.program = program or lower(graph.copy(), list(trainable), train_bias)
         self.plan = plan_arena(self.program, budget_elements)
-        self.ffi, self.lib = load_engine()
+        # The kernels the simulated board (default: the host board, which selects
+        # what the Cortex-M7 boards select) compiles, unless `kernels` names them.
+        self.ffi, self.lib = load_engine(
+            kernels=kernel_selection(board) if kernels is None else kernels)
         self._keep: list = []
         self._build_model()
         self.arena = np.zeros(self.plan.arena_size + 64, dtype=np.uint8)
