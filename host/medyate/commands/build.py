@@ -17,14 +17,19 @@ def run(args) -> int:
     from ..session.firmware import build_and_place
     from ..session.memory_report import firmware_memory, format_firmware_memory
 
+    from ..outputs import atomic_write, check_output_dir, output_dir
+
+    out = check_output_dir(args.out, "build directory")
     plan = load_plan(args.plan)
     path, graph = load_model(args)
     check_plan_against(plan, graph, model_path=path)
     task = load_data(args, graph) if args.data else None
-    out = Path(args.out)
     print(f"generating and building {path.name} for {args.board} in {out}/ ...", flush=True)
-    program, build, placement = build_and_place(graph, plan, args.board, out, task,
-                                                log=lambda s: print(s, flush=True))
+    # a build that fails (a plan that does not fit, an image that does not
+    # link) leaves no build tree it created
+    with output_dir(out, "build directory"):
+        program, build, placement = build_and_place(graph, plan, args.board, out, task,
+                                                    log=lambda s: print(s, flush=True))
     for name in ("elf", "bin", "map", "lib"):
         p = getattr(build, name)
         if p is not None:
@@ -34,7 +39,8 @@ def run(args) -> int:
         rep["dataset"] = {"placement": placement.where, "reason": placement.reason,
                           "image_bytes": placement.image_bytes,
                           "n_train": len(task.y_train), "n_test": len(task.y_test)}
-    (out / "memory.json").write_text(json.dumps(rep, indent=2, default=str) + "\n")
+    atomic_write(out / "memory.json", json.dumps(rep, indent=2, default=str) + "\n",
+                 "memory report")
     if args.report:
         print()
         print(format_firmware_memory(rep))

@@ -24,8 +24,8 @@ def run(args) -> int:
     from .plan import describe_plan
 
     t0 = time.perf_counter()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    from ..outputs import check_output_dir
+    out = check_output_dir(args.out, "demo directory")
     path = bundled_model(args.model)
     graph = load_onnx(str(path))
     task = load_task(args.task, n_train=args.n_train, n_test=args.n_test)
@@ -42,6 +42,7 @@ def run(args) -> int:
     plan, tp = make_plan(path, graph, task, ram=args.ram, layer_metric="lara",
                          board="qemu-mps2-an500", batch=args.batch, epochs=args.epochs,
                          lr=args.lr, seed=args.seed)
+    out.mkdir(parents=True, exist_ok=True)
     plan.save(out / "plan.json")
     print(describe_plan(plan, tp, graph, "qemu-mps2-an500"))
 

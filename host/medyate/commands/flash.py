@@ -355,8 +355,12 @@ def flash_board(board_name: str, elf=None, plan=None, probe: str = "auto",
     if probe != "auto" and probe not in real:
         raise MedyateError(f"probe {probe} does not apply to {board.name}; use one of "
                            f"{', '.join(real)}")
-    workdir = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="medyate-flash-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    if out_dir:
+        from ..outputs import check_output_dir
+        workdir = check_output_dir(out_dir, "--out directory")
+        workdir.mkdir(parents=True, exist_ok=True)
+    else:
+        workdir = Path(tempfile.mkdtemp(prefix="medyate-flash-"))
 
     if data and plan is None:
         raise MedyateError("--data needs --plan: the samples are built into the firmware "

@@ -14,11 +14,24 @@ def run(args) -> int:
     from ..ir.onnx_import import load_onnx
     from .profile import parse_shape
 
+    from ..outputs import atomic_path, check_output_file
+    # np.save's naming: OUT gets .npy unless it has it
+    out = args.out if str(args.out).endswith(".npy") else f"{args.out}.npy"
+    check_output_file(out, "--out")
     graph = load_onnx(args.model, parse_shape(args.input_shape) if args.input_shape else None)
     try:
         x = np.load(args.input, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:
         raise MedyateError(f"cannot read input {args.input}: {exc}") from None
+    if not isinstance(x, np.ndarray):
+        x.close()
+        raise MedyateError(f"input {args.input} is an .npz archive; give one .npy array")
+    if x.dtype.kind not in "biuf":
+        raise MedyateError(f"input {args.input} holds {x.dtype} values; expected numbers")
+    if x.size == 0:
+        raise MedyateError(f"input {args.input} is empty (shape {x.shape})")
+    if not np.isfinite(x).all():
+        raise MedyateError(f"input {args.input} holds NaN or infinite values")
     want = graph.shapes[graph.input]
     if x.ndim == len(want) - 1:
         x = x[None]
@@ -30,8 +43,10 @@ def run(args) -> int:
     if eng.program.output_softmax:
         z = np.exp(y - y.max(axis=1, keepdims=True))
         y = z / z.sum(axis=1, keepdims=True)
-    np.save(args.out, y.reshape((len(y),) + tuple(graph.shapes[graph.output][1:])))
-    print(f"wrote {args.out}: {len(y)} sample(s), output shape {tuple(graph.shapes[graph.output][1:])}")
+    with atomic_path(out, "output") as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, y.reshape((len(y),) + tuple(graph.shapes[graph.output][1:])))
+    print(f"wrote {out}: {len(y)} sample(s), output shape {tuple(graph.shapes[graph.output][1:])}")
     return 0
 
 

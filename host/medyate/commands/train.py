@@ -16,6 +16,12 @@ def run(args) -> int:
     if not (args.resume or args.out):
         raise MedyateError("give --out RUN/ (or --resume RUN/ to continue a session)")
     out = Path(args.resume or args.out)
+    if args.resume:
+        if not out.is_dir():
+            raise MedyateError(f"--resume {out}: no such run directory")
+    else:
+        from ..outputs import check_output_dir
+        check_output_dir(out, "run directory")
     plan = load_plan(args.plan)
     path, graph = load_model(args)
     check_plan_against(plan, graph, model_path=path)

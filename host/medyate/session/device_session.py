@@ -199,6 +199,20 @@ def _open_port(port: str, baud: int):
 
 def device_session(graph, plan, task, out, *, board: str, port: str | None, epochs,
                    resume: bool, progress, title: str, build_dir=None) -> dict:
+    """The session on a device, in RUN/ (`out`): a run directory this call
+    created is removed again if it fails before its first checkpoint."""
+    from ..outputs import output_dir
+    from .run import CHECKPOINT, SUMMARY
+    out = Path(out)
+    with output_dir(out, "run directory",
+                    keep=lambda: (out / CHECKPOINT).exists() or (out / SUMMARY).exists()):
+        return _device_session(graph, plan, task, out, board=board, port=port, epochs=epochs,
+                               resume=resume, progress=progress, title=title,
+                               build_dir=build_dir)
+
+
+def _device_session(graph, plan, task, out, *, board: str, port: str | None, epochs,
+                    resume: bool, progress, title: str, build_dir=None) -> dict:
     from ..boards import get_board
     from ..planner.footprint import ram_footprint
     from ..protocol.dataset_image import write_dataset_image
@@ -212,8 +226,6 @@ def device_session(graph, plan, task, out, *, board: str, port: str | None, epoc
     b = get_board(board)
     if b.is_native:
         raise MedyateError("--board host runs the host simulation; pick a device board")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     build_dir = Path(build_dir) if build_dir else out / "firmware"
     program, build = build_device_firmware(graph, plan, board, build_dir, log=progress.line)
     rep = memory_report(build.elf, board=board)
@@ -252,7 +264,9 @@ def device_session(graph, plan, task, out, *, board: str, port: str | None, epoc
                               resume=resume, progress=progress, title=f"{title} ({board})")
     summary["firmware"] = {"flash": rep["flash"]["total"], "ram": rep["ram"]["total"],
                            "ram_capacity": rep["ram"]["capacity"]}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    from ..outputs import atomic_write
+    atomic_write(out / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n",
+                 "summary")
     return summary
 
 

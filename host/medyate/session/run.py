@@ -19,10 +19,12 @@ import time
 from pathlib import Path
 
 from ..errors import MedyateError
+from ..outputs import atomic_path, atomic_write, output_dir
 
 from .checkpoint import CHECKPOINT, LEGACY_CHECKPOINT, load_checkpoint, save_checkpoint
 
 METRICS = "metrics.jsonl"
+SUMMARY = "summary.json"
 
 
 def strategy_from_plan(plan, graph):
@@ -83,9 +85,10 @@ class FixedSelection:
 class Progress:
     """One line per epoch; within an epoch a live counter on a terminal."""
 
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
-        self.live = stream.isatty()
+    def __init__(self, stream=None):
+        # sys.stderr as it is when the session starts, not at import
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty()
 
     def within(self, label: str):
         def cb(done: int, total: int) -> None:
@@ -105,19 +108,31 @@ class Progress:
 def run_session(graph, plan, task, factory, out_dir, epochs: int | None = None,
                 resume: bool = False, progress: Progress | None = None,
                 title: str = "") -> dict:
-    """Train; write RUN/ as described above; return the summary."""
+    """Train; write RUN/ as described above; return the summary. A run
+    directory this call created is removed again if it fails before its
+    first checkpoint (or, after divergence, its outputs) were written."""
+    out = Path(out_dir)
+    with output_dir(out, "run directory",
+                    keep=lambda: (out / CHECKPOINT).exists() or (out / SUMMARY).exists()):
+        return _session(graph, plan, task, factory, out, epochs, resume, progress, title)
+
+
+def _write_metrics(out: Path, history) -> None:
+    atomic_write(out / METRICS, "".join(json.dumps(r, allow_nan=False) + "\n" for r in history),
+                 "metrics")
+
+
+def _session(graph, plan, task, factory, out: Path, epochs, resume, progress, title) -> dict:
     from ..algo.strategies import Diverged, Run
     from ..ir.onnx_export import export_onnx
     from ..plots import plot_training
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     progress = progress or Progress()
     epochs = plan.epochs if epochs is None else epochs
     run = Run(factory, task, strategy_from_plan(plan, graph), epochs, plan.batch, plan.lr, plan.seed,
               plan.budget_elements, warmup=plan.warmup_epochs, log=progress.line)
     ckpt = out / CHECKPOINT
-    summary_path = out / "summary.json"
+    summary_path = out / SUMMARY
     if resume:
         if not ckpt.exists() and (out / LEGACY_CHECKPOINT).exists():
             # A pickle runs code when loaded: it is never opened.
@@ -130,14 +145,13 @@ def run_session(graph, plan, task, factory, out_dir, epochs: int | None = None,
         run.restore(state)
         progress.line(f"resuming after epoch {run.epoch} of {epochs}")
         # metrics.jsonl keeps exactly the checkpointed epochs
-        (out / METRICS).write_text("".join(json.dumps(r) + "\n" for r in run.history))
+        _write_metrics(out, run.history)
     else:
         loss0, acc0 = run.engine.evaluate(task.x_test, task.y_test)
         if not math.isfinite(loss0):
             raise MedyateError(f"the model's test loss is {loss0} before any training: its "
                                "weights or the data hold NaN/inf")
         before = {"test_loss": float(loss0), "test_acc": float(acc0)}
-        (out / METRICS).write_text("")
         progress.line(f"before fine-tuning: test accuracy {100 * acc0:.1f}%, loss {loss0:.3f}")
 
     t0 = time.perf_counter()
@@ -151,9 +165,8 @@ def run_session(graph, plan, task, factory, out_dir, epochs: int | None = None,
             progress.line(f"stopped: {exc}")
             stopped = str(exc)
             break
-        with open(out / METRICS, "a") as f:
-            f.write(json.dumps(rec, allow_nan=False) + "\n")
         save_checkpoint(ckpt, run.state(), plan=plan, task=task, before=before)
+        _write_metrics(out, run.history)
         extra = f", {rec['cycles'] / 1e6:.0f} M instr" if "cycles" in rec else ""
         progress.line(f"epoch {rec['epoch'] + 1}/{epochs}: loss {rec['loss']:.3f}, "
                       f"train {100 * rec['train_acc']:.1f}%, test {100 * rec['test_acc']:.1f}%, "
@@ -161,11 +174,13 @@ def run_session(graph, plan, task, factory, out_dir, epochs: int | None = None,
                       f"({rec['seconds']:.1f} s)")
 
     trained = graph.with_weights(run.engine.weights())
-    export_onnx(trained, str(out / "finetuned.onnx"))
+    with atomic_path(out / "finetuned.onnx", "ONNX model") as tmp:
+        export_onnx(trained, str(tmp))
     hist = run.history
     if hist:
         hist[0].setdefault("test_acc_before", before["test_acc"])
-        plot_training(hist, out / "training.png", title)
+        with atomic_path(out / "training.png", "plot") as tmp:
+            plot_training(hist, tmp, title)
     summary = {
         "model": plan.model, "strategy": plan.strategy, "epochs": epochs,
         "before": before,
@@ -177,7 +192,7 @@ def run_session(graph, plan, task, factory, out_dir, epochs: int | None = None,
     }
     if stopped:
         summary["stopped"] = stopped
-    summary_path.write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    atomic_write(summary_path, json.dumps(summary, indent=2, allow_nan=False) + "\n", "summary")
     if stopped:
         last = (f"the checkpoint and outputs of epoch {run.epoch}" if run.epoch else
                 "the outputs of the model as given (no epoch completed)")
