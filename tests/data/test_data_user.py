@@ -218,3 +218,19 @@ def test_folder_without_classes(tmp_path):
 def test_folder_with_fewer_test_classes(tmp_path):
     t = load_task(_folder(tmp_path, classes=("a", "b", "c"), test_classes=("c",)))
     assert t.n_classes == 3 and set(t.y_test.tolist()) == {2}
+
+
+@pytest.mark.parametrize("raw,msg", [
+    (b"P2 0 2 255\n", "width 0 is not a positive image size"),
+    (b"P5 2 0 255\n", "height 0 is not a positive image size"),
+    (b"P2 -3 2 255\n1 2 3 4 5 6", "header field '-3' is not a non-negative integer"),
+    (b"P2 2 1 15\n3 16", "pixel value 16 outside 0..15"),
+    (b"P2 2 1 255\n3 -1", "pixel value -1 outside 0..255"),
+    (b"P5 2 1 255\n\x01", "cannot read image"),
+    (b"P2 2 x 255\n1 2", "header field 'x'"),
+])
+def test_netpbm_bad_header_or_values(tmp_path, raw, msg):
+    p = tmp_path / "bad.pgm"
+    p.write_bytes(raw)
+    with pytest.raises(MedyateError, match=msg):
+        read_netpbm(p)

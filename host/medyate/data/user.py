@@ -125,7 +125,12 @@ def _netpbm_tokens(data: bytes, n: int, pos: int):
             pos += 1
         if start == pos:
             raise ValueError("truncated header")
-        out.append(int(data[start:pos]))
+        tok = data[start:pos]
+        if not tok.isdigit():
+            # width, height and maxval are unsigned decimal numbers
+            raise ValueError(f"header field {tok.decode(errors='replace')!r} is not a "
+                             "non-negative integer")
+        out.append(int(tok))
     return out, pos
 
 
@@ -140,6 +145,9 @@ def read_netpbm(path) -> np.ndarray:
         (w, h, maxval), pos = _netpbm_tokens(data, 3, 2)
         if not 0 < maxval < 65536:
             raise ValueError(f"bad maxval {maxval}")
+        for name, v in (("width", w), ("height", h)):
+            if not 0 < v <= 65535:
+                raise ValueError(f"{name} {v} is not a positive image size (at most 65535)")
         c = 3 if magic in (b"P3", b"P6") else 1
         n = w * h * c
         if magic in (b"P5", b"P6"):
@@ -150,6 +158,9 @@ def read_netpbm(path) -> np.ndarray:
             raw = np.array(data[pos:].split()[:n], dtype=np.int64)
             if raw.size != n:
                 raise ValueError("truncated pixel data")
+        if raw.size and (raw.min() < 0 or raw.max() > maxval):
+            bad = int(raw.max()) if raw.max() > maxval else int(raw.min())
+            raise ValueError(f"pixel value {bad} outside 0..{maxval} (the header's maxval)")
         img = np.round(raw.astype(np.float64) * 255.0 / maxval).astype(np.uint8)
     except (OSError, ValueError) as e:
         raise MedyateError(f"cannot read image {path}: {e}") from e
