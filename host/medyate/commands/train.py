@@ -26,6 +26,13 @@ def run(args) -> int:
     path, graph = load_model(args)
     check_plan_against(plan, graph, model_path=path)
     task = load_data(args, graph)
+    val = None
+    if args.val_split is not None:
+        from ..session.run import split_validation
+        task, val = split_validation(task, args.val_split, plan.seed)
+        print(f"validation: {len(val[1])} of {len(val[1]) + len(task.y_train)} training samples "
+              f"held out (seeded by the plan's seed); finetuned.onnx will be the epoch with "
+              f"the best validation accuracy")
     progress = Progress()
     title = f"{path.stem} on {task.name}: {plan.strategy}, budget {plan.budget_elements} elements"
     if args.board == "host":
@@ -33,12 +40,13 @@ def run(args) -> int:
         factory = HostEngineFactory(graph)
         summary = run_session(graph, plan, task, factory, out, args.epochs,
                               resume=bool(args.resume), progress=progress,
-                              title=title + " (host)")
+                              title=title + " (host)", val=val)
     else:
         from ..session.device_session import device_session
         summary = device_session(graph, plan, task, out, board=args.board, port=args.port,
                                  epochs=args.epochs, resume=bool(args.resume),
-                                 progress=progress, title=title, build_dir=args.build_dir)
+                                 progress=progress, title=title, build_dir=args.build_dir,
+                                 val=val)
     b, a = summary["before"]["test_acc"], summary["after"]["test_acc"]
     print(f"test accuracy {100 * b:.1f}% -> {100 * a:.1f}%; outputs in {out}/")
     return 0
@@ -60,6 +68,10 @@ def register(subparsers) -> None:
     p.add_argument("--port", help="serial port or pyserial URL of a running device "
                                   "(e.g. /dev/ttyACM0); QEMU is started when absent")
     p.add_argument("--epochs", type=option("epochs"), help="override the plan's epochs")
+    p.add_argument("--val-split", type=float, metavar="FRACTION",
+                   help="hold out this fraction of the training data (per class, seeded by "
+                        "the plan's seed) for validation; finetuned.onnx is then the epoch "
+                        "with the best validation accuracy (default: none, the last epoch)")
     p.add_argument("--out", help="run directory")
     p.add_argument("--resume", metavar="RUN", help="continue the session in RUN/ from its checkpoint")
     p.add_argument("--build-dir", help="where to build the firmware (default RUN/firmware)")

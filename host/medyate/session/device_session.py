@@ -141,7 +141,8 @@ class DeviceTrainer:
         return st
 
     def evaluate(self, x, y) -> tuple[float, float]:
-        if self.streaming:
+        if self.streaming or not (x is self.task.x_train or x is self.task.x_test):
+            # samples outside the dataset image (e.g. a validation split) stream
             from ..engine.host import loss_and_accuracy
             return loss_and_accuracy(np.stack([self.device.forward(xi, nchw=True) for xi in x]), y)
         while True:
@@ -198,7 +199,7 @@ def _open_port(port: str, baud: int):
 
 
 def device_session(graph, plan, task, out, *, board: str, port: str | None, epochs,
-                   resume: bool, progress, title: str, build_dir=None) -> dict:
+                   resume: bool, progress, title: str, build_dir=None, val=None) -> dict:
     """The session on a device, in RUN/ (`out`): a run directory this call
     created is removed again if it fails before its first checkpoint."""
     from ..outputs import output_dir
@@ -208,11 +209,11 @@ def device_session(graph, plan, task, out, *, board: str, port: str | None, epoc
                     keep=lambda: (out / CHECKPOINT).exists() or (out / SUMMARY).exists()):
         return _device_session(graph, plan, task, out, board=board, port=port, epochs=epochs,
                                resume=resume, progress=progress, title=title,
-                               build_dir=build_dir)
+                               build_dir=build_dir, val=val)
 
 
 def _device_session(graph, plan, task, out, *, board: str, port: str | None, epochs,
-                    resume: bool, progress, title: str, build_dir=None) -> dict:
+                    resume: bool, progress, title: str, build_dir=None, val=None) -> dict:
     from ..boards import get_board
     from ..planner.footprint import ram_footprint
     from ..protocol.dataset_image import write_dataset_image
@@ -261,7 +262,8 @@ def _device_session(graph, plan, task, out, *, board: str, port: str | None, epo
         trainer_box.append(trainer)
         stack.callback(lambda: _quiet(device.shutdown))
         summary = run_session(graph, plan, task, DeviceFactory(trainer, plan), out, epochs,
-                              resume=resume, progress=progress, title=f"{title} ({board})")
+                              resume=resume, progress=progress, title=f"{title} ({board})",
+                              val=val)
     summary["firmware"] = {"flash": rep["flash"]["total"], "ram": rep["ram"]["total"],
                            "ram_capacity": rep["ram"]["capacity"]}
     from ..outputs import atomic_write

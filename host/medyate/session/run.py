@@ -105,16 +105,88 @@ class Progress:
         print(text, file=self.stream, flush=True)
 
 
+def split_validation(task, fraction: float, seed: int):
+    """(task without the held-out samples, (x_val, y_val)): a seeded, fixed
+    `fraction` of the training samples (at least one, and at least one left
+    to train on), taken in the same proportion from every class."""
+    import dataclasses
+
+    import numpy as np
+    if not 0.0 < fraction < 1.0:
+        raise MedyateError(f"--val-split must be a fraction in (0, 1), got {fraction}")
+    y = np.asarray(task.y_train)
+    rng = np.random.default_rng([int(seed), 0x56414C])
+    held = []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        held.extend(idx[:int(round(fraction * len(idx)))].tolist())
+    held = np.sort(np.asarray(held, dtype=np.int64))
+    if len(held) == 0 or len(held) == len(y):
+        raise MedyateError(f"--val-split {fraction} of {len(y)} training samples leaves "
+                           f"{len(held)} for validation and {len(y) - len(held)} to train on")
+    keep = np.setdiff1d(np.arange(len(y)), held)
+    sub = dataclasses.replace(task, x_train=task.x_train[keep], y_train=y[keep],
+                              train_index=None,
+                              notes=(task.notes + "; " if task.notes else "") +
+                              f"{len(held)} training samples held out for validation")
+    return sub, (task.x_train[held], y[held])
+
+
+BEST = "best.npz"
+
+
+def _is_better(rec: dict, best: dict | None) -> bool:
+    """Higher validation accuracy; on a tie, lower validation loss."""
+    return best is None or (rec["val_acc"], -rec["val_loss"]) > (best["val_acc"],
+                                                                 -best["val_loss"])
+
+
+def _save_best(path: Path, epoch: int, weights: dict) -> None:
+    import io
+
+    import numpy as np
+    from ..outputs import atomic_write
+    arrays = {"epoch": np.asarray(epoch, np.int64)}
+    for i, (w, b) in enumerate(weights.values()):
+        arrays[f"weight_{i}"], arrays[f"bias_{i}"] = np.asarray(w, np.float32), np.asarray(b, np.float32)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write(path, buf.getvalue(), "best epoch's weights")
+
+
+def _load_best(path: Path, epoch: int, like: dict) -> dict:
+    """The weights saved for `epoch`, shaped like `like`; MedyateError otherwise."""
+    import numpy as np
+    try:
+        z = dict(np.load(path, allow_pickle=False))
+        if int(z["epoch"]) != epoch:
+            raise ValueError(f"holds epoch {int(z['epoch']) + 1}, the history's best is {epoch + 1}")
+        out = {}
+        for i, (name, (w, b)) in enumerate(like.items()):
+            wi, bi = z[f"weight_{i}"], z[f"bias_{i}"]
+            if wi.shape != np.shape(w) or bi.shape != np.shape(b) or \
+                    not (np.isfinite(wi).all() and np.isfinite(bi).all()):
+                raise ValueError(f"weights of {name} do not fit the model or are not finite")
+            out[name] = (wi, bi)
+        return out
+    except (OSError, KeyError, ValueError) as exc:
+        raise MedyateError(f"{path}: cannot use the best epoch's weights: {exc}") from None
+
+
 def run_session(graph, plan, task, factory, out_dir, epochs: int | None = None,
                 resume: bool = False, progress: Progress | None = None,
-                title: str = "") -> dict:
+                title: str = "", val=None) -> dict:
     """Train; write RUN/ as described above; return the summary. A run
     directory this call created is removed again if it fails before its
-    first checkpoint (or, after divergence, its outputs) were written."""
+    first checkpoint (or, after divergence, its outputs) were written. With
+    `val` (x_val, y_val, held out from the training data: `split_validation`)
+    every epoch is also evaluated on it, and finetuned.onnx is the epoch with
+    the best validation accuracy (kept in RUN/best.npz across a resume)."""
     out = Path(out_dir)
     with output_dir(out, "run directory",
                     keep=lambda: (out / CHECKPOINT).exists() or (out / SUMMARY).exists()):
-        return _session(graph, plan, task, factory, out, epochs, resume, progress, title)
+        return _session(graph, plan, task, factory, out, epochs, resume, progress, title,
+                        val)
 
 
 def _write_metrics(out: Path, history) -> None:
@@ -122,7 +194,8 @@ def _write_metrics(out: Path, history) -> None:
                  "metrics")
 
 
-def _session(graph, plan, task, factory, out: Path, epochs, resume, progress, title) -> dict:
+def _session(graph, plan, task, factory, out: Path, epochs, resume, progress, title,
+             val) -> dict:
     from ..algo.strategies import Diverged, Run
     from ..ir.onnx_export import export_onnx
     from ..plots import plot_training
@@ -154,6 +227,14 @@ def _session(graph, plan, task, factory, out: Path, epochs, resume, progress, ti
         before = {"test_loss": float(loss0), "test_acc": float(acc0)}
         progress.line(f"before fine-tuning: test accuracy {100 * acc0:.1f}%, loss {loss0:.3f}")
 
+    best = best_w = None
+    if val is not None:
+        done = [r for r in run.history if "val_acc" in r]
+        for r in done:
+            if _is_better(r, best):
+                best = r
+        if best is not None:
+            best_w = _load_best(out / BEST, best["epoch"], run.engine.weights())
     t0 = time.perf_counter()
     stopped = None
     while not run.done:
@@ -165,18 +246,32 @@ def _session(graph, plan, task, factory, out: Path, epochs, resume, progress, ti
             progress.line(f"stopped: {exc}")
             stopped = str(exc)
             break
+        if val is not None:
+            vl, va = run.engine.evaluate(val[0], val[1])
+            rec["val_loss"], rec["val_acc"] = float(vl), float(va)
+            if _is_better(rec, best):
+                best, best_w = rec, run.engine.weights()
+                _save_best(out / BEST, rec["epoch"], best_w)
         save_checkpoint(ckpt, run.state(), plan=plan, task=task, before=before)
         _write_metrics(out, run.history)
         extra = f", {rec['cycles'] / 1e6:.0f} M instr" if "cycles" in rec else ""
+        if "val_acc" in rec:
+            extra += f", val {100 * rec['val_acc']:.1f}%"
         progress.line(f"epoch {rec['epoch'] + 1}/{epochs}: loss {rec['loss']:.3f}, "
                       f"train {100 * rec['train_acc']:.1f}%, test {100 * rec['test_acc']:.1f}%, "
                       f"{rec['channels']} channels in {rec['layers']} layers{extra} "
                       f"({rec['seconds']:.1f} s)")
 
-    trained = graph.with_weights(run.engine.weights())
+    hist = run.history
+    chosen = hist[-1] if hist else None
+    if best is not None:
+        chosen = best
+        progress.line(f"finetuned.onnx: epoch {best['epoch'] + 1} of {len(hist)}, the best "
+                      f"validation accuracy ({100 * best['val_acc']:.1f}%, loss "
+                      f"{best['val_loss']:.3f}; test {100 * best['test_acc']:.1f}%)")
+    trained = graph.with_weights(best_w if best is not None else run.engine.weights())
     with atomic_path(out / "finetuned.onnx", "ONNX model") as tmp:
         export_onnx(trained, str(tmp))
-    hist = run.history
     if hist:
         hist[0].setdefault("test_acc_before", before["test_acc"])
         with atomic_path(out / "training.png", "plot") as tmp:
@@ -184,12 +279,21 @@ def _session(graph, plan, task, factory, out: Path, epochs, resume, progress, ti
     summary = {
         "model": plan.model, "strategy": plan.strategy, "epochs": epochs,
         "before": before,
-        "after": {"test_loss": hist[-1]["test_loss"], "test_acc": hist[-1]["test_acc"]}
-        if hist else before,
+        # `after` is the exported model: the best validation epoch with --val-split
+        "after": {"test_loss": chosen["test_loss"], "test_acc": chosen["test_acc"]}
+        if chosen else before,
+        "exported_epoch": chosen["epoch"] + 1 if chosen else 0,
         "memory": run.engine.memory(),
         "seconds": time.perf_counter() - t0,
         "outputs": ["metrics.jsonl", "finetuned.onnx", "training.png", "summary.json"],
     }
+    if val is not None:
+        summary["validation"] = {"samples": int(len(val[1])),
+                                 "best_epoch": best["epoch"] + 1 if best else None,
+                                 "val_acc": best["val_acc"] if best else None,
+                                 "val_loss": best["val_loss"] if best else None}
+        summary["last"] = {"epoch": len(hist), "test_loss": hist[-1]["test_loss"],
+                           "test_acc": hist[-1]["test_acc"]} if hist else None
     if stopped:
         summary["stopped"] = stopped
     atomic_write(summary_path, json.dumps(summary, indent=2, allow_nan=False) + "\n", "summary")
