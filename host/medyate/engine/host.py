@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import MedyateError
 from ..ir.graph import Graph
 from ..planner.arena import NO_OFFSET, plan_arena
+from ..planner.compute import wgrad_macs_per_channel
 from ..planner.program import (AVGPOOL, CLAMP, DEPTHWISE_CONV2D, FULLY_CONNECTED, HARDSIGMOID,
                                MAXPOOL, NONE, Program, lower)
 from .build import kernel_selection, load_engine
@@ -133,12 +134,9 @@ class HostEngine:
     # ------------------------------------------------------------ public API
     @property
     def layers(self) -> list[LayerInfo]:
-        out = []
-        for l in self.program.layers:
-            pr = self.program.ops[l.op].params
-            out.append(LayerInfo(l.name, l.channels, l.slice_size, l.map_size, l.out_c,
-                                 l.slice_size * pr["out_h"] * pr["out_w"]))
-        return out
+        return [LayerInfo(l.name, l.channels, l.slice_size, l.map_size, l.out_c,
+                          wgrad_macs_per_channel(self.program, i))
+                for i, l in enumerate(self.program.layers)]
 
     def set_selection(self, pairs) -> None:
         pairs = [(int(a), int(b)) for a, b in pairs]

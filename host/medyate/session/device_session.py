@@ -34,6 +34,7 @@ class DeviceTrainer:
 
     def __init__(self, device, program, task, memory: dict):
         from ..engine.host import LayerInfo
+        from ..planner.compute import wgrad_macs_per_channel
         self.device, self.program, self.task, self._memory = device, program, task, memory
         info = device.info()
         want = program.hash32(program.memory.budget_elements)
@@ -61,9 +62,8 @@ class DeviceTrainer:
                                f"the task {len(task.x_train)}/{len(task.x_test)}")
         self.info = info
         self.layers = [LayerInfo(l.name, l.channels, l.slice_size, l.map_size, l.out_c,
-                                 l.slice_size * program.ops[l.op].params["out_h"]
-                                 * program.ops[l.op].params["out_w"])
-                       for l in program.layers]
+                                 wgrad_macs_per_channel(program, i))
+                       for i, l in enumerate(program.layers)]
         self.on_progress = None
         self.n_selected = 0
         self.pairs: list = []
