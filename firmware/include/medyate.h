@@ -168,7 +168,8 @@ void mdy_concat_channels_nhwc_f32_igrad(int32_t hw, int32_t ca, int32_t cb, int3
 /* Softmax (inference output). */
 void mdy_softmax_f32(int32_t n, const float *x, float *y);
 /* Softmax cross-entropy of one sample: returns the loss, writes
- * dlogits = scale * (softmax(logits) - onehot(label)) (scale = 1/batch). */
+ * dlogits = scale * (softmax(logits) - onehot(label)) (scale = 1/batch)
+ * unless dlogits is NULL (loss only, as evaluation needs). */
 float mdy_softmax_xent_f32(int32_t n, const float *logits, int32_t label,
                            float scale, float *dlogits);
 
@@ -432,6 +433,14 @@ typedef struct {
     float loss_sum;               /* since last mdy_reset_stats */
     uint32_t correct, seen;
     uint32_t steps;               /* SGD steps since last mdy_reset_stats */
+    uint32_t nonfinite;           /* since the reset: samples whose loss was NaN/inf plus
+                                     SGD steps with a NaN/inf gradient (divergence) */
+    /* Optional cycle counter (NULL: no timing). Set after mdy_init; the epoch
+     * functions below then add each phase's cycles (reset with the stats). */
+    uint64_t (*clock)(void);
+    uint64_t cycles_forward;      /* mdy_train_forward */
+    uint64_t cycles_backward;     /* mdy_train_backward (loss + sparse backward) */
+    uint64_t cycles_update;       /* mdy_sgd_step */
 } mdy_ctx;
 
 mdy_status mdy_init(mdy_ctx *ctx, const mdy_model *model, uint8_t *arena);
@@ -458,6 +467,49 @@ const float *mdy_channel_stats(const mdy_ctx *ctx);
  * the device protocol). */
 float *mdy_slice_grad(const mdy_ctx *ctx, uint32_t k);
 #endif /* MDY_KERNELS_ONLY */
+
+/* ------------------------------------------------------------ epoch
+ * Training a sequence of samples in mini-batches and evaluating a sample,
+ * written once: the device dispatcher and the host engine (cffi) both call
+ * these, so every target takes the same mini-batch boundaries, the same
+ * 1/size scaling of a last short mini-batch, the same SGD step points and
+ * the same (sequential fp32) accumulation of loss and accuracy.
+ */
+typedef struct {
+    uint32_t count;               /* samples, visited at positions 0 .. count-1 */
+    uint32_t batch;               /* mini-batch size; the last one may be shorter */
+    float lr;
+} mdy_epoch;
+
+/* Sample number `i` (its position in the visiting order) of an epoch: forward
+ * and backward with its gradients scaled by 1/(size of its mini-batch), then
+ * the SGD step when it closes its mini-batch. Statistics accumulate in ctx
+ * (mdy_reset_stats starts an epoch). A device that receives samples one by
+ * one (streaming) calls this per sample. */
+mdy_status mdy_train_epoch_sample(mdy_ctx *ctx, const mdy_epoch *ep, uint32_t i,
+                                  const float *x, int32_t label);
+/* The sample at position i of the visiting order, and its label. */
+typedef const float *(*mdy_sample_fn)(void *user, uint32_t i, int32_t *label);
+/* Called after each sample with the number trained so far (may be NULL). */
+typedef void (*mdy_progress_fn)(void *user, uint32_t done);
+/* A whole epoch: mdy_train_epoch_sample for i = 0 .. count-1. Does not reset
+ * the statistics (an epoch run in parts keeps them). */
+mdy_status mdy_train_epoch(mdy_ctx *ctx, const mdy_epoch *ep, mdy_sample_fn sample,
+                           mdy_progress_fn progress, void *user);
+
+/* Evaluation totals; zero-initialise, then mdy_eval_sample per sample. */
+typedef struct {
+    float loss_sum;               /* cross-entropy, summed in fp32 in sample order */
+    uint32_t correct, count;
+    uint32_t nonfinite;           /* samples whose loss was NaN/inf */
+} mdy_eval_stats;
+/* Forward of one sample, its loss (the training loss) and whether its argmax
+ * is the label added to `acc`; its logits to `logits` if non-NULL. Leaves
+ * the training statistics and gradients alone. */
+mdy_status mdy_eval_sample(mdy_ctx *ctx, const float *x, int32_t label, mdy_eval_stats *acc,
+                           float *logits);
+/* Index of the first maximum of x[0..n) (the predicted class). */
+int32_t mdy_argmax_f32(int32_t n, const float *x);
 
 #ifdef __cplusplus
 }

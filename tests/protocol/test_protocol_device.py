@@ -127,6 +127,19 @@ def test_forward_and_evaluate_agree(dev):
     assert ev.correct == correct and ev.loss_sum == pytest.approx(loss, rel=1e-5)
 
 
+def test_divergence_is_reported(device_process):
+    """STATS and EVAL_R count NaN/inf losses and gradients: a learning rate
+    that blows the weights up shows in every epoch and evaluation after it."""
+    d = device_process().device()
+    d.set_selection([(0, 0), (1, 0), (1, 1)])
+    assert d.run_epoch("train", 0, 32, batch=8, lr=0.1, seed=1).nonfinite == 0
+    assert d.evaluate("test").nonfinite == 0
+    s = d.run_epoch("train", 0, 32, batch=8, lr=1e30, seed=2)
+    assert s.nonfinite > 0 and d.get_stats().nonfinite == s.nonfinite
+    assert d.run_epoch("train", 0, 32, batch=8, lr=0.1, seed=3).nonfinite == 32 + 4
+    assert d.evaluate("test").nonfinite == d.info().n_test
+
+
 def test_stream_equals_epoch(device_process):
     """TRAIN_STREAM fed in visit_order with batch_sizes reproduces RUN_EPOCH
     bit for bit: the order and batching rules are the documented ones."""
@@ -138,13 +151,10 @@ def test_stream_equals_epoch(device_process):
     sa = a.run_epoch("train", 10, 20, batch=8, lr=0.3, seed=77)
     order = visit_order(10, 20, 77, 8)
     assert order == [10 + i for i in epoch_order(20, 77)]
-    k = 0
-    for bs in batch_sizes(20, 8):
-        for j in range(bs):
-            i = order[k]
-            sb = b.train_stream(x_tr[i], int(y_tr[i]), batch=bs, lr=0.3, step=j == bs - 1,
-                                reset=k == 0, nchw=True)
-            k += 1
+    assert batch_sizes(20, 8) == [8, 8, 4]
+    for k, i in enumerate(order):
+        sb = b.train_stream(x_tr[i], int(y_tr[i]), index=k, count=20, batch=8, lr=0.3,
+                            nchw=True)
     assert (sb.seen, sb.steps, sb.correct) == (sa.seen, sa.steps, sa.correct)
     assert sb.loss_sum == sa.loss_sum
     for (wa, ba), (wb, bb) in zip(a.read_all_weights(), b.read_all_weights()):
@@ -162,8 +172,7 @@ def test_split_epoch_matches_stream(device_process):
     assert a.link.counters.requests >= 3 and sa.seen == 96 and sa.steps == 12
     order = visit_order(0, 96, 5, 8, max_part=40)
     for k, i in enumerate(order):
-        b.train_stream(x_tr[i], int(y_tr[i]), batch=8, lr=0.1, step=k % 8 == 7, reset=k == 0,
-                       nchw=True)
+        b.train_stream(x_tr[i], int(y_tr[i]), index=k, count=96, batch=8, lr=0.1, nchw=True)
     for (wa, ba), (wb, bb) in zip(a.read_all_weights(), b.read_all_weights()):
         assert np.array_equal(wa, wb) and np.array_equal(ba, bb)
     assert np.allclose(sa.channel_stats, b.get_stats().channel_stats, rtol=1e-6)
@@ -213,7 +222,7 @@ def _write(tail=(1.0,), **kw):
 
 
 def _stream(n=32, **kw):
-    d = dict(flags=0, pad=0, batch=1, label=0, lr=0.1)
+    d = dict(batch=1, pad=0, index=0, count=1, label=0, lr=0.1)
     d.update(kw)
     return L["TRAIN_STREAM"].pack(tail=[0.0] * n, **d)
 
@@ -252,7 +261,8 @@ BAD_REQUESTS = [
     ("TRAIN_STREAM", _stream(label=3), "MDY_ERR_LABEL"),
     ("TRAIN_STREAM", _stream(label=-1), "MDY_ERR_LABEL"),
     ("TRAIN_STREAM", _stream(batch=0), "BAD_FIELD"),
-    ("TRAIN_STREAM", _stream(flags=4), "BAD_FIELD"),
+    ("TRAIN_STREAM", _stream(index=1), "BAD_FIELD"),      # index beyond the epoch
+    ("TRAIN_STREAM", _stream(count=0), "BAD_FIELD"),
     ("TRAIN_STREAM", _stream(lr=float("nan")), "BAD_FIELD"),
     ("FORWARD", L["FORWARD"].pack(tail=[0.0] * 33), "BAD_LENGTH"),
     ("FORWARD", b"\0\0", "BAD_LENGTH"),
@@ -309,7 +319,7 @@ def test_no_or_bad_dataset(device_process, build_dir):
         with pytest.raises(DeviceError):
             d.evaluate("test", 0, 1)
         # streaming needs no dataset
-        d.train_stream(np.zeros((4, 4, 2)), 1, batch=1, lr=0.1, step=True)
+        d.train_stream(np.zeros((4, 4, 2)), 1, index=0, count=1, batch=1, lr=0.1)
 
 
 def test_retry_is_answered_from_cache(dev):

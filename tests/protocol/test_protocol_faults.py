@@ -99,7 +99,7 @@ def test_faulty_link_gives_identical_training(device_process):
     clean = session(device_process().device(timeout=2.0))
 
     proc = device_process()
-    rng = np.random.default_rng(2024)
+    rng = np.random.default_rng(7)
     ports = []
 
     def reconnect():

@@ -59,7 +59,7 @@ def _chunk(off, vals):
 
 
 def _stream(vals, **kw):
-    d = dict(flags=spec.STREAM_STEP, pad=0, batch=1, label=0, lr=0.1)
+    d = dict(batch=1, pad=0, index=0, count=1, label=0, lr=0.1)
     d.update(kw)
     return L["TRAIN_STREAM"].pack(tail=list(map(float, vals)), **d)
 
@@ -97,12 +97,9 @@ def test_chunked_training_is_the_same_for_any_chunking(big):
     out = []
     for d in devs:
         d.set_selection([(0, 0), (0, 1)])
-        k = 0
-        for bs in batch_sizes(len(xs), 4):
-            for j in range(bs):
-                st = d.train_stream(xs[k], int(ys[k]), batch=bs, lr=0.2, step=j == bs - 1,
-                                    reset=k == 0)
-                k += 1
+        assert batch_sizes(len(xs), 4) == [4, 4, 2]
+        for k in range(len(xs)):
+            st = d.train_stream(xs[k], int(ys[k]), index=k, count=len(xs), batch=4, lr=0.2)
         out.append((st.loss_sum, st.seen, st.steps, d.read_all_weights()))
     for o in out[1:]:
         assert o[:3] == out[0][:3] == (o[0], 10, 3)
@@ -111,7 +108,7 @@ def test_chunked_training_is_the_same_for_any_chunking(big):
     # one sample, one step, against numpy
     d = big()
     d.set_selection([(0, 0), (0, 1)])
-    st = d.train_stream(xs[0], int(ys[0]), batch=1, lr=0.2, step=True, reset=True)
+    st = d.train_stream(xs[0], int(ys[0]), index=0, count=1, batch=1, lr=0.2)
     z, g = reference_logits(xs[0].astype(np.float64), w1, b1)
     p = np.exp(z - z.max())
     p /= p.sum()
@@ -146,7 +143,7 @@ def test_sample_chunks_are_validated(big):
     assert _err(d, "TRAIN_STREAM", _stream(x[400:], label=3)) == "MDY_ERR_LABEL"
     assert _err(d, "TRAIN_STREAM", _stream(x[400:], batch=0)) == "BAD_FIELD"
     assert _err(d, "TRAIN_STREAM", _stream(x[400:], lr=float("inf"))) == "BAD_FIELD"
-    assert _err(d, "TRAIN_STREAM", _stream(x[400:], flags=8)) == "BAD_FIELD"
+    assert _err(d, "TRAIN_STREAM", _stream(x[400:], index=1)) == "BAD_FIELD"
     for (a, b), (c, e) in zip(w0, d.read_all_weights()):
         assert np.array_equal(a, c) and np.array_equal(b, e)
     d.link.request("SAMPLE_CHUNK", _chunk(400, x[400:700]))
@@ -172,7 +169,7 @@ def test_retried_chunks_and_sample_apply_once(big):
     x = xs[0].reshape(-1)
     ref = big()
     ref.set_selection([(0, 1)])
-    sr = ref.train_stream(xs[0], int(ys[0]), batch=1, lr=0.3, step=True, reset=True)
+    sr = ref.train_stream(xs[0], int(ys[0]), index=0, count=1, batch=1, lr=0.3)
 
     d = big()
     d.set_selection([(0, 1)])
@@ -193,8 +190,7 @@ def test_retried_chunks_and_sample_apply_once(big):
     twice("SAMPLE_CHUNK", 900, _chunk(0, x[:500]))
     twice("SAMPLE_CHUNK", 901, _chunk(500, x[500:600]))
     assert _err(d, "SAMPLE_CHUNK", _chunk(500, x[500:600])) == "BAD_STATE"
-    f = twice("TRAIN_STREAM", 902, _stream(x[600:], label=int(ys[0]), lr=0.3,
-                                               flags=spec.STREAM_STEP | spec.STREAM_RESET))
+    f = twice("TRAIN_STREAM", 902, _stream(x[600:], label=int(ys[0]), lr=0.3))
     st = L["STATS"].unpack(f.payload)
     assert (st["seen"], st["steps"]) == (1, 1)
     assert st["loss_sum"] == sr.loss_sum
@@ -216,8 +212,8 @@ def test_chunked_stream_equals_epoch_on_the_small_model(device_process):
     order = visit_order(0, 24, 9, 8)
     n0 = b.link.counters.requests
     for k, i in enumerate(order):
-        sb = b.train_stream(x_tr[i], int(y_tr[i]), batch=8, lr=0.3, step=k % 8 == 7,
-                            reset=k == 0, nchw=True)
+        sb = b.train_stream(x_tr[i], int(y_tr[i]), index=k, count=24, batch=8, lr=0.3,
+                            nchw=True)
     assert b.link.counters.requests - n0 == 24 * 3       # 15 + 15 floats, then the last 2
     assert (sb.seen, sb.steps, sb.loss_sum) == (sa.seen, sa.steps, sa.loss_sum)
     for (wa, ba), (wb, bb) in zip(a.read_all_weights(), b.read_all_weights()):
@@ -227,4 +223,4 @@ def test_chunked_stream_equals_epoch_on_the_small_model(device_process):
 def test_sample_of_the_wrong_size_is_refused_by_the_host(big):
     d = big()
     with pytest.raises(ValueError, match="768"):
-        d.train_stream(np.zeros((4, 4, 2)), 0, batch=1, lr=0.1, step=False)
+        d.train_stream(np.zeros((4, 4, 2)), 0, index=0, count=1, batch=1, lr=0.1)

@@ -68,9 +68,8 @@ static float sample[SAMPLE_FLOATS];
 static uint32_t sample_have;         /* floats staged so far of the current sample */
 static int sample_ok;                /* SAMPLE_FLOATS equals the model's input */
 
-static struct {
-    uint64_t forward, backward, update, total;
-} cyc;
+/* Cycles of whole epoch requests; the runtime counts the phases (ctx.cycles_*). */
+static uint64_t cycles_total;
 
 static uint8_t cur_type;
 static uint16_t cur_seq;
@@ -179,7 +178,7 @@ static int tail_items(uint32_t len, uint32_t size, uint32_t tail, uint32_t *item
 static void reset_stats(void)
 {
     mdy_reset_stats(&ctx);
-    memset(&cyc, 0, sizeof(cyc));
+    cycles_total = 0;
 }
 
 /* The staged selection lives in the arena's channel-statistics region:
@@ -224,67 +223,39 @@ static uint16_t stats_answer(uint32_t offset, uint32_t count)
     mdy_wr32(p + MDY_STATS_CORRECT, ctx.correct);
     mdy_wr32(p + MDY_STATS_SEEN, ctx.seen);
     mdy_wr32(p + MDY_STATS_STEPS, ctx.steps);
-    mdy_wr64(p + MDY_STATS_CYCLES_FORWARD, cyc.forward);
-    mdy_wr64(p + MDY_STATS_CYCLES_BACKWARD, cyc.backward);
-    mdy_wr64(p + MDY_STATS_CYCLES_UPDATE, cyc.update);
-    mdy_wr64(p + MDY_STATS_CYCLES_TOTAL, cyc.total);
+    mdy_wr64(p + MDY_STATS_CYCLES_FORWARD, ctx.cycles_forward);
+    mdy_wr64(p + MDY_STATS_CYCLES_BACKWARD, ctx.cycles_backward);
+    mdy_wr64(p + MDY_STATS_CYCLES_UPDATE, ctx.cycles_update);
+    mdy_wr64(p + MDY_STATS_CYCLES_TOTAL, cycles_total);
     mdy_wr32(p + MDY_STATS_STACK_HIGH_WATER, board_stack_high_water());
     mdy_wr32(p + MDY_STATS_N_SELECTED, ctx.n_selected);
     mdy_wr32(p + MDY_STATS_OFFSET, offset);
+    mdy_wr32(p + MDY_STATS_NONFINITE, ctx.nonfinite);
     for (k = 0; k < count; k++)
         wr_f32(p + MDY_STATS_SIZE + MDY_STATS_TAIL * k, cs[offset + k]);
     tx_type = MDY_MSG_STATS;
     return (uint16_t)(MDY_STATS_SIZE + MDY_STATS_TAIL * count);
 }
 
-/* One training sample, timed per phase. */
-static mdy_status train_one(const float *x, int32_t label, int32_t batch)
+/* The epoch of a RUN_EPOCH: samples start + perm[i] of one split of the
+ * dataset image, for mdy_train_epoch. */
+typedef struct {
+    uint32_t split, start, count;
+} epoch_source;
+
+static const float *epoch_sample(void *user, uint32_t i, int32_t *label)
 {
-    uint64_t t0 = board_cycles(), t1, t2;
-    mdy_status st = mdy_train_forward(&ctx, x);
-    t1 = board_cycles();
-    if (st == MDY_OK)
-        st = mdy_train_backward(&ctx, label, batch);
-    t2 = board_cycles();
-    cyc.forward += t1 - t0;
-    cyc.backward += t2 - t1;
-    return st;
+    const epoch_source *e = (const epoch_source *)user;
+    uint32_t idx = e->start + io.perm[i];
+    *label = ds.y[e->split][idx];
+    return ds.x[e->split] + (size_t)idx * input_elems();
 }
 
-static mdy_status step(float lr)
+static void epoch_progress(void *user, uint32_t done)
 {
-    uint64_t t0 = board_cycles();
-    mdy_status st = mdy_sgd_step(&ctx, lr);
-    cyc.update += board_cycles() - t0;
-    return st;
-}
-
-/* Loss and correctness of one forward pass, computed as in training. */
-static mdy_status eval_one(const float *x, int32_t label, float *loss, uint32_t *correct)
-{
-    const mdy_model *m = model();
-    const float *logits;
-    int32_t i, best = 0;
-    uint32_t g = m->tensors[m->output].grad_offset;
-    mdy_status st = mdy_forward(&ctx, x, NULL);
-    if (st != MDY_OK)
-        return st;
-    logits = (const float *)(const void *)(ctx.arena + m->tensors[m->output].offset);
-    for (i = 1; i < m->classes; i++)
-        if (logits[i] > logits[best])
-            best = i;
-    *correct += (best == label);
-    if (g != MDY_NO_OFFSET) {
-        /* scale 0: the same loss as training, gradient buffer left at 0 */
-        *loss += mdy_softmax_xent_f32(m->classes, logits, label, 0.0f,
-                                      (float *)(void *)(ctx.arena + g));
-    } else {
-        float mx = logits[best], s = 0.0f;
-        for (i = 0; i < m->classes; i++)
-            s += expf(logits[i] - mx);
-        *loss += logf(s) + mx - logits[label];
-    }
-    return MDY_OK;
+    const epoch_source *e = (const epoch_source *)user;
+    if (done % MDY_PROTO_PROGRESS_EVERY == 0 && done < e->count)
+        send_progress(done, e->count, ctx.loss_sum, ctx.correct);
 }
 
 /* ------------------------------------------------------------ handlers */
@@ -424,19 +395,21 @@ static uint16_t h_sel_commit(const uint8_t *p, uint16_t len)
         default: return fail(st, "selection rejected");
         }
     }
-    memset(&cyc, 0, sizeof(cyc));
+    cycles_total = 0;   /* mdy_set_selection reset the rest */
     return ok();
 }
 
 static uint16_t h_run_epoch(const uint8_t *p, uint16_t len)
 {
     uint8_t split, flags;
-    uint32_t batch, start, count, seed, page, i;
+    uint32_t batch, start, count, seed, page;
     float lr;
     const char *why = "";
     int e;
     uint64_t t_start;
-    uint32_t hwc = input_elems();
+    mdy_epoch ep;
+    epoch_source src;
+    mdy_status st;
 
     NEED_LEN(RUN_EPOCH);
     if ((e = check_dataset()) != 0)
@@ -469,22 +442,17 @@ static uint16_t h_run_epoch(const uint8_t *p, uint16_t len)
     mdy_epoch_order(io.perm, count, seed);
     if (!(flags & MDY_EPOCH_KEEP_STATS))
         reset_stats();
+    ep.count = count;
+    ep.batch = batch;
+    ep.lr = lr;
+    src.split = split;
+    src.start = start;
+    src.count = count;
     t_start = board_cycles();
-    for (i = 0; i < count; i++) {
-        uint32_t idx = start + io.perm[i];
-        uint32_t b0 = i - i % batch;
-        uint32_t bsize = count - b0 < batch ? count - b0 : batch;
-        mdy_status st = train_one(ds.x[split] + (size_t)idx * hwc, ds.y[split][idx], (int32_t)bsize);
-        if (st == MDY_OK && i + 1 == b0 + bsize)
-            st = step(lr);
-        if (st != MDY_OK) {
-            cyc.total += board_cycles() - t_start;
-            return fail(st, "engine error during the epoch");
-        }
-        if ((i + 1) % MDY_PROTO_PROGRESS_EVERY == 0 && i + 1 < count)
-            send_progress(i + 1, count, ctx.loss_sum, ctx.correct);
-    }
-    cyc.total += board_cycles() - t_start;
+    st = mdy_train_epoch(&ctx, &ep, epoch_sample, epoch_progress, &src);
+    cycles_total += board_cycles() - t_start;
+    if (st != MDY_OK)
+        return fail(st, "engine error during the epoch");
     return stats_answer(0, page);
 }
 
@@ -563,36 +531,35 @@ static uint16_t h_sample_chunk(const uint8_t *p, uint16_t len)
 
 static uint16_t h_train_stream(const uint8_t *p, uint16_t len)
 {
-    uint32_t items, flags, batch;
+    uint32_t items, index;
     int32_t label;
-    float lr;
+    mdy_epoch ep;
     mdy_status st;
     const char *why = "";
     int e;
+    uint64_t t0;
     NEED_TAIL(TRAIN_STREAM);
     if ((e = check_stream_sample(items, &why)) != 0)
         return fail(e, why);
-    flags = p[MDY_TRAIN_STREAM_FLAGS];
-    batch = mdy_rd16(p + MDY_TRAIN_STREAM_BATCH);
+    ep.batch = mdy_rd16(p + MDY_TRAIN_STREAM_BATCH);
+    index = mdy_rd32(p + MDY_TRAIN_STREAM_INDEX);
+    ep.count = mdy_rd32(p + MDY_TRAIN_STREAM_COUNT);
     label = (int32_t)mdy_rd32(p + MDY_TRAIN_STREAM_LABEL);
-    lr = rd_f32(p + MDY_TRAIN_STREAM_LR);
-    if (flags & ~(uint32_t)(MDY_STREAM_RESET | MDY_STREAM_STEP))
-        return fail(MDY_PERR_BAD_FIELD, "unknown flags");
-    if (batch == 0)
+    ep.lr = rd_f32(p + MDY_TRAIN_STREAM_LR);
+    if (ep.batch == 0)
         return fail(MDY_PERR_BAD_FIELD, "batch must be >= 1");
+    if (index >= ep.count)
+        return fail(MDY_PERR_BAD_FIELD, "index must be below count");
     if (label < 0 || label >= model()->classes)
         return fail(MDY_ERR_LABEL, "label outside [0, classes)");
-    if (!isfinite(lr))
+    if (!isfinite(ep.lr))
         return fail(MDY_PERR_BAD_FIELD, "lr is not finite");
-    if (flags & MDY_STREAM_RESET)
+    if (index == 0)
         reset_stats();
-    {
-        uint64_t t0 = board_cycles();
-        st = train_one(stream_sample(p + MDY_TRAIN_STREAM_SIZE, items), label, (int32_t)batch);
-        if (st == MDY_OK && (flags & MDY_STREAM_STEP))
-            st = step(lr);
-        cyc.total += board_cycles() - t0;
-    }
+    t0 = board_cycles();
+    st = mdy_train_epoch_sample(&ctx, &ep, index, stream_sample(p + MDY_TRAIN_STREAM_SIZE, items),
+                                label);
+    cycles_total += board_cycles() - t0;
     if (st != MDY_OK)
         return fail(st, "engine error");
     return stats_answer(0, 0);
@@ -601,8 +568,8 @@ static uint16_t h_train_stream(const uint8_t *p, uint16_t len)
 static uint16_t h_evaluate(const uint8_t *p, uint16_t len)
 {
     uint8_t split;
-    uint32_t start, count, i, correct = 0, hwc = input_elems();
-    float loss = 0.0f;
+    uint32_t start, count, i, hwc = input_elems();
+    mdy_eval_stats acc;
     const char *why = "";
     int e;
     uint64_t t0;
@@ -617,19 +584,22 @@ static uint16_t h_evaluate(const uint8_t *p, uint16_t len)
     count = mdy_rd32(p + MDY_EVALUATE_COUNT);
     if ((e = check_split(split, start, count, &why)) != 0)
         return fail(e, why);
+    memset(&acc, 0, sizeof(acc));
     t0 = board_cycles();
     for (i = 0; i < count; i++) {
         uint32_t idx = start + i;
-        mdy_status st = eval_one(ds.x[split] + (size_t)idx * hwc, ds.y[split][idx], &loss, &correct);
+        mdy_status st = mdy_eval_sample(&ctx, ds.x[split] + (size_t)idx * hwc, ds.y[split][idx],
+                                        &acc, NULL);
         if (st != MDY_OK)
             return fail(st, "engine error during evaluation");
         if ((i + 1) % MDY_PROTO_PROGRESS_EVERY == 0 && i + 1 < count)
-            send_progress(i + 1, count, loss, correct);
+            send_progress(i + 1, count, acc.loss_sum, acc.correct);
     }
     memset(o, 0, MDY_EVAL_R_SIZE);
-    wr_f32(o + MDY_EVAL_R_LOSS_SUM, loss);
-    mdy_wr32(o + MDY_EVAL_R_CORRECT, correct);
-    mdy_wr32(o + MDY_EVAL_R_COUNT, count);
+    wr_f32(o + MDY_EVAL_R_LOSS_SUM, acc.loss_sum);
+    mdy_wr32(o + MDY_EVAL_R_CORRECT, acc.correct);
+    mdy_wr32(o + MDY_EVAL_R_COUNT, acc.count);
+    mdy_wr32(o + MDY_EVAL_R_NONFINITE, acc.nonfinite);
     mdy_wr64(o + MDY_EVAL_R_CYCLES, board_cycles() - t0);
     tx_type = MDY_MSG_EVAL_R;
     return MDY_EVAL_R_SIZE;
@@ -695,8 +665,7 @@ static uint16_t h_forward(const uint8_t *p, uint16_t len)
 {
     const mdy_model *m = model();
     uint32_t items, k;
-    int32_t best = 0;
-    const float *logits;
+    float *logits;
     mdy_status st;
     const char *why = "";
     int e;
@@ -706,16 +675,17 @@ static uint16_t h_forward(const uint8_t *p, uint16_t len)
         return fail(e, why);
     if ((uint32_t)m->classes > MAX_ITEMS(LOGITS))
         return fail(MDY_PERR_TOO_LARGE, "logits do not fit one frame");
-    st = mdy_forward(&ctx, stream_sample(p, items), NULL);
+    /* The logits go straight into the answer (4-byte aligned), then each is
+     * rewritten in place as the protocol's little-endian bytes. */
+    logits = (float *)(void *)(o + MDY_LOGITS_SIZE);
+    st = mdy_forward(&ctx, stream_sample(p, items), logits);
     if (st != MDY_OK)
         return fail(st, "engine error");
-    logits = (const float *)(const void *)(ctx.arena + m->tensors[m->output].offset);
+    mdy_wr32(o + MDY_LOGITS_ARGMAX, (uint32_t)mdy_argmax_f32(m->classes, logits));
     for (k = 0; k < (uint32_t)m->classes; k++) {
-        if (logits[k] > logits[best])
-            best = (int32_t)k;
-        wr_f32(o + MDY_LOGITS_SIZE + 4 * k, logits[k]);
+        float v = logits[k];
+        wr_f32(o + MDY_LOGITS_SIZE + 4 * k, v);
     }
-    mdy_wr32(o + MDY_LOGITS_ARGMAX, (uint32_t)best);
     tx_type = MDY_MSG_LOGITS;
     return (uint16_t)(MDY_LOGITS_SIZE + 4 * (uint32_t)m->classes);
 }
@@ -804,6 +774,7 @@ void mdy_device_init(void)
     const mdy_tensor *t;
     mdy_rx_init(&rx, RX_FRAME, MDY_PROTO_FRAME_MAX);
     init_status = mdy_init(&ctx, m, mdy_generated_arena);
+    ctx.clock = board_cycles;
     sample_ok = input_elems() == SAMPLE_FLOATS;
     ds_status = mdy_dataset_open(&ds, board_dataset());
     if (ds_status == 0) {

@@ -7,6 +7,8 @@
  */
 #include "mdy_runtime_internal.h"
 
+#include <math.h>
+
 static void layer_grads(const mdy_ctx *ctx, const mdy_op *op, const float *dy)
 {
     const mdy_layer *l = &ctx->model->layers[op->layer];
@@ -113,7 +115,7 @@ mdy_status mdy_train_backward(mdy_ctx *ctx, int32_t label, int32_t batch)
     const mdy_model *m;
     const float *logits;
     float loss;
-    int32_t i, best;
+    int32_t i;
 
     if (!ctx || batch <= 0)
         return MDY_ERR_ARG;
@@ -122,11 +124,7 @@ mdy_status mdy_train_backward(mdy_ctx *ctx, int32_t label, int32_t batch)
         return MDY_ERR_LABEL;
 
     logits = mdy_value(ctx, m->output);
-    best = 0;
-    for (i = 1; i < m->classes; i++)
-        if (logits[i] > logits[best])
-            best = i;
-    ctx->correct += (best == label);
+    ctx->correct += (mdy_argmax_f32(m->classes, logits) == label);
     ctx->seen++;
 
     /* The planner always gives the logits a gradient buffer, so the loss is
@@ -134,6 +132,8 @@ mdy_status mdy_train_backward(mdy_ctx *ctx, int32_t label, int32_t batch)
     loss = mdy_softmax_xent_f32(m->classes, logits, label, 1.0f / (float)batch,
                                 mdy_grad(ctx, m->output));
     ctx->loss_sum += loss;
+    if (!isfinite(loss))
+        ctx->nonfinite++;
 
     for (i = (int32_t)m->n_ops - 1; i >= (int32_t)ctx->first_op; i--) {
         const mdy_op *op = &m->ops[i];

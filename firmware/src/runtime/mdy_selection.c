@@ -112,6 +112,8 @@ void mdy_reset_stats(mdy_ctx *ctx)
     ctx->correct = 0;
     ctx->seen = 0;
     ctx->steps = 0;
+    ctx->nonfinite = 0;
+    ctx->cycles_forward = ctx->cycles_backward = ctx->cycles_update = 0;
 }
 
 const float *mdy_channel_stats(const mdy_ctx *ctx)

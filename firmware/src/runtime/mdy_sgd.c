@@ -6,11 +6,14 @@
  */
 #include "mdy_runtime_internal.h"
 
+#include <math.h>
+
 mdy_status mdy_sgd_step(mdy_ctx *ctx, float lr)
 {
     const mdy_model *m;
     float *stats;
     uint16_t l;
+    int finite = 1;
 
     if (!ctx)
         return MDY_ERR_ARG;
@@ -29,12 +32,19 @@ mdy_status mdy_sgd_step(mdy_ctx *ctx, float lr)
         for (k = 0; k < b.count; k++) {
             float *w = ly->weight + (depthwise ? (int32_t)ch[k] * ly->slice_size : (int32_t)ch[k]);
             float *g = b.slices + k * (uint32_t)ly->slice_size;
-            stats[b.first + k] += mdy_sgd_slice_f32(ly->slice_size, w, stride, g, lr);
+            float g2 = mdy_sgd_slice_f32(ly->slice_size, w, stride, g, lr);
+            stats[b.first + k] += g2;
+            finite &= isfinite(g2) != 0;
         }
-        if (ly->train_bias)
-            (void)mdy_sgd_slice_f32(op->p.conv.out_c, ly->bias, 1,
-                                    (float *)(void *)(ctx->arena + ly->bias_grad_offset), lr);
+        if (ly->train_bias) {
+            float g2 = mdy_sgd_slice_f32(op->p.conv.out_c, ly->bias, 1,
+                                         (float *)(void *)(ctx->arena + ly->bias_grad_offset), lr);
+            finite &= isfinite(g2) != 0;
+        }
     }
+    /* A NaN/inf squared norm means a NaN/inf (or overflowing) gradient: the
+     * weights it touched are gone, and the host must know (rollback). */
+    ctx->nonfinite += !finite;
     ctx->steps++;
     return MDY_OK;
 }

@@ -47,6 +47,7 @@ class EpochResult:
     accuracy: float
     steps: int
     channel_stats: np.ndarray     # per selected pair: summed squared slice-gradient norms
+    nonfinite: int = 0            # samples with a NaN/inf loss + SGD steps with a NaN/inf gradient
 
 
 def _off(v: int | None) -> int:
@@ -172,30 +173,54 @@ class HostEngine:
 
     def train_epoch(self, x, y, batch: int, lr: float, order=None,
                     progress=None) -> EpochResult:
-        """Per sample forward + backward, SGD after every mini-batch of `batch`
-        samples visited in `order`; a last, shorter mini-batch scales its
-        gradients by 1/its own size (as the device does)."""
+        """One epoch of the runtime's `mdy_train_epoch` over the samples in
+        `order`: mini-batches of `batch` (a last, shorter one scaled by 1/its
+        own size), SGD after each, exactly as on a device."""
         xs = self._nhwc(x)
         y = np.asarray(y, dtype=np.int64)
-        order = np.arange(len(xs)) if order is None else np.asarray(order)
-        self.lib.mdy_reset_stats(self.ctx)
+        order = np.arange(len(xs)) if order is None else np.asarray(order, dtype=np.int64)
         ffi, lib, ctx = self.ffi, self.lib, self.ctx
-        n = len(order)
-        for b0 in range(0, n, batch):
-            chunk = order[b0:b0 + batch]
-            for i in chunk:
-                check(lib.mdy_train_sample(ctx, ffi.from_buffer("float[]", xs[i]), int(y[i]),
-                                           len(chunk)), f"train sample {i}")
-            lib.mdy_sgd_step(ctx, lr)
-            if progress:
-                progress(min(b0 + batch, n), n)
+        n, per = len(order), xs.shape[1]
+        if batch < 1:
+            raise MedyateError(f"batch must be >= 1, got {batch}")
+        if n and not (0 <= order.min() and order.max() < len(xs)):
+            raise MedyateError("order: sample index outside the data")
+        base = ffi.cast("float *", ffi.from_buffer(xs))
+
+        @ffi.callback("mdy_sample_fn")
+        def sample(_user, i, label):
+            k = int(order[i])
+            label[0] = int(y[k])
+            return base + k * per
+
+        done_fn = ffi.NULL
+        if progress:
+            @ffi.callback("mdy_progress_fn")
+            def done_fn(_user, done):
+                if done % batch == 0 or done == n:
+                    progress(int(done), n)
+
+        ep = ffi.new("mdy_epoch *", {"count": n, "batch": batch, "lr": lr})
+        lib.mdy_reset_stats(ctx)
+        if n:
+            check(lib.mdy_train_epoch(ctx, ep, sample, done_fn, ffi.NULL), "train epoch")
         seen = max(1, ctx.seen)
         stats = np.frombuffer(ffi.buffer(lib.mdy_channel_stats(ctx), 4 * max(1, len(self.selection))),
                               dtype=np.float32)[:len(self.selection)].copy()
-        return EpochResult(ctx.loss_sum / seen, ctx.correct / seen, ctx.steps, stats)
+        return EpochResult(ctx.loss_sum / seen, ctx.correct / seen, ctx.steps, stats,
+                           int(ctx.nonfinite))
 
     def evaluate(self, x, y) -> tuple[float, float]:
-        return loss_and_accuracy(self.forward(x), y)
+        """Mean loss and accuracy from the runtime's `mdy_eval_sample`, summed
+        in the same order and precision as a device's EVALUATE."""
+        xs = self._nhwc(x)
+        y = np.asarray(y, dtype=np.int64)
+        acc = self.ffi.new("mdy_eval_stats *")
+        for i in range(len(xs)):
+            check(self.lib.mdy_eval_sample(self.ctx, self.ffi.from_buffer("float[]", xs[i]),
+                                           int(y[i]), acc, self.ffi.NULL), f"evaluate sample {i}")
+        n = max(1, acc.count)
+        return acc.loss_sum / n, acc.correct / n
 
     # ------------------------------------------------------------ weights
     def weights(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -63,6 +63,7 @@ class Stats:
     stack_high_water: int
     n_selected: int
     channel_stats: np.ndarray  # float32 [n_selected], in selection order
+    nonfinite: int = 0         # NaN/inf losses + SGD steps with a NaN/inf gradient
 
     @property
     def loss(self) -> float:
@@ -79,6 +80,7 @@ class EvalResult:
     correct: int
     count: int
     cycles: int
+    nonfinite: int = 0        # samples with a NaN/inf loss
 
     @property
     def loss(self) -> float:
@@ -176,7 +178,7 @@ class Device:
             cs += r["channel_stats"]
         return Stats(d["loss_sum"], d["correct"], d["seen"], d["steps"], d["cycles_forward"],
                      d["cycles_backward"], d["cycles_update"], d["cycles_total"],
-                     d["stack_high_water"], n, np.asarray(cs, dtype=np.float32))
+                     d["stack_high_water"], n, np.asarray(cs, dtype=np.float32), d["nonfinite"])
 
     def get_stats(self) -> Stats:
         """Statistics since the last reset, all channel statistics."""
@@ -230,17 +232,19 @@ class Device:
             off += k
         return flat[off:].tolist()
 
-    def train_stream(self, x, label: int, *, batch: int, lr: float, step: bool,
-                     reset: bool = False, nchw: bool = False) -> Stats:
-        """Train on one sample sent over the line (no dataset image needed):
-        in the TRAIN_STREAM frame, or when it is larger, in SAMPLE_CHUNKs
-        followed by the TRAIN_STREAM with its last floats. x: (h, w, c) float
-        array (or (c, h, w) with nchw=True). step: SGD step after this sample.
+    def train_stream(self, x, label: int, *, index: int, count: int, batch: int, lr: float,
+                     nchw: bool = False) -> Stats:
+        """Train on sample number `index` of an epoch of `count` samples sent
+        over the line (no dataset image needed): in the TRAIN_STREAM frame, or
+        when it is larger, in SAMPLE_CHUNKs followed by the TRAIN_STREAM with
+        its last floats. The device's runtime scales it by its mini-batch and
+        steps SGD where the mini-batch ends, as RUN_EPOCH does; index 0 resets
+        the statistics. x: (h, w, c) float array (or (c, h, w) with nchw=True).
         Returns the running statistics (no channel stats)."""
         tail = self._stage_sample(x, nchw, "TRAIN_STREAM")
-        flags = (spec.STREAM_RESET if reset else 0) | (spec.STREAM_STEP if step else 0)
         r = self._req("TRAIN_STREAM", L["TRAIN_STREAM"].pack(
-            flags=flags, pad=0, batch=batch, label=int(label), lr=float(lr), tail=tail))
+            batch=batch, pad=0, index=int(index), count=int(count), label=int(label),
+            lr=float(lr), tail=tail))
         return self._stats(r, fetch_all=False)
 
     def evaluate(self, split="test", start: int = 0, count: int | None = None,
@@ -251,7 +255,7 @@ class Device:
             count = (inf.n_train if sp == 0 else inf.n_test) - start
         r = self._req("EVALUATE", L["EVALUATE"].pack(split=sp, pad=0, pad2=0, start=start, count=count),
                       timeout=timeout)
-        return EvalResult(r["loss_sum"], r["correct"], r["count"], r["cycles"])
+        return EvalResult(r["loss_sum"], r["correct"], r["count"], r["cycles"], r["nonfinite"])
 
     def forward(self, x, nchw: bool = False) -> np.ndarray:
         """Logits of one sample sent over the line (in as many frames as

@@ -97,8 +97,7 @@ def render() -> str:
             w(f"#define MDY_PERR_{name} {code}")
     w("")
     w("/* flags and enums */")
-    for name in ("EPOCH_KEEP_STATS", "STREAM_RESET", "STREAM_STEP",
-                 "SPLIT_TRAIN", "SPLIT_TEST"):
+    for name in ("EPOCH_KEEP_STATS", "SPLIT_TRAIN", "SPLIT_TEST"):
         w(f"#define MDY_{name} {getattr(spec, name)}")
     w("")
     w("/* payload layouts: <MSG>_SIZE = fixed part, <MSG>_<FIELD> = byte offset,")

@@ -18,8 +18,11 @@ from dataclasses import dataclass, field
 # every frame header: a device answers a frame of another version with
 # ERROR(BAD_VERSION) and a host refuses answers of another version, so every
 # message is versioned through it. 2: SAMPLE_CHUNK, and TRAIN_STREAM / FORWARD
-# take the end of a staged sample (a sample larger than one frame).
-PROTOCOL_VERSION = 2
+# take the end of a staged sample (a sample larger than one frame). 3: TRAIN_STREAM
+# carries the sample's position in its epoch (the device's runtime decides
+# mini-batch ends and SGD steps, as in RUN_EPOCH); STATS and EVAL_R count
+# non-finite losses and gradients.
+PROTOCOL_VERSION = 3
 
 # --------------------------------------------------------------- frame
 HEADER_FORMAT = "<BBHH"           # version, type, seq, payload length
@@ -110,9 +113,6 @@ ERR_NAME = {v: k for k, v in ERR.items()}
 
 # Flags of RUN_EPOCH.
 EPOCH_KEEP_STATS = 0x01   # do not reset loss/accuracy/channel statistics first
-# Flags of TRAIN_STREAM.
-STREAM_RESET = 0x01       # reset statistics before this sample
-STREAM_STEP = 0x02        # SGD step after this sample
 
 SPLIT_TRAIN = 0
 SPLIT_TEST = 1
@@ -242,17 +242,22 @@ LAYOUT = {
         ("cycles_forward", "Q"), ("cycles_backward", "Q"), ("cycles_update", "Q"),
         ("cycles_total", "Q"),
         ("stack_high_water", "I"), ("n_selected", "I"), ("offset", "I"),
-    ], ("channel_stats", "f")),
+        ("nonfinite", "I"),
+    ], ("channel_stats", "f"), "nonfinite: samples with a NaN/inf loss plus SGD steps with a "
+                               "NaN/inf gradient since the statistics were reset"),
     "TRAIN_STREAM": _L("TRAIN_STREAM", [
-        ("flags", "B"), ("pad", "B"), ("batch", "H"), ("label", "i"), ("lr", "f"),
-    ], ("x", "f"), "x: the sample's last len(x) floats, float32 NHWC; the floats before "
-                   "them were staged by SAMPLE_CHUNK"),
+        ("batch", "H"), ("pad", "H"), ("index", "I"), ("count", "I"), ("label", "i"),
+        ("lr", "f"),
+    ], ("x", "f"), "sample number index (0 resets the statistics) of a streamed epoch of "
+                   "count samples in mini-batches of batch; x: the sample's last len(x) "
+                   "floats, float32 NHWC; the floats before them were staged by SAMPLE_CHUNK"),
     "EVALUATE": _L("EVALUATE", [
         ("split", "B"), ("pad", "B"), ("pad2", "H"), ("start", "I"), ("count", "I"),
     ]),
     "EVAL_R": _L("EVAL_R", [
-        ("loss_sum", "f"), ("correct", "I"), ("count", "I"), ("pad", "I"), ("cycles", "Q"),
-    ]),
+        ("loss_sum", "f"), ("correct", "I"), ("count", "I"), ("nonfinite", "I"),
+        ("cycles", "Q"),
+    ], doc="nonfinite: samples with a NaN/inf loss"),
     "READ_WEIGHTS": _L("READ_WEIGHTS", [
         ("layer", "H"), ("which", "B"), ("pad", "B"), ("offset", "I"), ("count", "I"),
     ], doc="which: 0 weight, 1 bias"),

@@ -25,6 +25,7 @@ class DeviceEpoch:
     cycles_forward: int
     cycles_backward: int
     cycles_update: int
+    nonfinite: int = 0        # NaN/inf losses + SGD steps with a NaN/inf gradient
 
 
 class DeviceTrainer:
@@ -116,21 +117,20 @@ class DeviceTrainer:
             self._recover()        # restarted during the epoch: redo it
         return DeviceEpoch(st.loss, st.accuracy, st.steps, st.channel_stats[:self.n_selected],
                            st.cycles_total, st.stack_high_water, st.cycles_forward,
-                           st.cycles_backward, st.cycles_update)
+                           st.cycles_backward, st.cycles_update, st.nonfinite)
 
     def _run_epoch(self, x, y, batch, lr, order, progress):
         self.on_progress = progress
         if self.streaming:
-            st = None
+            # The device's runtime places mini-batch ends and SGD steps from
+            # each sample's position, as in RUN_EPOCH.
             order = list(order)
-            for b0 in range(0, len(order), batch):
-                chunk = order[b0:b0 + batch]
-                for k, i in enumerate(chunk):
-                    st = self.device.train_stream(x[i], int(y[i]), batch=len(chunk), lr=lr,
-                                                  step=k == len(chunk) - 1,
-                                                  reset=b0 == 0 and k == 0, nchw=True)
-                if progress:
-                    progress(min(b0 + batch, len(order)), len(order))
+            n = len(order)
+            for k, i in enumerate(order):
+                self.device.train_stream(x[i], int(y[i]), index=k, count=n, batch=batch, lr=lr,
+                                         nchw=True)
+                if progress and ((k + 1) % batch == 0 or k + 1 == n):
+                    progress(k + 1, n)
             st = self.device.get_stats()
         else:
             seed = getattr(order, "seed", None)

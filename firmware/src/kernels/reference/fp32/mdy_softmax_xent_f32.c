@@ -1,7 +1,7 @@
 /* Softmax cross-entropy of one sample.
  * loss = logsumexp(logits) - logits[label], computed shifted by the maximum;
  * dlogits = scale * (softmax(logits) - onehot(label)). dlogits may alias
- * logits: the loss is taken before anything is written. A label outside
+ * logits: the loss is taken before anything is written; NULL: the loss only. A label outside
  * [0, n) (the runtime rejects it first) reads nothing out of bounds: no one-hot
  * term is subtracted and the loss returned is 0. */
 #include <math.h>
@@ -23,6 +23,8 @@ float mdy_softmax_xent_f32(int32_t n, const float *logits, int32_t label,
         sum += expf(logits[i] - mx);
     lse = mx + logf(sum);
     loss = valid ? lse - logits[label] : 0.0f;
+    if (!dlogits)
+        return loss;
     inv = 1.0f / sum;
     for (i = 0; i < n; ++i)
         dlogits[i] = scale * (expf(logits[i] - mx) * inv);
