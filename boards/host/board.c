@@ -100,6 +100,8 @@ uint32_t board_stack_size(void)
     return 0;
 }
 
+static uint32_t dataset_size;
+
 const uint8_t *board_dataset(void)
 {
     if (dataset_loaded)
@@ -116,13 +118,21 @@ const uint8_t *board_dataset(void)
     struct stat st;
     if (fstat(fd, &st) == 0 && st.st_size >= 4) {
         void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m != MAP_FAILED && memcmp(m, "MDYD", 4) == 0)
+        if (m != MAP_FAILED && memcmp(m, "MDYD", 4) == 0) {
             dataset = (const uint8_t *)m;
+            dataset_size = st.st_size > 0xFFFFFFFF ? 0xFFFFFFFFu : (uint32_t)st.st_size;
+        }
         else if (m != MAP_FAILED)
             munmap(m, (size_t)st.st_size);
     }
     close(fd);
     return dataset;
+}
+
+uint32_t board_dataset_size(void)
+{
+    (void)board_dataset();
+    return dataset_size;
 }
 
 void board_exit(int code)

@@ -324,6 +324,11 @@ const uint8_t *board_dataset(void)
     return NULL;
 }
 
+uint32_t board_dataset_size(void)
+{
+    return (uint32_t)(__mdy_dataset_end - __mdy_dataset_start);
+}
+
 void board_exit(int code)
 {
     /* No one to hand the code to: report it as a text line, let the UART

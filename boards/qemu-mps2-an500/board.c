@@ -23,6 +23,7 @@
 #define SYSTICK_RELOAD 0x00FFFFFFu
 
 #define DATASET_ADDR   0x60000000u
+#define DATASET_REGION 0x01000000u   /* the 16 MiB PSRAM from DATASET_ADDR on */
 
 const char board_name[] = "qemu-mps2-an500";
 
@@ -129,6 +130,13 @@ const uint8_t *board_dataset(void)
        zero-filled otherwise). */
     const uint8_t *p = (const uint8_t *)(uintptr_t)DATASET_ADDR;
     return has_magic(p) ? p : NULL;
+}
+
+uint32_t board_dataset_size(void)
+{
+    if (__mdy_dataset_end - __mdy_dataset_start >= 4 && has_magic(__mdy_dataset_start))
+        return (uint32_t)(__mdy_dataset_end - __mdy_dataset_start);
+    return DATASET_REGION;
 }
 
 void board_exit(int code)

@@ -31,6 +31,9 @@ uint32_t board_stack_size(void);
 
 /* A dataset image placed in memory at load/flash time, or NULL. */
 const uint8_t *board_dataset(void);
+/* Bytes readable from board_dataset() on (the file, section or memory region
+ * holding it): the image's total_size must fit in them. */
+uint32_t board_dataset_size(void);
 
 /* Leave with an exit code (QEMU: semihosting SYS_EXIT_EXTENDED; board: reset
  * loop). Never returns. */

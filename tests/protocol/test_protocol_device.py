@@ -304,6 +304,15 @@ def test_no_or_bad_dataset(device_process, build_dir):
     bad[20] ^= 1                     # header CRC no longer matches
     cases["crc"] = build_dir / "bad-crc.bin"
     cases["crc"].write_bytes(bad)
+    cases["short"] = build_dir / "short.bin"       # cut 84 bytes short of total_size
+    cases["short"].write_bytes(img[:-84])
+    from medyate.protocol.dataset_image import read_dataset_image
+    with pytest.raises(ValueError, match="cut short"):
+        read_dataset_image(bytes(img[:-84]))
+    stale = bytearray(img)
+    stale[-20] ^= 0x40                                # a sample byte changed after writing
+    cases["data"] = build_dir / "bad-data.bin"
+    cases["data"].write_bytes(stale)
     from medyate.protocol.dataset_image import write_dataset_image
     rng = np.random.default_rng(1)
     cases["shape"] = write_dataset_image(build_dir / "shape.bin", rng.normal(size=(4, 3, 4, 4)),

@@ -14,14 +14,14 @@ static int part_ok(uint32_t off, uint64_t size, uint32_t total)
            (uint64_t)off + size <= total;
 }
 
-int mdy_dataset_open(mdy_dataset *ds, const uint8_t *img)
+int mdy_dataset_open(mdy_dataset *ds, const uint8_t *img, uint32_t avail)
 {
     const uint8_t *h = img;
     uint32_t total, s, k;
     uint64_t sample;
 
     memset(ds, 0, sizeof(*ds));
-    if (!img)
+    if (!img || avail < MDY_DATASET_HEADER_SIZE)
         return MDY_PERR_NO_DATASET;
     if (memcmp(h + MDY_DATASET_HEADER_MAGIC, MDY_DATASET_MAGIC, 4) != 0 ||
         mdy_rd16(h + MDY_DATASET_HEADER_VERSION) != MDY_DATASET_VERSION ||
@@ -41,6 +41,12 @@ int mdy_dataset_open(mdy_dataset *ds, const uint8_t *img)
     total = mdy_rd32(h + MDY_DATASET_HEADER_TOTAL_SIZE);
     sample = (uint64_t)ds->h * ds->w * ds->c * sizeof(float);
     if (ds->classes == 0 || ds->classes > 256)
+        return MDY_PERR_NO_DATASET;
+    /* What was loaded must hold the whole image, and be it: a short file
+     * leaves the end of the region stale or zero, which the data CRC sees. */
+    if (total < MDY_DATASET_HEADER_SIZE || total > avail ||
+        mdy_crc32(0, img + MDY_DATASET_HEADER_SIZE, total - MDY_DATASET_HEADER_SIZE) !=
+            mdy_rd32(h + MDY_DATASET_HEADER_DATA_CRC))
         return MDY_PERR_NO_DATASET;
 
     for (s = 0; s < 2; s++) {

@@ -51,8 +51,10 @@ typedef struct {
     const uint8_t *y[2];
 } mdy_dataset;
 
-/* Validates an image in memory; 0 or an MDY_PERR_* code. */
-int mdy_dataset_open(mdy_dataset *ds, const uint8_t *image);
+/* Validates an image in memory of which `avail` bytes are readable (its
+ * total_size must fit them, and the data CRC over them must match: an image
+ * cut short is refused, not read past its end); 0 or an MDY_PERR_* code. */
+int mdy_dataset_open(mdy_dataset *ds, const uint8_t *image, uint32_t avail);
 
 /* ------------------------------------------------------------ dispatcher */
 /* mdy_init on the generated model, dataset from the board. */

@@ -776,7 +776,7 @@ void mdy_device_init(void)
     init_status = mdy_init(&ctx, m, mdy_generated_arena);
     ctx.clock = board_cycles;
     sample_ok = input_elems() == SAMPLE_FLOATS;
-    ds_status = mdy_dataset_open(&ds, board_dataset());
+    ds_status = mdy_dataset_open(&ds, board_dataset(), board_dataset_size());
     if (ds_status == 0) {
         t = input_tensor();
         if (ds.h != (uint32_t)t->h || ds.w != (uint32_t)t->w || ds.c != (uint32_t)t->c ||

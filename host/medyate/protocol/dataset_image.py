@@ -57,17 +57,18 @@ def dataset_image_bytes(x_train, y_train, x_test, y_test, classes: int | None = 
         offs.append(off)
         off += len(p)
     total = _align(off)
+    out = bytearray(total)
+    for o, p in zip(offs, parts):
+        out[o:o + len(p)] = p
     hdr = spec.DATASET_HEADER.pack(
         magic=spec.DATASET_MAGIC, version=spec.DATASET_VERSION,
         header_size=spec.DATASET_HEADER_SIZE, n_train=len(xs[0]), n_test=len(xs[1]),
         h=h, w=w, c=c, classes=classes,
         x_train=offs[0], y_train=offs[1], x_test=offs[2], y_test=offs[3],
-        total_size=total, reserved0=0, reserved1=0, reserved2=0, reserved3=0, header_crc=0)
+        total_size=total, data_crc=crc32(bytes(out[spec.DATASET_HEADER_SIZE:])),
+        reserved1=0, reserved2=0, reserved3=0, header_crc=0)
     hdr = hdr[:-4] + crc32(hdr[:-4]).to_bytes(4, "little")
-    out = bytearray(total)
     out[:len(hdr)] = hdr
-    for o, p in zip(offs, parts):
-        out[o:o + len(p)] = p
     return bytes(out)
 
 
@@ -89,6 +90,11 @@ def read_dataset_image(path_or_bytes) -> dict:
         raise ValueError("not a medyate dataset image (magic/version)")
     if crc32(data[:spec.DATASET_HEADER_SIZE - 4]) != hd["header_crc"]:
         raise ValueError("dataset image header CRC mismatch")
+    if len(data) < hd["total_size"]:
+        raise ValueError(f"dataset image of {len(data)} bytes, its header says "
+                         f"total_size {hd['total_size']}: cut short")
+    if crc32(bytes(data[spec.DATASET_HEADER_SIZE:hd["total_size"]])) != hd["data_crc"]:
+        raise ValueError("dataset image data CRC mismatch")
     h, w, c = hd["h"], hd["w"], hd["c"]
     out = dict(hd)
     for split in ("train", "test"):

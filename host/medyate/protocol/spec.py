@@ -282,16 +282,18 @@ LAYER_ENTRY_SIZE = LAYOUT["LAYERS_R"].tail_size
 
 # --------------------------------------------------------------- dataset image
 DATASET_MAGIC = b"MDYD"
-DATASET_VERSION = 1
+# 2: data_crc (an image cut short or overwritten is refused)
+DATASET_VERSION = 2
 DATASET_ALIGN = 16
 DATASET_HEADER = _L("DATASET_HEADER", [
     ("magic", "4s"), ("version", "H"), ("header_size", "H"),
     ("n_train", "I"), ("n_test", "I"),
     ("h", "H"), ("w", "H"), ("c", "H"), ("classes", "H"),
     ("x_train", "I"), ("y_train", "I"), ("x_test", "I"), ("y_test", "I"),
-    ("total_size", "I"), ("reserved0", "I"), ("reserved1", "I"), ("reserved2", "I"),
+    ("total_size", "I"), ("data_crc", "I"), ("reserved1", "I"), ("reserved2", "I"),
     ("reserved3", "I"), ("header_crc", "I"),
-], doc="header_crc: CRC-32 of the header bytes before it")
+], doc="data_crc: CRC-32 of bytes header_size .. total_size; "
+       "header_crc: CRC-32 of the header bytes before it")
 DATASET_HEADER_SIZE = DATASET_HEADER.size   # 64
 
 assert HEADER_SIZE == 6
