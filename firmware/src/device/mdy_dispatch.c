@@ -74,6 +74,9 @@ static uint64_t cycles_total;
 static uint8_t cur_type;
 static uint16_t cur_seq;
 
+/* A LAYERS_R entry is one LAYER_ENTRY record (both from spec.py). */
+typedef char layer_entry_is_the_tail_[(MDY_LAYERS_R_TAIL == MDY_LAYER_ENTRY_SIZE) ? 1 : -1];
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ------------------------------------------------------------ answers */
@@ -316,14 +319,14 @@ static uint16_t h_layers(const uint8_t *p, uint16_t len)
         const mdy_layer *l = &m->layers[off + k];
         const mdy_op *op = &m->ops[l->op];
         uint8_t *e = o + MDY_LAYERS_R_SIZE + MDY_LAYERS_R_TAIL * k;
-        mdy_wr16(e, l->op);
-        e[2] = (uint8_t)op->kind;
-        e[3] = (uint8_t)(l->train_bias != 0);
-        mdy_wr32(e + 4, (uint32_t)l->channels);
-        mdy_wr32(e + 8, (uint32_t)l->slice_size);
-        mdy_wr32(e + 12, (uint32_t)l->map_size);
-        mdy_wr32(e + 16, (uint32_t)l->channels * (uint32_t)l->slice_size);
-        mdy_wr32(e + 20, l->bias ? (uint32_t)op->p.conv.out_c : 0u);
+        mdy_wr16(e + MDY_LAYER_ENTRY_OP, l->op);
+        e[MDY_LAYER_ENTRY_KIND] = (uint8_t)op->kind;
+        e[MDY_LAYER_ENTRY_TRAIN_BIAS] = (uint8_t)(l->train_bias != 0);
+        mdy_wr32(e + MDY_LAYER_ENTRY_CHANNELS, (uint32_t)l->channels);
+        mdy_wr32(e + MDY_LAYER_ENTRY_SLICE_SIZE, (uint32_t)l->slice_size);
+        mdy_wr32(e + MDY_LAYER_ENTRY_MAP_SIZE, (uint32_t)l->map_size);
+        mdy_wr32(e + MDY_LAYER_ENTRY_WEIGHT_COUNT, (uint32_t)l->channels * (uint32_t)l->slice_size);
+        mdy_wr32(e + MDY_LAYER_ENTRY_BIAS_COUNT, l->bias ? (uint32_t)op->p.conv.out_c : 0u);
     }
     tx_type = MDY_MSG_LAYERS_R;
     return (uint16_t)(MDY_LAYERS_R_SIZE + MDY_LAYERS_R_TAIL * count);

@@ -148,10 +148,13 @@ class Device:
             if r["offset"] != off or not r["entries"]:
                 raise ProtocolError(f"LAYERS: asked for offset {off}, got {r['offset']}")
             ent = r["entries"]
-            for k in range(0, len(ent), 8):
-                op, kind, tb, ch, sl, mp, wc, bc = ent[k:k + 8]
-                inf.layers.append(LayerInfo(off + k // 8, op, kind, bool(tb), ch, sl, mp, wc, bc))
-            off += len(ent) // 8
+            names = [n for n, _ in spec.LAYER_ENTRY.fields]
+            per_entry = len(names)
+            for k in range(0, len(ent), per_entry):
+                e = dict(zip(names, ent[k:k + per_entry]))
+                e["train_bias"] = bool(e["train_bias"])
+                inf.layers.append(LayerInfo(off + k // per_entry, **e))
+            off += len(ent) // per_entry
         return inf
 
     def set_selection(self, pairs) -> None:

@@ -47,6 +47,7 @@ def render_doc() -> str:
     L += [f"| `{q}` | `{a}` |" for q, a in spec.ANSWER.items()]
     L += ["", "| error code | name |", "|---|---|"]
     L += [f"| {c} | `{n}` |" for n, c in sorted(spec.ERR.items(), key=lambda kv: kv[1])]
+    L += [""] + [f"Record `{n}` ({r.size} bytes): {_fields(r)}" for n, r in spec.RECORDS.items()]
     L += ["", f"Dataset image header ({spec.DATASET_HEADER_SIZE} bytes): {_fields(spec.DATASET_HEADER)}",
           "", END]
     return "\n".join(L)
@@ -103,6 +104,7 @@ def render() -> str:
     w("/* payload layouts: <MSG>_SIZE = fixed part, <MSG>_<FIELD> = byte offset,")
     w(" * <MSG>_TAIL = size of one trailing array item (payload = fixed part + n items) */")
     layouts = dict(spec.LAYOUT)
+    layouts.update(spec.RECORDS)
     layouts["DATASET_HEADER"] = spec.DATASET_HEADER
     for name, lay in layouts.items():
         w(f"#define MDY_{name}_SIZE {lay.size}")

@@ -203,6 +203,16 @@ def _L(name, fields, tail=None, doc=""):
     return Layout(name, tuple(fields), tail, doc)
 
 
+# Records inside payloads: one layout each, so both sides take the byte offsets
+# of their fields from here (mdy_protocol.h: MDY_<RECORD>_<FIELD>).
+# A trainable layer in LAYERS_R: op index, op kind (mdy_op_kind), train_bias,
+# input channels, slice_size, map_size, weight elements, bias elements (0: none).
+LAYER_ENTRY = _L("LAYER_ENTRY", [
+    ("op", "H"), ("kind", "B"), ("train_bias", "B"), ("channels", "i"),
+    ("slice_size", "i"), ("map_size", "i"), ("weight_count", "i"), ("bias_count", "i"),
+], doc="one trainable layer of LAYERS_R")
+RECORDS = {"LAYER_ENTRY": LAYER_ENTRY}
+
 # Payload of each message type (requests and answers). Fields are ordered so
 # float arrays start 4-byte aligned: the device trains directly on a sample that
 # sits in its receive buffer.
@@ -222,11 +232,9 @@ LAYOUT = {
         ("board", f"{NAME_LEN}s"), ("model", f"{NAME_LEN}s"),
     ], doc="flags bit 0: a valid dataset image is present"),
     "LAYERS": _L("LAYERS", [("offset", "H"), ("count", "H")]),
-    # one entry: op index, op kind, train_bias, channels, slice_size, map_size,
-    # weight elements, bias elements (0: no bias)
-    "LAYERS_R": _L("LAYERS_R", [("offset", "H"), ("count", "H")], ("entries", "HBBiiiii"),
-                   "entry: op, kind (mdy_op_kind), train_bias, channels, slice_size, map_size, "
-                   "weight_count, bias_count"),
+    "LAYERS_R": _L("LAYERS_R", [("offset", "H"), ("count", "H")],
+                   ("entries", "".join(f for _, f in LAYER_ENTRY.fields)),
+                   "entries: LAYER_ENTRY records"),
     "SEL_BEGIN": _L("SEL_BEGIN", [("count", "I")]),
     "SEL_CHUNK": _L("SEL_CHUNK", [("offset", "I")], ("pairs", "HH"), "pair: layer, channel"),
     "SEL_COMMIT": _L("SEL_COMMIT", [("count", "I")]),
@@ -278,7 +286,8 @@ LAYOUT = {
     "ERROR": _L("ERROR", [("code", "h"), ("request", "B"), ("pad", "B")], ("text", "c"),
                 f"text: ASCII, at most {ERROR_TEXT_MAX} bytes, not NUL-terminated"),
 }
-LAYER_ENTRY_SIZE = LAYOUT["LAYERS_R"].tail_size
+LAYER_ENTRY_SIZE = LAYER_ENTRY.size
+assert LAYOUT["LAYERS_R"].tail_size == LAYER_ENTRY_SIZE
 
 # --------------------------------------------------------------- dataset image
 DATASET_MAGIC = b"MDYD"
