@@ -199,10 +199,14 @@ static void abandon_staging(void)
     }
 }
 
-static int check_dataset(void)
-{
-    return ds_status;
-}
+/* RUN_EPOCH and EVALUATE need a dataset image that matches the model. */
+#define NEED_DATASET()                                                               \
+    do {                                                                             \
+        if (ds_status != 0)                                                          \
+            return fail(ds_status, ds_status == MDY_PERR_DATASET_SHAPE               \
+                                       ? "dataset does not match the model"          \
+                                       : "no valid dataset image");                  \
+    } while (0)
 
 static int check_split(uint8_t split, uint32_t start, uint32_t count, const char **why)
 {
@@ -415,9 +419,7 @@ static uint16_t h_run_epoch(const uint8_t *p, uint16_t len)
     mdy_status st;
 
     NEED_LEN(RUN_EPOCH);
-    if ((e = check_dataset()) != 0)
-        return fail(e, e == MDY_PERR_DATASET_SHAPE ? "dataset does not match the model"
-                                                   : "no valid dataset image");
+    NEED_DATASET();
     split = p[MDY_RUN_EPOCH_SPLIT];
     flags = p[MDY_RUN_EPOCH_FLAGS];
     batch = mdy_rd16(p + MDY_RUN_EPOCH_BATCH);
@@ -579,9 +581,7 @@ static uint16_t h_evaluate(const uint8_t *p, uint16_t len)
     uint8_t *o = TX_PAYLOAD;
 
     NEED_LEN(EVALUATE);
-    if ((e = check_dataset()) != 0)
-        return fail(e, e == MDY_PERR_DATASET_SHAPE ? "dataset does not match the model"
-                                                   : "no valid dataset image");
+    NEED_DATASET();
     split = p[MDY_EVALUATE_SPLIT];
     start = mdy_rd32(p + MDY_EVALUATE_START);
     count = mdy_rd32(p + MDY_EVALUATE_COUNT);
@@ -608,34 +608,56 @@ static uint16_t h_evaluate(const uint8_t *p, uint16_t len)
     return MDY_EVAL_R_SIZE;
 }
 
-/* The layer's weight (which 0) or bias (which 1) array and its length. */
-static float *weights_of(uint32_t layer, uint32_t which, uint32_t *n)
+/* Elements [off, off+count) of a layer's weight (which 0) or bias (which 1)
+ * array, as READ_WEIGHTS and WRITE_WEIGHTS address them: the array, or NULL
+ * with the error code and text. */
+static float *weights_range(uint32_t layer, uint32_t which, uint32_t off, uint32_t count,
+                            int *code, const char **why)
 {
-    const mdy_layer *l = &model()->layers[layer];
-    if (which == 0) {
-        *n = (uint32_t)l->channels * (uint32_t)l->slice_size;
-        return l->weight;
+    const mdy_layer *l;
+    uint32_t n;
+    float *w;
+    if (layer >= model()->n_layers) {
+        *code = MDY_ERR_RANGE;
+        *why = "layer index out of range";
+        return (float *)0;
     }
-    *n = l->bias ? (uint32_t)model()->ops[l->op].p.conv.out_c : 0u;
-    return l->bias;
+    if (which > 1) {
+        *code = MDY_PERR_BAD_FIELD;
+        *why = "which must be 0 (weight) or 1 (bias)";
+        return (float *)0;
+    }
+    l = &model()->layers[layer];
+    if (which == 0) {
+        n = (uint32_t)l->channels * (uint32_t)l->slice_size;
+        w = l->weight;
+    } else {
+        n = l->bias ? (uint32_t)model()->ops[l->op].p.conv.out_c : 0u;
+        w = l->bias;
+    }
+    if (count == 0 || off > n || count > n - off) {
+        *code = MDY_PERR_BAD_FIELD;
+        *why = "offset/count outside the array";
+        return (float *)0;
+    }
+    return w;
 }
 
 static uint16_t h_read_weights(const uint8_t *p, uint16_t len)
 {
-    uint32_t layer, which, off, count, n, k;
+    uint32_t off, count, k;
     const float *w;
+    int code = 0;
+    const char *why = "";
     uint8_t *o = TX_PAYLOAD;
     NEED_LEN(READ_WEIGHTS);
-    layer = mdy_rd16(p + MDY_READ_WEIGHTS_LAYER);
-    which = p[MDY_READ_WEIGHTS_WHICH];
     off = mdy_rd32(p + MDY_READ_WEIGHTS_OFFSET);
     count = mdy_rd32(p + MDY_READ_WEIGHTS_COUNT);
-    if (layer >= model()->n_layers)
-        return fail(MDY_ERR_RANGE, "layer index out of range");
-    if (which > 1)
-        return fail(MDY_PERR_BAD_FIELD, "which must be 0 (weight) or 1 (bias)");
-    w = weights_of(layer, which, &n);
-    if (count == 0 || count > MAX_ITEMS(WEIGHTS) || off > n || count > n - off)
+    w = weights_range(mdy_rd16(p + MDY_READ_WEIGHTS_LAYER), p[MDY_READ_WEIGHTS_WHICH], off,
+                      count, &code, &why);
+    if (!w)
+        return fail(code, why);
+    if (count > MAX_ITEMS(WEIGHTS))
         return fail(MDY_PERR_BAD_FIELD, "offset/count outside the array");
     mdy_wr32(o + MDY_WEIGHTS_OFFSET, off);
     for (k = 0; k < count; k++)
@@ -646,19 +668,16 @@ static uint16_t h_read_weights(const uint8_t *p, uint16_t len)
 
 static uint16_t h_write_weights(const uint8_t *p, uint16_t len)
 {
-    uint32_t items, layer, which, off, n, k;
+    uint32_t items, off, k;
     float *w;
+    int code = 0;
+    const char *why = "";
     NEED_TAIL(WRITE_WEIGHTS);
-    layer = mdy_rd16(p + MDY_WRITE_WEIGHTS_LAYER);
-    which = p[MDY_WRITE_WEIGHTS_WHICH];
     off = mdy_rd32(p + MDY_WRITE_WEIGHTS_OFFSET);
-    if (layer >= model()->n_layers)
-        return fail(MDY_ERR_RANGE, "layer index out of range");
-    if (which > 1)
-        return fail(MDY_PERR_BAD_FIELD, "which must be 0 (weight) or 1 (bias)");
-    w = weights_of(layer, which, &n);
-    if (items == 0 || off > n || items > n - off)
-        return fail(MDY_PERR_BAD_FIELD, "offset/count outside the array");
+    w = weights_range(mdy_rd16(p + MDY_WRITE_WEIGHTS_LAYER), p[MDY_WRITE_WEIGHTS_WHICH], off,
+                      items, &code, &why);
+    if (!w)
+        return fail(code, why);
     for (k = 0; k < items; k++)
         w[off + k] = rd_f32(p + MDY_WRITE_WEIGHTS_SIZE + 4 * k);
     return ok();
