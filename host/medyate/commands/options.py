@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..protocol.spec import MAX_PAYLOAD
 from ..schema import BUDGET_MAX, Batch, Count, Epochs, LearningRate, Seed, Temperature
 
 
@@ -27,3 +28,9 @@ class Options(BaseModel):
     n_train: Count
     n_test: Count
     calibration_samples: Count
+    # `train --frame-size`: the largest payload this side asks for or sends.
+    # 64 bytes still carry every fixed request header; the device's own
+    # limit (spec.MAX_PAYLOAD) is the ceiling.
+    frame_size: Annotated[int, Field(ge=64, le=MAX_PAYLOAD)]
+    # `train --retries`: resends of a request after its first try.
+    retries: Annotated[int, Field(ge=0, le=1000)]

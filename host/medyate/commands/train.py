@@ -46,7 +46,7 @@ def run(args) -> int:
         summary = device_session(graph, plan, task, out, board=args.board, port=args.port,
                                  epochs=args.epochs, resume=bool(args.resume),
                                  progress=progress, title=title, build_dir=args.build_dir,
-                                 val=val)
+                                 val=val, frame_size=args.frame_size, retries=args.retries)
     b, a = summary["before"]["test_acc"], summary["after"]["test_acc"]
     print(f"test accuracy {100 * b:.1f}% -> {100 * a:.1f}%; outputs in {out}/")
     return 0
@@ -67,6 +67,12 @@ def register(subparsers) -> None:
                    help="host (simulation), qemu-mps2-an500, or nucleo-f746 (with --port)")
     p.add_argument("--port", help="serial port or pyserial URL of a running device "
                                   "(e.g. /dev/ttyACM0); QEMU is started when absent")
+    p.add_argument("--frame-size", type=option("frame_size"), metavar="BYTES",
+                   help="largest frame payload to send or ask for (default: the device's "
+                        "limit); smaller frames survive a noisy line better")
+    p.add_argument("--retries", type=option("retries"), default=5,
+                   help="resends of a request without a valid answer before the session "
+                        "gives up (default 5); raise it on a noisy line")
     p.add_argument("--epochs", type=option("epochs"), help="override the plan's epochs")
     p.add_argument("--val-split", type=float, metavar="FRACTION",
                    help="hold out this fraction of the training data (per class, seeded by "

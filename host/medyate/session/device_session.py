@@ -199,7 +199,8 @@ def _open_port(port: str, baud: int):
 
 
 def device_session(graph, plan, task, out, *, board: str, port: str | None, epochs,
-                   resume: bool, progress, title: str, build_dir=None, val=None) -> dict:
+                   resume: bool, progress, title: str, build_dir=None, val=None,
+                   frame_size: int | None = None, retries: int = 5) -> dict:
     """The session on a device, in RUN/ (`out`): a run directory this call
     created is removed again if it fails before its first checkpoint."""
     from ..outputs import output_dir
@@ -209,11 +210,13 @@ def device_session(graph, plan, task, out, *, board: str, port: str | None, epoc
                     keep=lambda: (out / CHECKPOINT).exists() or (out / SUMMARY).exists()):
         return _device_session(graph, plan, task, out, board=board, port=port, epochs=epochs,
                                resume=resume, progress=progress, title=title,
-                               build_dir=build_dir, val=val)
+                               build_dir=build_dir, val=val, frame_size=frame_size,
+                               retries=retries)
 
 
 def _device_session(graph, plan, task, out, *, board: str, port: str | None, epochs,
-                    resume: bool, progress, title: str, build_dir=None, val=None) -> dict:
+                    resume: bool, progress, title: str, build_dir=None, val=None,
+                   frame_size: int | None = None, retries: int = 5) -> dict:
     from ..boards import get_board
     from ..planner.footprint import ram_footprint
     from ..protocol.dataset_image import write_dataset_image
@@ -256,8 +259,9 @@ def _device_session(graph, plan, task, out, *, board: str, port: str | None, epo
             if trainer_box and trainer_box[0].on_progress:
                 trainer_box[0].on_progress(int(p["done"]), int(p["total"]))
 
-        link = Link(ser, timeout=5.0, reconnect=reopen, on_progress=on_progress)
-        device = Device(link)
+        link = Link(ser, timeout=5.0, retries=retries, reconnect=reopen,
+                    on_progress=on_progress)
+        device = Device(link, max_payload=frame_size)
         trainer = DeviceTrainer(device, program, task, mem)
         trainer_box.append(trainer)
         stack.callback(lambda: _quiet(device.shutdown))
