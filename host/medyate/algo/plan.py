@@ -111,12 +111,16 @@ def plan_training(factory: EngineFactory, x: np.ndarray, y: np.ndarray, *,
 
 def make_plan(path, graph, task, *, ram=None, elements=None, layer_metric="lara",
               board="nucleo-f746", strategy="medyate", temperature=1.0, train_bias=False,
-              batch=8, epochs=10, lr=None, seed=0, ranking_samples=256, log=print):
+              batch=8, epochs=10, lr=None, seed=0, ranking_samples=256, head=None,
+              log=print):
     """What `medyate plan` decides: rank the layers on `task` with the host
     engine, pre-select, and solve the budget against the whole footprint on
     `board`. When backward through the ranked layers does not fit the RAM,
     the pre-selection is restricted to deeper and deeper layers. Notes on what
-    was changed go to `log`. Returns (TrainPlan for plan.json, TrainingPlan)."""
+    was changed go to `log`. `graph` is the model as it will train: with a new
+    head for the task's classes (`planner.plan.new_head`, recorded as `head`)
+    when the commands load it (`session.model.load_for_task`).
+    Returns (TrainPlan for plan.json, TrainingPlan)."""
     from ..planner.plan import TrainPlan, file_sha256
 
     if (ram is None) == (elements is None):
@@ -174,5 +178,6 @@ def make_plan(path, graph, task, *, ram=None, elements=None, layer_metric="lara"
                      temperature=temperature, layer_metric=layer_metric,
                      ram_bytes=tp.ram_bytes, importance=tp.importance,
                      lr_source="range-test" if lr_test else "given",
-                     lr_range_test=lr_test.as_dict() if lr_test else None)
+                     lr_range_test=lr_test.as_dict() if lr_test else None,
+                     head=head)
     return plan, tp

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import add_data_args, add_model_args, load_data, load_model
+from .common import add_data_args, add_model_args, load_model_and_data
 
 
 def run(args) -> int:
-    from ..planner.plan import check_plan_against, load_plan
+    from ..planner.plan import load_plan
     from ..session.firmware import build_and_place
     from ..session.memory_report import firmware_memory, format_firmware_memory
 
@@ -21,9 +21,7 @@ def run(args) -> int:
 
     out = check_output_dir(args.out, "build directory")
     plan = load_plan(args.plan)
-    path, graph = load_model(args)
-    check_plan_against(plan, graph, model_path=path)
-    task = load_data(args, graph) if args.data else None
+    path, graph, task, _ = load_model_and_data(args, plan)
     print(f"generating and building {path.name} for {args.board} in {out}/ ...", flush=True)
     # a build that fails (a plan that does not fit, an image that does not
     # link) leaves no build tree it created

@@ -4,19 +4,24 @@ from __future__ import annotations
 from ..data.models import resolve_model
 
 
-def load_model(args):
-    from ..ir.onnx_import import load_onnx
+def load_model_and_data(args, plan=None):
+    """(model path, graph, task or None, head record or None) of a command's
+    arguments (`session.model.load_for_task`): without `plan` (`medyate plan`) the
+    graph gets a new head when its outputs differ from the task's classes, seeded
+    by --seed; with a plan, the head the plan records."""
+    from ..data import load_task
+    from ..session.model import load_for_task
     from .profile import parse_shape
-    path = resolve_model(args.model)
+    resolve_model(args.model)     # a missing model is said before the data is read
+    task = None
+    if getattr(args, "data", None):
+        task = load_task(args.data, seed=args.data_seed, n_train=args.n_train,
+                         n_test=args.n_test)
     shape = parse_shape(args.input_shape) if getattr(args, "input_shape", None) else None
-    return path, load_onnx(str(path), shape)
-
-
-def load_data(args, graph):
-    from ..data import check_task, load_task
-    task = load_task(args.data, seed=args.data_seed, n_train=args.n_train, n_test=args.n_test)
-    check_task(task, graph.shapes[graph.input], graph.shapes[graph.output][-1])
-    return task
+    path, graph, head = load_for_task(args.model, task=task, plan=plan,
+                                      seed=getattr(args, "seed", 0), input_shape=shape,
+                                      log=lambda s: print(s, flush=True))
+    return path, graph, task, head
 
 
 def add_model_args(p) -> None:

@@ -18,7 +18,6 @@ def run(args) -> int:
     from ..algo.budget import format_size, parse_size
     from ..algo.plan import make_plan
     from ..data import bundled_model, load_task
-    from ..ir.onnx_import import load_onnx
     from ..profile import profile_graph
     from ..session.run import Progress
     from .plan import describe_plan
@@ -26,9 +25,10 @@ def run(args) -> int:
     t0 = time.perf_counter()
     from ..outputs import check_output_dir
     out = check_output_dir(args.out, "demo directory")
-    path = bundled_model(args.model)
-    graph = load_onnx(str(path))
+    from ..session.model import load_for_task
+    bundled_model(args.model)
     task = load_task(args.task, n_train=args.n_train, n_test=args.n_test)
+    path, graph, head = load_for_task(args.model, task=task, seed=args.seed)
 
     _h(f"1/4 profile {path.name}")
     tot = profile_graph(graph)["totals"]
@@ -41,7 +41,7 @@ def run(args) -> int:
        f"{len(task.x_test)} test samples), RAM budget {args.ram}")
     plan, tp = make_plan(path, graph, task, ram=args.ram, layer_metric="lara",
                          board="qemu-mps2-an500", batch=args.batch, epochs=args.epochs,
-                         lr=args.lr, seed=args.seed)
+                         lr=args.lr, seed=args.seed, head=head)
     out.mkdir(parents=True, exist_ok=True)
     plan.save(out / "plan.json")
     print(describe_plan(plan, tp, graph, "qemu-mps2-an500"))

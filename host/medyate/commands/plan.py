@@ -4,7 +4,7 @@ largest channel budget whose whole training footprint fits the RAM budget."""
 from __future__ import annotations
 
 from ..strategy_names import PLANNED_STRATEGIES
-from .common import add_data_args, add_model_args, load_data, load_model, option
+from .common import add_data_args, add_model_args, load_model_and_data, option
 
 
 def describe_plan(plan, tp, graph, board: str) -> str:
@@ -27,8 +27,7 @@ def describe_plan(plan, tp, graph, board: str) -> str:
 def run(args) -> int:
     from ..outputs import check_output_file
     check_output_file(args.out, "plan")
-    path, graph = load_model(args)
-    task = load_data(args, graph)
+    path, graph, task, head = load_model_and_data(args)
     print(f"ranking layers ({args.layer_metric}) on {task.name}: "
           f"{min(args.ranking_samples, len(task.x_train))} samples of full backprop ...", flush=True)
     from ..algo.plan import make_plan
@@ -36,7 +35,8 @@ def run(args) -> int:
                          layer_metric=args.layer_metric, board=args.board,
                          strategy=args.strategy, temperature=args.temperature,
                          train_bias=args.train_bias, batch=args.batch, epochs=args.epochs,
-                         lr=args.lr, seed=args.seed, ranking_samples=args.ranking_samples)
+                         lr=args.lr, seed=args.seed, ranking_samples=args.ranking_samples,
+                         head=head)
     # described (which lays out its arena) before it is written: a plan that
     # cannot be laid out is never written
     text = describe_plan(plan, tp, graph, args.board)
@@ -73,7 +73,9 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=option("lr"), default=None,
                    help="peak learning rate of the schedule (default: chosen by a short "
                         "learning-rate range test on the ranking run's samples)")
-    p.add_argument("--seed", type=option("seed"), default=0)
+    p.add_argument("--seed", type=option("seed"), default=0,
+                   help="seed of the session's sampling and of a new classifier head when "
+                        "the model's outputs differ from the task's classes (default 0)")
     p.add_argument("--ranking-samples", type=option("ranking_samples"), default=256)
     p.add_argument("--out", default="plan.json")
     p.set_defaults(func=run)

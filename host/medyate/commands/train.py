@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import MedyateError
-from .common import add_data_args, add_model_args, load_data, load_model, option
+from .common import add_data_args, add_model_args, load_model_and_data, option
 
 
 def run(args) -> int:
-    from ..planner.plan import check_plan_against, load_plan
+    from ..planner.plan import load_plan
     from ..session.run import Progress, run_session
 
     if not (args.resume or args.out):
@@ -23,9 +23,7 @@ def run(args) -> int:
         from ..outputs import check_output_dir
         check_output_dir(out, "run directory")
     plan = load_plan(args.plan)
-    path, graph = load_model(args)
-    check_plan_against(plan, graph, model_path=path)
-    task = load_data(args, graph)
+    path, graph, task, _ = load_model_and_data(args, plan)
     val = None
     if args.val_split is not None:
         from ..session.run import split_validation

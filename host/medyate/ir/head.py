@@ -19,12 +19,17 @@ training.
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from ..errors import MedyateError
 from .graph import Graph, WeightQuant
 
 _PASS_THROUGH = ("Flatten", "Reshape", "Softmax")
+
+# The initialisation `replace_head` uses, as plan.json records it.
+INIT = "uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)), bias 0"
 
 
 def find_head(graph: Graph):
@@ -102,3 +107,19 @@ def fit_head(graph: Graph, n_classes: int, seed: int = 0, log=print) -> Graph:
             f"(weights uniform in ±1/sqrt({fan_in}), seed {seed}, bias 0"
             f"{'; int8 per-channel weights' if new.is_quantized else ''})")
     return new
+
+
+def head_sha256(graph: Graph) -> str:
+    """sha256 of the head's parameters (fp32 weight and bias, and the int8 codes and
+    scales of a quantized head): what plan.json records of a new head, so build and
+    train can check they made exactly the plan's."""
+    head, _ = find_head(graph)
+    h = hashlib.sha256()
+    arrays = [head.params["weight"].astype(np.float32), head.params["bias"].astype(np.float32)]
+    q = head.quant
+    if q is not None:
+        arrays += [a for a in (q.weight_q, q.weight_scale, q.bias_q) if a is not None]
+    for a in arrays:
+        h.update(str(a.dtype).encode() + str(a.shape).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()

@@ -20,8 +20,17 @@ Example:
       "layer_metric": "lara",
       "seed": 0,
       "importance": {"<layer>": [per-channel floats]}, # optional: initial channel importance
-      "selection": [[layer_index, channel], ...]        # optional: initial / static selection
+      "selection": [[layer_index, channel], ...],       # optional: initial / static selection
+      "head": {                                         # only when the head was replaced
+        "layer": "classifier", "model_outputs": 1000, "classes": 5, "seed": 0,
+        "init": "uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)), bias 0",
+        "weights_sha256": "4b1e..."}                    # of the new head's parameters
     }
+
+A model whose output count differs from the task's classes is trained with a new
+classifier head (`ir.head`): `medyate plan` makes it and records it under "head";
+build and train make it again from that record (same seed, same weights, checked
+against weights_sha256), so every command trains and exports the same model.
 """
 from __future__ import annotations
 
@@ -36,6 +45,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import Field, model_validator
 
 from ..errors import MedyateError
+from ..ir.head import INIT as HEAD_INIT
 from ..schema import (BUDGET_MAX, Batch, Budget, Epochs, Finite, LearningRate, Seed, Sha256, Strict,
                       Temperature, validate)
 from ..strategy_names import PLAN_STRATEGIES as STRATEGIES
@@ -68,6 +78,9 @@ class TrainPlan:
     # lr_min_loss, lr, loss0, lrs, losses; algo.ranking.lr_range_test)
     lr_source: str = "given"
     lr_range_test: dict | None = None
+    # the new classifier head, when the model's outputs differ from the task's
+    # classes (`new_head`): layer, model_outputs, classes, seed, init, weights_sha256
+    head: dict | None = None
 
     @property
     def budget_bytes(self) -> int:
@@ -116,6 +129,16 @@ class LrRangeRecord(Strict):
     losses: list[Finite]
 
 
+class HeadRecord(Strict):
+    """A classifier head replaced for the task's class count (`new_head`)."""
+    layer: Annotated[str, Field(min_length=1)]
+    model_outputs: Annotated[int, Field(ge=1)]
+    classes: Annotated[int, Field(ge=2)]
+    seed: Seed
+    init: Literal[HEAD_INIT]
+    weights_sha256: Sha256
+
+
 class PlanSchema(Strict):
     """What plan.json may hold: the fields of `TrainPlan` (a test keeps the two
     equal), with their types and limits. What needs the model (layer names,
@@ -143,6 +166,7 @@ class PlanSchema(Strict):
                               Field(min_length=2, max_length=2)]] = []
     lr_source: Literal["given", "range-test"] = "given"
     lr_range_test: Optional[LrRangeRecord] = None
+    head: Optional[HeadRecord] = None
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -194,14 +218,19 @@ def load_plan(path) -> TrainPlan:
     return plan_from_dict(raw, f"plan file {path}")
 
 
-def check_plan_against(plan: TrainPlan, graph, program=None, model_path=None) -> None:
-    """The plan must describe this model: same file hash, existing layers,
-    a budget that holds one channel, selection indices in range."""
+def check_plan_model(plan: TrainPlan, graph, model_path=None) -> None:
+    """The plan was made for the model file `graph` was imported from."""
     if graph.source_sha256 and plan.model_sha256 != graph.source_sha256:
         where = f" {model_path}" if model_path else ""
         raise MedyateError(f"the plan was made for another model: plan has sha256 "
                            f"{plan.model_sha256[:12]}..., model{where} has "
                            f"{graph.source_sha256[:12]}... (re-run `medyate plan`)")
+
+
+def check_plan_against(plan: TrainPlan, graph, program=None, model_path=None) -> None:
+    """The plan must describe this model: same file hash, existing layers,
+    a budget that holds one channel, selection indices in range."""
+    check_plan_model(plan, graph, model_path)
     names = {n.name: n for n in graph.nodes}
     bad = [l for l in plan.layers if l not in names]
     if bad:
@@ -224,3 +253,52 @@ def check_plan_against(plan: TrainPlan, graph, program=None, model_path=None) ->
         if not 0 <= c < channels[li]:
             raise MedyateError(f"plan selection[{k}]: channel {c} out of range for layer "
                                f"{plan.layers[li]} ({channels[li]} input channels)")
+
+
+def new_head(graph, n_classes: int, seed: int, log=print):
+    """(graph, head record for plan.json): `graph` itself and None when its outputs
+    are the task's `n_classes`, else a copy with a new classifier head (ir.head:
+    uniform ±1/sqrt(fan_in) weights from `seed`, bias 0), which is said through `log`."""
+    import numpy as np
+
+    from ..ir.head import find_head, head_sha256, n_outputs, replace_head
+    have = n_outputs(graph)
+    if have == n_classes:
+        return graph, None
+    new = replace_head(graph, n_classes, seed)
+    head, _ = find_head(new)
+    rec = {"layer": head.name, "model_outputs": have, "classes": n_classes, "seed": seed,
+           "init": HEAD_INIT, "weights_sha256": head_sha256(new)}
+    if log is not None:
+        fan_in = int(np.prod(head.params["weight"].shape[1:]))
+        log(f"replacing the head: {have} -> {n_classes} classes (the model's outputs -> "
+            f"the task's classes): {head.op} {head.name} gets new weights uniform in "
+            f"±1/sqrt({fan_in}) from seed {seed}, bias 0"
+            f"{', int8 per channel' if new.is_quantized else ''}")
+    return new, rec
+
+
+def plan_head(plan: TrainPlan, graph, log=print):
+    """`graph` with the head `plan` records (itself when the plan replaced none),
+    made as `medyate plan` made it and checked to be bit-identical to it."""
+    if plan.head is None:
+        return graph
+    from ..ir.head import find_head, head_sha256, n_outputs
+    rec = plan.head
+    head, _ = find_head(graph)
+    have = n_outputs(graph)
+    if head.name != rec["layer"] or have != rec["model_outputs"]:
+        raise MedyateError(
+            f"plan head: the plan replaced head {rec['layer']} of {rec['model_outputs']} "
+            f"outputs, but the model's head is {head.name} with {have} outputs")
+    new, _ = new_head(graph, rec["classes"], rec["seed"], log=None)
+    got = head_sha256(new)
+    if got != rec["weights_sha256"]:
+        raise MedyateError(
+            f"plan head: the new head made from seed {rec['seed']} has weights sha256 "
+            f"{got[:12]}..., the plan recorded {rec['weights_sha256'][:12]}... (made by "
+            "another numpy or medyate version, or edited); re-run `medyate plan`")
+    if log is not None:
+        log(f"replacing the head as the plan records: {have} -> {rec['classes']} classes "
+            f"({head.name}, seed {rec['seed']}, weights sha256 {got[:12]}...)")
+    return new

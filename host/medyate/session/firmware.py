@@ -57,16 +57,13 @@ def build_with_data(plan_path, board: str, out_dir, model: str | None = None, da
     path), place its samples: built into flash if firmware and dataset fit the
     board's flash, else left to be streamed. Returns (program, BuildResult,
     Placement or None); the decision is passed to `log`."""
-    from ..data import check_task, load_task, resolve_model
-    from ..ir.onnx_import import load_onnx
-    from ..planner.plan import check_plan_against, load_plan
+    from ..data import load_task
+    from ..planner.plan import load_plan
+    from .model import load_for_task
 
     plan = load_plan(plan_path)
-    path = resolve_model(model or plan.model)
-    graph = load_onnx(str(path))
-    check_plan_against(plan, graph, model_path=path)
     task = None
     if data is not None:
         task = load_task(data, seed=data_seed, n_train=n_train, n_test=n_test)
-        check_task(task, graph.shapes[graph.input], graph.shapes[graph.output][-1])
+    _, graph, _ = load_for_task(model or plan.model, task=task, plan=plan, log=log)
     return build_and_place(graph, plan, board, Path(out_dir), task, log)
