@@ -466,7 +466,6 @@ const float *mdy_channel_stats(const mdy_ctx *ctx);
 /* Where selected channel k's gradient slice / saved map live (for tests and
  * the device protocol). */
 float *mdy_slice_grad(const mdy_ctx *ctx, uint32_t k);
-#endif /* MDY_KERNELS_ONLY */
 
 /* ------------------------------------------------------------ epoch
  * Training a sequence of samples in mini-batches and evaluating a sample,
@@ -510,6 +509,7 @@ mdy_status mdy_eval_sample(mdy_ctx *ctx, const float *x, int32_t label, mdy_eval
                            float *logits);
 /* Index of the first maximum of x[0..n) (the predicted class). */
 int32_t mdy_argmax_f32(int32_t n, const float *x);
+#endif /* MDY_KERNELS_ONLY */
 
 #ifdef __cplusplus
 }
