@@ -1,0 +1,89 @@
+#!/usr/bin/env python
+"""Kernel benchmark in QEMU mps2-an500 (Cortex-M7): instructions per MAC of each
+fp32 kernel, reference against the Cortex-M7 optimized kernel, called directly
+(no runtime, no model) on the shapes of bench/results/device_instr.md.
+
+    .venv/bin/python bench/kernel_instr.py    # writes bench/results/kernel_instr.{md,json}
+
+The image is tests/c/test_kernels_optimized.c built with MDY_BENCH: after its
+equivalence checks it times one call of each version with the board's cycle
+counter, which under -icount shift=0 counts instructions (resolution 40).
+MACs are nominal (padding taps included); the update row is per updated weight.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "host"))
+sys.path.insert(0, str(REPO / "tests" / "kernels"))
+
+from test_kernels_optimized import build_image, run_image  # noqa: E402
+
+# issue goals in instructions per MAC (input gradient: relative to the forward)
+GOALS = {("pointwise", "forward"): 1.5, ("dense3x3", "forward"): 1.5,
+         ("depthwise3x3", "forward"): 4.0, ("pointwise", "weight-grad"): 2.0,
+         ("dense3x3", "weight-grad"): 2.0, ("depthwise3x3", "weight-grad"): 2.0}
+SHAPES = {"pointwise32x8x8": ("pointwise", "32->32, 1x1, 8x8"),
+          "dense3x3_16x8x8": ("dense3x3", "16->16, 3x3 pad 1, 8x8"),
+          "depthwise3x3_32x8x8": ("depthwise3x3", "32 channels, 3x3 pad 1, 8x8"),
+          "fc128": ("fc", "128->128"), "sgd4096": ("sgd", "4096 weights, stride 1")}
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        elf = build_image(Path(tmp) / "fw", defines=("MDY_ON_BOARD", "MDY_BENCH"))
+        run = run_image(elf)
+    text = run.stdout.decode(errors="replace")
+    if run.returncode != 0 or " 0 failures" not in text:
+        print(text, run.stderr.decode(errors="replace"))
+        return 1
+    rows = []
+    for line in text.splitlines():
+        if not line.startswith("BENCH "):
+            continue
+        _, name, macs, ref, opt = line.split()
+        shape, phase = name.split("/")
+        layer, desc = SHAPES[shape]
+        rows.append({"layer": layer, "shape": desc, "phase": phase, "macs": int(macs),
+                     "reference_instr": int(ref), "optimized_instr": int(opt),
+                     "reference_per_mac": int(ref) / int(macs),
+                     "optimized_per_mac": int(opt) / int(macs)})
+    fwd = {r["layer"]: r["optimized_per_mac"] for r in rows if r["phase"] == "forward"}
+    out = REPO / "bench" / "results"
+    (out / "kernel_instr.json").write_text(json.dumps({"board": "qemu-mps2-an500",
+                                                        "rows": rows}, indent=1) + "\n")
+    lines = ["# fp32 kernels: instructions per MAC, reference and Cortex-M7 optimized", "",
+             "Produced by `.venv/bin/python bench/kernel_instr.py`: each kernel called once",
+             "on its own in QEMU mps2-an500 (`-icount shift=0`, counter resolution 40),",
+             "built for `qemu-mps2-an500` (arm-none-eabi-gcc, -O2, Cortex-M7, FPv5-SP, every",
+             "multiply-accumulate an `fmaf`, i.e. one VFMA). Instruction counts, not cycles.",
+             "MACs are nominal (padding taps included); weight gradients: 8 selected channels",
+             "of the dense layers, every channel of the depthwise and fully connected ones;",
+             "sgd: per updated weight. The optimized kernels are bit-identical to the",
+             "reference (tests/kernels/test_kernels_optimized.py).", "",
+             "| layer | shape | phase | MACs | reference instr/MAC | optimized instr/MAC | speed-up | goal |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        goal = GOALS.get((r["layer"], r["phase"]))
+        if r["phase"] == "input-grad" and r["layer"] in fwd:
+            lim = 1.2 * fwd[r["layer"]]
+            g = f"≤ {lim:.2f} (1.2× forward): {'met' if r['optimized_per_mac'] <= lim else 'missed'}"
+        elif goal is not None:
+            g = f"≤ {goal:g}: {'met' if r['optimized_per_mac'] <= goal else 'missed'}"
+        else:
+            g = "—"
+        lines.append(f"| {r['layer']} | {r['shape']} | {r['phase']} | {r['macs']:,} | "
+                     f"{r['reference_per_mac']:.2f} | {r['optimized_per_mac']:.2f} | "
+                     f"{r['reference_instr'] / r['optimized_instr']:.1f}× | {g} |")
+    (out / "kernel_instr.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,471 @@
+/*
+ * Optimized fp32 kernels against the reference kernels of the same name.
+ *
+ * The reference sources are compiled into this file under ref_* names, the
+ * optimized ones are linked as the engine's kernels, and both run on the same
+ * randomized problems: shapes, strides, padding (also windows larger than the
+ * map), odd channel counts, channel multipliers, accumulate flags and
+ * run-time index lists (repeats and out-of-range entries included). Every
+ * output must be bit-identical: the optimized kernels keep each output's
+ * summation order, so nothing is left to a tolerance.
+ *
+ * Built natively under ASan/UBSan (every buffer has its exact size) and for
+ * the Cortex-M7 in QEMU (tests/kernels/test_kernels_optimized.py). With
+ * MDY_BENCH the board build also prints instructions per MAC of both versions
+ * on fixed shapes (bench/kernel_instr.py reads them).
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "medyate.h"
+
+/* ------------------------------------------------ the reference, renamed */
+#define mdy_conv2d_nhwc_f32 ref_conv2d
+#define mdy_conv2d_nhwc_f32_get_buffer_size ref_conv2d_get_buffer_size
+#define mdy_conv2d_nhwc_f32_igrad ref_conv2d_igrad
+#define mdy_conv2d_nhwc_f32_wgrad ref_conv2d_wgrad
+#define mdy_depthwise_conv2d_nhwc_f32 ref_dw
+#define mdy_depthwise_conv2d_nhwc_f32_get_buffer_size ref_dw_get_buffer_size
+#define mdy_depthwise_conv2d_nhwc_f32_igrad ref_dw_igrad
+#define mdy_depthwise_conv2d_nhwc_f32_wgrad ref_dw_wgrad
+#define mdy_fully_connected_f32 ref_fc
+#define mdy_fully_connected_f32_igrad ref_fc_igrad
+#define mdy_fully_connected_f32_wgrad ref_fc_wgrad
+#define mdy_sgd_slice_f32 ref_sgd
+void ref_conv2d(const mdy_conv_params *p, const float *x, const float *w, const float *bias, float *y);
+int32_t ref_conv2d_get_buffer_size(const mdy_conv_params *p);
+void ref_conv2d_igrad(const mdy_conv_params *p, const float *w, const float *dy, float *dx, int accumulate);
+void ref_conv2d_wgrad(const mdy_conv_params *p, const float *x_maps, const uint16_t *sel,
+                      int32_t n_sel, const float *dy, float *dw_slices);
+void ref_dw(const mdy_conv_params *p, const float *x, const float *w, const float *bias, float *y);
+int32_t ref_dw_get_buffer_size(const mdy_conv_params *p);
+void ref_dw_igrad(const mdy_conv_params *p, const float *w, const float *dy, float *dx, int accumulate);
+void ref_dw_wgrad(const mdy_conv_params *p, const float *x_maps, const uint16_t *sel,
+                  int32_t n_sel, const float *dy, float *dw_slices);
+void ref_fc(int32_t in_features, int32_t out_features, const float *x, const float *w,
+            const float *bias, float *y);
+void ref_fc_igrad(int32_t in_features, int32_t out_features, const float *w, const float *dy,
+                  float *dx, int accumulate);
+void ref_fc_wgrad(int32_t in_features, int32_t out_features, const float *x_vals,
+                  const uint16_t *sel, int32_t n_sel, const float *dy, float *dw_slices);
+float ref_sgd(int32_t n, float *w, int32_t stride, float *g, float lr);
+#include "kernels/reference/fp32/mdy_conv2d_nhwc_f32.c"
+#include "kernels/reference/fp32/mdy_conv2d_nhwc_f32_igrad.c"
+#include "kernels/reference/fp32/mdy_conv2d_nhwc_f32_wgrad.c"
+#include "kernels/reference/fp32/mdy_depthwise_conv2d_nhwc_f32.c"
+#include "kernels/reference/fp32/mdy_depthwise_conv2d_nhwc_f32_igrad.c"
+#include "kernels/reference/fp32/mdy_depthwise_conv2d_nhwc_f32_wgrad.c"
+#include "kernels/reference/fp32/mdy_fully_connected_f32.c"
+#include "kernels/reference/fp32/mdy_fully_connected_f32_igrad.c"
+#include "kernels/reference/fp32/mdy_fully_connected_f32_wgrad.c"
+#include "kernels/reference/fp32/mdy_sgd_slice_f32.c"
+#undef mdy_conv2d_nhwc_f32
+#undef mdy_conv2d_nhwc_f32_get_buffer_size
+#undef mdy_conv2d_nhwc_f32_igrad
+#undef mdy_conv2d_nhwc_f32_wgrad
+#undef mdy_depthwise_conv2d_nhwc_f32
+#undef mdy_depthwise_conv2d_nhwc_f32_get_buffer_size
+#undef mdy_depthwise_conv2d_nhwc_f32_igrad
+#undef mdy_depthwise_conv2d_nhwc_f32_wgrad
+#undef mdy_fully_connected_f32
+#undef mdy_fully_connected_f32_igrad
+#undef mdy_fully_connected_f32_wgrad
+#undef mdy_sgd_slice_f32
+
+/* ------------------------------------------------ platform: output, memory */
+#ifdef MDY_ON_BOARD
+#include "mdy_board.h"
+static void out(const char *s)
+{
+    board_uart_write((const uint8_t *)s, strlen(s));
+}
+/* A bump allocator over one static pool, reset per case. */
+static float pool[48 * 1024];
+static size_t pool_used;
+static void *alloc_bytes(size_t n)
+{
+    const size_t words = (n + 7u) / 4u & ~(size_t)1;
+    void *p;
+    if (pool_used + words > sizeof pool / sizeof pool[0]) {
+        out("FAIL: test pool exhausted\n");
+        board_exit(2);
+    }
+    p = &pool[pool_used];
+    pool_used += words;
+    return p;
+}
+static void release_all(void) { pool_used = 0; }
+#else
+#include <stdio.h>
+#include <stdlib.h>
+static void out(const char *s) { fputs(s, stdout); }
+/* Exact sizes, so AddressSanitizer reports any access past a buffer. */
+static void *live[64];
+static int n_live;
+static void *alloc_bytes(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p || n_live == 64) {
+        fputs("out of memory\n", stderr);
+        exit(2);
+    }
+    live[n_live++] = p;
+    return p;
+}
+static void release_all(void)
+{
+    while (n_live)
+        free(live[--n_live]);
+}
+#endif
+
+static void out_int(long v)
+{
+    char b[24];
+    int i = (int)sizeof b;
+    int neg = v < 0;
+    unsigned long u = neg ? 0ul - (unsigned long)v : (unsigned long)v;
+    b[--i] = 0;
+    do {
+        b[--i] = (char)('0' + u % 10u);
+        u /= 10u;
+    } while (u);
+    if (neg)
+        b[--i] = '-';
+    out(&b[i]);
+}
+
+/* ------------------------------------------------ random problems */
+static uint32_t rng = 2463534242u;
+static uint32_t next(void) /* xorshift32 */
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 17;
+    rng ^= rng << 5;
+    return rng;
+}
+static int32_t rnd(int32_t lo, int32_t hi) { return lo + (int32_t)(next() % (uint32_t)(hi - lo + 1)); }
+static float frand(void) { return (float)(next() >> 8) / 8388608.0f - 1.0f; }
+
+static float *fbuf(size_t n)
+{
+    float *p = (float *)alloc_bytes(n * sizeof(float));
+    size_t i;
+    for (i = 0; i < n; ++i)
+        p[i] = frand();
+    return p;
+}
+static float *fcopy(const float *a, size_t n)
+{
+    float *p = (float *)alloc_bytes(n * sizeof(float));
+    memcpy(p, a, n * sizeof(float));
+    return p;
+}
+
+static int failures, checks;
+static void expect_same(const char *what, int case_no, const float *a, const float *b, size_t n)
+{
+    ++checks;
+    if (memcmp(a, b, n * sizeof(float)) != 0) {
+        size_t i = 0;
+        while (i < n && memcmp(&a[i], &b[i], sizeof(float)) == 0)
+            ++i;
+        ++failures;
+        out("FAIL ");
+        out(what);
+        out(" case ");
+        out_int(case_no);
+        out(": first difference at element ");
+        out_int((long)i);
+        out(" of ");
+        out_int((long)n);
+        out("\n");
+    }
+}
+
+/* A conv problem: random shape, stride and padding; bottom/right padding in
+ * [0, k) as ONNX allows; `dw` makes it depthwise with multiplier 1..3. */
+static mdy_conv_params conv_problem(int dw, int pointwise)
+{
+    mdy_conv_params p;
+    int32_t pb, pr;
+    memset(&p, 0, sizeof p);
+    if (pointwise) {
+        p.k_h = p.k_w = 1;
+        p.stride_h = p.stride_w = rnd(0, 3) ? 1 : 2;
+    } else if (dw && next() % 2u) {
+        p.k_h = p.k_w = 3; /* the depthwise kernels' fast paths */
+        p.stride_h = p.stride_w = rnd(1, 2);
+    } else {
+        p.k_h = rnd(1, 5);
+        p.k_w = next() % 3u ? p.k_h : rnd(1, 5);
+        p.stride_h = rnd(1, 3);
+        p.stride_w = next() % 2u ? p.stride_h : rnd(1, 3);
+    }
+    p.in_h = rnd(1, 9);
+    p.in_w = rnd(1, 11);
+    p.pad_top = rnd(0, p.k_h - 1);
+    p.pad_left = rnd(0, p.k_w - 1);
+    pb = rnd(0, p.k_h - 1);
+    pr = rnd(0, p.k_w - 1);
+    if (p.in_h + p.pad_top + pb < p.k_h)
+        pb = p.k_h - p.in_h - p.pad_top;
+    if (p.in_w + p.pad_left + pr < p.k_w)
+        pr = p.k_w - p.in_w - p.pad_left;
+    p.out_h = (p.in_h + p.pad_top + pb - p.k_h) / p.stride_h + 1;
+    p.out_w = (p.in_w + p.pad_left + pr - p.k_w) / p.stride_w + 1;
+    if (dw) {
+        p.in_c = rnd(1, 13);
+        p.out_c = p.in_c * (next() % 4u ? 1 : rnd(2, 3));
+        p.groups = p.in_c;
+    } else {
+        p.in_c = next() % 4u ? rnd(1, 19) : 4 * rnd(1, 8);
+        p.out_c = next() % 4u ? rnd(1, 19) : 4 * rnd(1, 8);
+        p.groups = 1;
+    }
+    return p;
+}
+
+/* A run-time channel index list: n_sel entries of [0, in_c), sometimes a
+ * repeat and sometimes an out-of-range entry (the kernels must skip it). */
+static uint16_t *index_list(int32_t in_c, int32_t *n_sel)
+{
+    int32_t n = rnd(1, in_c + 2), k;
+    uint16_t *sel = (uint16_t *)alloc_bytes((size_t)n * sizeof(uint16_t));
+    for (k = 0; k < n; ++k)
+        sel[k] = (uint16_t)rnd(0, in_c - 1);
+    if (n > 2 && next() % 3u == 0)
+        sel[n - 1] = (uint16_t)(in_c + rnd(0, 3));
+    *n_sel = n;
+    return sel;
+}
+
+static void test_conv(int dw, int pointwise, int case_no)
+{
+    const mdy_conv_params p = conv_problem(dw, pointwise);
+    const int32_t wic = dw ? 1 : p.in_c;
+    const size_t nx = (size_t)p.in_h * p.in_w * p.in_c, ny = (size_t)p.out_h * p.out_w * p.out_c;
+    const size_t nw = (size_t)p.out_c * p.k_h * p.k_w * wic;
+    const size_t map = (size_t)p.in_h * p.in_w;
+    const size_t slice = dw ? (size_t)(p.out_c / p.in_c) * p.k_h * p.k_w
+                            : (size_t)p.out_c * p.k_h * p.k_w;
+    const int accumulate = (int)(next() % 2u);
+    float *x = fbuf(nx), *w = fbuf(nw), *bias = next() % 4u ? fbuf((size_t)p.out_c) : NULL;
+    float *y_ref = fbuf(ny), *y = fbuf(ny), *dy = fbuf(ny);
+    float *dx_ref = fbuf(nx), *dx = fcopy(dx_ref, nx);
+    int32_t n_sel;
+    const uint16_t *sel = index_list(p.in_c, &n_sel);
+    float *maps = fbuf((size_t)n_sel * map);
+    float *dw_ref = fbuf((size_t)n_sel * slice), *dwv = fcopy(dw_ref, (size_t)n_sel * slice);
+
+    if (dw) {
+        ref_dw(&p, x, w, bias, y_ref);
+        mdy_depthwise_conv2d_nhwc_f32(&p, x, w, bias, y);
+        expect_same("depthwise forward", case_no, y_ref, y, ny);
+        ref_dw_igrad(&p, w, dy, dx_ref, accumulate);
+        mdy_depthwise_conv2d_nhwc_f32_igrad(&p, w, dy, dx, accumulate);
+        expect_same("depthwise input gradient", case_no, dx_ref, dx, nx);
+        ref_dw_wgrad(&p, maps, sel, n_sel, dy, dw_ref);
+        mdy_depthwise_conv2d_nhwc_f32_wgrad(&p, maps, sel, n_sel, dy, dwv);
+        expect_same("depthwise weight gradient", case_no, dw_ref, dwv, (size_t)n_sel * slice);
+        ++checks;
+        if (mdy_depthwise_conv2d_nhwc_f32_get_buffer_size(&p) != 0) {
+            ++failures; /* the runtime gives these kernels no scratch */
+            out("FAIL depthwise scratch\n");
+        }
+    } else {
+        ref_conv2d(&p, x, w, bias, y_ref);
+        mdy_conv2d_nhwc_f32(&p, x, w, bias, y);
+        expect_same(pointwise ? "pointwise forward" : "conv forward", case_no, y_ref, y, ny);
+        ref_conv2d_igrad(&p, w, dy, dx_ref, accumulate);
+        mdy_conv2d_nhwc_f32_igrad(&p, w, dy, dx, accumulate);
+        expect_same(pointwise ? "pointwise input gradient" : "conv input gradient", case_no,
+                    dx_ref, dx, nx);
+        ref_conv2d_wgrad(&p, maps, sel, n_sel, dy, dw_ref);
+        mdy_conv2d_nhwc_f32_wgrad(&p, maps, sel, n_sel, dy, dwv);
+        expect_same(pointwise ? "pointwise weight gradient" : "conv weight gradient", case_no,
+                    dw_ref, dwv, (size_t)n_sel * slice);
+        ++checks;
+        if (mdy_conv2d_nhwc_f32_get_buffer_size(&p) != 0) {
+            ++failures;
+            out("FAIL conv scratch\n");
+        }
+    }
+    release_all();
+}
+
+static void test_fc(int case_no)
+{
+    const int32_t in = next() % 4u ? rnd(1, 40) : 8 * rnd(1, 16);
+    const int32_t outf = next() % 4u ? rnd(1, 40) : 8 * rnd(1, 16);
+    const int accumulate = (int)(next() % 2u);
+    float *x = fbuf((size_t)in), *w = fbuf((size_t)in * outf);
+    float *bias = next() % 4u ? fbuf((size_t)outf) : NULL;
+    float *y_ref = fbuf((size_t)outf), *y = fbuf((size_t)outf), *dy = fbuf((size_t)outf);
+    float *dx_ref = fbuf((size_t)in), *dx = fcopy(dx_ref, (size_t)in);
+    int32_t n_sel;
+    const uint16_t *sel = index_list(in, &n_sel);
+    float *xv = fbuf((size_t)n_sel);
+    float *dw_ref = fbuf((size_t)n_sel * outf), *dwv = fcopy(dw_ref, (size_t)n_sel * outf);
+
+    ref_fc(in, outf, x, w, bias, y_ref);
+    mdy_fully_connected_f32(in, outf, x, w, bias, y);
+    expect_same("fully connected forward", case_no, y_ref, y, (size_t)outf);
+    ref_fc_igrad(in, outf, w, dy, dx_ref, accumulate);
+    mdy_fully_connected_f32_igrad(in, outf, w, dy, dx, accumulate);
+    expect_same("fully connected input gradient", case_no, dx_ref, dx, (size_t)in);
+    ref_fc_wgrad(in, outf, xv, sel, n_sel, dy, dw_ref);
+    mdy_fully_connected_f32_wgrad(in, outf, xv, sel, n_sel, dy, dwv);
+    expect_same("fully connected weight gradient", case_no, dw_ref, dwv, (size_t)n_sel * outf);
+    release_all();
+}
+
+static void test_sgd(int case_no)
+{
+    const int32_t n = rnd(1, 70), stride = next() % 2u ? 1 : rnd(2, 9);
+    const size_t nw = (size_t)(n - 1) * stride + 1;
+    const float lr = 0.001f + 0.1f * (frand() + 1.0f);
+    float *w_ref = fbuf(nw), *w = fcopy(w_ref, nw);
+    float *g_ref = fbuf((size_t)n), *g = fcopy(g_ref, (size_t)n);
+    float sq_ref = ref_sgd(n, w_ref, stride, g_ref, lr);
+    float sq = mdy_sgd_slice_f32(n, w, stride, g, lr);
+    expect_same("sgd weights", case_no, w_ref, w, nw);
+    expect_same("sgd gradient zeroed", case_no, g_ref, g, (size_t)n);
+    expect_same("sgd squared norm", case_no, &sq_ref, &sq, 1);
+    release_all();
+}
+
+#ifdef MDY_BENCH
+/* Instructions per MAC of the reference and the optimized kernel on the
+ * shapes of bench/results/device_instr.md (QEMU -icount: one cycle = one
+ * instruction). Printed as "BENCH name macs ref_instr opt_instr". */
+static void bench_line(const char *name, long macs, uint64_t ref, uint64_t opt)
+{
+    out("BENCH ");
+    out(name);
+    out(" ");
+    out_int(macs);
+    out(" ");
+    out_int((long)ref);
+    out(" ");
+    out_int((long)opt);
+    out("\n");
+}
+#define TIME(var, call)                        \
+    do {                                       \
+        uint64_t t0_ = board_cycles();         \
+        call;                                  \
+        var = board_cycles() - t0_;            \
+    } while (0)
+
+static mdy_conv_params same_conv(int32_t c, int32_t hw, int32_t k, int dw)
+{
+    mdy_conv_params p;
+    memset(&p, 0, sizeof p);
+    p.in_c = p.out_c = c;
+    p.in_h = p.in_w = p.out_h = p.out_w = hw;
+    p.k_h = p.k_w = k;
+    p.stride_h = p.stride_w = 1;
+    p.pad_top = p.pad_left = k / 2;
+    p.groups = dw ? c : 1;
+    return p;
+}
+
+static void bench_conv(const char *name, int32_t c, int32_t hw, int32_t k, int dw)
+{
+    const mdy_conv_params p = same_conv(c, hw, k, dw);
+    const size_t nx = (size_t)hw * hw * c, nw = (size_t)c * k * k * (dw ? 1 : c);
+    const long macs = (long)hw * hw * c * k * k * (dw ? 1 : c);
+    const int32_t n_sel = dw ? c : 8; /* every channel / 8 channels of a dense layer */
+    const long wmacs = dw ? macs : macs / c * n_sel;
+    float *x = fbuf(nx), *w = fbuf(nw), *b = fbuf((size_t)c), *y = fbuf(nx), *dy = fbuf(nx);
+    float *dx = fbuf(nx), *maps = fbuf((size_t)n_sel * hw * hw);
+    float *dws = fbuf((size_t)n_sel * c * k * k);
+    uint16_t sel[64];
+    uint64_t r, o;
+    int32_t i;
+    char label[48];
+    for (i = 0; i < n_sel; ++i)
+        sel[i] = (uint16_t)i;
+    if (dw) {
+        TIME(r, ref_dw(&p, x, w, b, y));
+        TIME(o, mdy_depthwise_conv2d_nhwc_f32(&p, x, w, b, y));
+        bench_line(strcat(strcpy(label, name), "/forward"), macs, r, o);
+        TIME(r, ref_dw_igrad(&p, w, dy, dx, 0));
+        TIME(o, mdy_depthwise_conv2d_nhwc_f32_igrad(&p, w, dy, dx, 0));
+        bench_line(strcat(strcpy(label, name), "/input-grad"), macs, r, o);
+        TIME(r, ref_dw_wgrad(&p, maps, sel, n_sel, dy, dws));
+        TIME(o, mdy_depthwise_conv2d_nhwc_f32_wgrad(&p, maps, sel, n_sel, dy, dws));
+        bench_line(strcat(strcpy(label, name), "/weight-grad"), wmacs, r, o);
+    } else {
+        TIME(r, ref_conv2d(&p, x, w, b, y));
+        TIME(o, mdy_conv2d_nhwc_f32(&p, x, w, b, y));
+        bench_line(strcat(strcpy(label, name), "/forward"), macs, r, o);
+        TIME(r, ref_conv2d_igrad(&p, w, dy, dx, 0));
+        TIME(o, mdy_conv2d_nhwc_f32_igrad(&p, w, dy, dx, 0));
+        bench_line(strcat(strcpy(label, name), "/input-grad"), macs, r, o);
+        TIME(r, ref_conv2d_wgrad(&p, maps, sel, n_sel, dy, dws));
+        TIME(o, mdy_conv2d_nhwc_f32_wgrad(&p, maps, sel, n_sel, dy, dws));
+        bench_line(strcat(strcpy(label, name), "/weight-grad"), wmacs, r, o);
+    }
+    release_all();
+}
+
+static void bench_fc(int32_t n)
+{
+    float *x = fbuf((size_t)n), *w = fbuf((size_t)n * n), *b = fbuf((size_t)n);
+    float *y = fbuf((size_t)n), *dx = fbuf((size_t)n), *xv = fbuf((size_t)n);
+    float *dws = fbuf((size_t)n * n);
+    uint16_t sel[128];
+    uint64_t r, o;
+    int32_t i;
+    for (i = 0; i < n; ++i)
+        sel[i] = (uint16_t)i;
+    TIME(r, ref_fc(n, n, x, w, b, y));
+    TIME(o, mdy_fully_connected_f32(n, n, x, w, b, y));
+    bench_line("fc128/forward", (long)n * n, r, o);
+    TIME(r, ref_fc_igrad(n, n, w, y, dx, 0));
+    TIME(o, mdy_fully_connected_f32_igrad(n, n, w, y, dx, 0));
+    bench_line("fc128/input-grad", (long)n * n, r, o);
+    TIME(r, ref_fc_wgrad(n, n, xv, sel, n, y, dws));
+    TIME(o, mdy_fully_connected_f32_wgrad(n, n, xv, sel, n, y, dws));
+    bench_line("fc128/weight-grad", (long)n * n, r, o);
+    TIME(r, (void)ref_sgd(n * n / 4, dws, 1, w, 0.01f));
+    TIME(o, (void)mdy_sgd_slice_f32(n * n / 4, dws, 1, w, 0.01f));
+    bench_line("sgd4096/update", (long)n * n / 4, r, o); /* per updated weight */
+    release_all();
+}
+#endif
+
+int main(void)
+{
+    int i, cases = 0;
+#ifdef MDY_ON_BOARD
+    board_init();
+#endif
+    for (i = 0; i < 300; ++i, ++cases)
+        test_conv(0, 0, cases);
+    for (i = 0; i < 150; ++i, ++cases)
+        test_conv(0, 1, cases);
+    for (i = 0; i < 300; ++i, ++cases)
+        test_conv(1, 0, cases);
+    for (i = 0; i < 200; ++i, ++cases)
+        test_fc(cases);
+    for (i = 0; i < 100; ++i, ++cases)
+        test_sgd(cases);
+#ifdef MDY_BENCH
+    bench_conv("pointwise32x8x8", 32, 8, 1, 0);
+    bench_conv("dense3x3_16x8x8", 16, 8, 3, 0);
+    bench_conv("depthwise3x3_32x8x8", 32, 8, 3, 1);
+    bench_fc(128);
+#endif
+    out_int(checks);
+    out(" checks, ");
+    out_int(failures);
+    out(" failures\n");
+#ifdef MDY_ON_BOARD
+    board_exit(failures ? 1 : 0);
+#else
+    return failures ? 1 : 0;
+#endif
+}
