@@ -76,6 +76,12 @@ def test_npz_subset_is_seeded(tmp_path):
     (lambda a: a.update(mean=np.float32(0.5)), "both 'mean' and 'std'"),
     (lambda a: a.update(mean=np.zeros(2), std=np.ones(2)), "'mean' has 2 values.*1 channels"),
     (lambda a: a.update(mean=np.zeros(1), std=np.zeros(1)), "'std' must be positive"),
+    (lambda a: a.update(y_train=a["y_train"] * 0, y_test=a["y_test"] * 0),
+     "y_train holds only class 0; a task needs at least 2 classes"),
+    (lambda a: a.update(x_train=a["x_train"][:0], y_train=a["y_train"][:0]), "train split is empty"),
+    (lambda a: a.update(x_train=np.where(np.arange(12)[:, None, None, None] == 3, np.inf,
+                                         a["x_train"].astype(np.float32))),
+     "x_train holds NaN or infinite values"),
 ])
 def test_npz_errors(tmp_path, change, message):
     a = _arrays()

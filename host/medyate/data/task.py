@@ -105,6 +105,12 @@ def validate(task: Task) -> Task:
         raise MedyateError(
             f"{where}: train samples have shape {task.x_train.shape[1:]} but test samples "
             f"have {task.x_test.shape[1:]}; both splits need the same CHW shape")
+    # One class leaves nothing to learn (the loss is 0 for any weights) and a
+    # constant 100 % accuracy: a wrong file, not a task.
+    seen = np.unique(task.y_train)
+    if len(seen) < 2:
+        raise MedyateError(f"{where}: y_train holds only class {int(seen[0])}; a task needs "
+                           f"at least 2 classes in its training labels")
     return task
 
 
