@@ -51,6 +51,11 @@ _ACTIVATION_OPS = {
 }
 # Ops that only depend on the shape of their input, hence constant once shapes are static.
 _SHAPE_ONLY_OPS = {"Shape", "Size"}
+# The largest input the import evaluates (float32 elements, 64 MiB): a
+# microcontroller's input is thousands of times smaller, and a hand-edited or
+# corrupted dimension must be refused here, not by a failing (or, with memory
+# overcommit, a swapping) allocation in the reference evaluation.
+MAX_INPUT_ELEMENTS = 1 << 24
 
 
 @dataclass
@@ -233,6 +238,9 @@ def load_onnx(path, input_shape: tuple | None = None) -> Graph:
     model, sha = _parse(path)
     g = model.graph
     in_name, in_shape = _input_shape(model, path, input_shape)
+    if int(np.prod([int(d) for d in in_shape], dtype=object)) > MAX_INPUT_ELEMENTS:
+        raise MedyateError(f"{path}: input '{in_name}' has shape {tuple(in_shape)}, more than "
+                           f"{MAX_INPUT_ELEMENTS} elements (the import's limit)")
     if len(g.output) != 1:
         raise MedyateError(f"{path}: the model must have exactly one output, it has "
                            f"{len(g.output)} ({', '.join(o.name for o in g.output)})")
