@@ -155,7 +155,48 @@ def test_folder_pgm(tmp_path):
     assert t.classes == ["cat", "dog"] and t.name == "imgs"
     assert t.x_train.shape == (4, 1, 28, 28) and t.y_train.tolist() == [0, 0, 1, 1]
     raw = read_netpbm(root / "train" / "dog" / "1.pgm")
+    # default normalisation: the training split's own per-channel statistics
+    train = np.stack([read_netpbm(root / "train" / c / f"{i}.pgm") / 255.0
+                      for c in ("cat", "dog") for i in range(2)])
+    m, s = train.mean(), train.std()
+    assert t.mean == pytest.approx((m,), rel=1e-5) and t.std == pytest.approx((s,), rel=1e-5)
+    np.testing.assert_allclose(t.x_train[3, 0], (raw / 255.0 - m) / s, atol=1e-4)
+    assert abs(float(t.x_train.mean())) < 1e-5
+    # a given mean / std is used as it is, for the test split as well
+    t = load_task(root, mean=MEAN, std=STD)
     np.testing.assert_allclose(t.x_train[3, 0], (raw / 255.0 - MEAN) / STD, atol=1e-5)
+    assert t.mean == pytest.approx((MEAN,)) and t.std == pytest.approx((STD,))
+    with pytest.raises(MedyateError, match="both a mean and a std"):
+        load_task(root, mean=0.5)
+
+
+def test_folder_read_at_model_input(tmp_path):
+    """A 3x32x32 RGB folder against a 3x32x32 model is read as such; a grayscale
+    folder against an RGB model is replicated to 3 channels, and RGB against a
+    1-channel model is converted to luma."""
+    root = tmp_path / "rgb"
+    imgs = {}
+    for split in ("train", "test"):
+        for c in ("a", "b"):
+            (root / split / c).mkdir(parents=True)
+            rgb = RNG.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+            imgs[split, c] = rgb
+            (root / split / c / "0.ppm").write_bytes(b"P6 32 32 255\n" + rgb.tobytes())
+    t = load_task(root, input_shape=(1, 3, 32, 32), mean=0.0, std=1.0)
+    assert t.x_train.shape == (2, 3, 32, 32) and t.x_test.shape == (2, 3, 32, 32)
+    np.testing.assert_allclose(t.x_train[1], imgs["train", "b"].transpose(2, 0, 1) / 255.0,
+                               atol=1e-6)
+    check_task(t, (1, 3, 32, 32), 2)
+    t = load_task(root, input_shape=(1, 32, 32), mean=0.0, std=1.0)
+    luma = np.round(imgs["train", "a"] @ np.array([0.299, 0.587, 0.114])) / 255.0
+    np.testing.assert_allclose(t.x_train[0, 0], luma, atol=1e-6)
+    t = load_task(root, input_shape=(3, 32, 32))
+    assert len(t.mean) == 3 and len(t.std) == 3
+    np.testing.assert_allclose(t.x_train.mean(axis=(0, 2, 3)), 0.0, atol=1e-5)
+    gray = _folder(tmp_path, hw=32)
+    t = load_task(gray, input_shape=(1, 3, 32, 32))
+    assert t.x_train.shape == (4, 3, 32, 32)
+    np.testing.assert_array_equal(t.x_train[:, 0], t.x_train[:, 2])
 
 
 def test_folder_png_jpeg_resized_and_ppm(tmp_path):

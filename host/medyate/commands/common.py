@@ -10,14 +10,15 @@ def load_model_and_data(args, plan=None):
     graph gets a new head when its outputs differ from the task's classes, seeded
     by --seed; with a plan, the head the plan records."""
     from ..data import load_task
-    from ..session.model import load_for_task
+    from ..session.model import input_shape_of, load_for_task
     from .profile import parse_shape
     resolve_model(args.model)     # a missing model is said before the data is read
+    shape = parse_shape(args.input_shape) if getattr(args, "input_shape", None) else None
     task = None
     if getattr(args, "data", None):
+        # image folders are read at the model's channels and size
         task = load_task(args.data, seed=args.data_seed, n_train=args.n_train,
-                         n_test=args.n_test)
-    shape = parse_shape(args.input_shape) if getattr(args, "input_shape", None) else None
+                         n_test=args.n_test, input_shape=input_shape_of(args.model, shape))
     path, graph, head = load_for_task(args.model, task=task, plan=plan,
                                       seed=getattr(args, "seed", 0), input_shape=shape,
                                       log=lambda s: print(s, flush=True))

@@ -33,18 +33,25 @@ __all__ = [
 
 
 def load_task(name_or_path, seed: int = 0, n_train: int | None = None,
-              n_test: int | None = None) -> Task:
+              n_test: int | None = None, input_shape=None, mean=None, std=None) -> Task:
     """A builtin task by name (see BUILTIN_TASKS, SOURCE_TASK) or user data: an .npz
     file or a folder with train/ and test/ sub-folders of per-class image folders.
 
     seed fixes which samples are drawn; n_train / n_test take a class-balanced subset
-    (builtin tasks default to 1000 / 500, user data to all of it)."""
+    (builtin tasks default to 1000 / 500, user data to all of it).
+    input_shape (the model's [N,] C, H, W) sets the channels and size an image folder
+    is read at (default 1x28x28); mean / std its normalisation (default: per channel,
+    from its training split)."""
     s = str(name_or_path)
     if s in BUILTIN_TASKS or s == SOURCE_TASK:
         return load_builtin(s, seed, n_train, n_test)
     p = Path(s)
     if p.is_dir():
-        task = load_folder(p)
+        kw = {}
+        if input_shape is not None:
+            c, h, w = (int(v) for v in tuple(input_shape)[-3:])
+            kw = dict(channels=c, size=(h, w))
+        task = load_folder(p, mean=mean, std=std, **kw)
     elif p.is_file():
         if p.suffix.lower() != ".npz":
             raise MedyateError(f"{p}: unsupported data file; give an .npz file, a folder "

@@ -205,7 +205,11 @@ def _read_image(path: Path, channels: int, size: tuple[int, int]) -> np.ndarray:
 
 
 def load_folder(path, name: str | None = None, channels: int = 1,
-                size: tuple[int, int] = (28, 28)) -> Task:
+                size: tuple[int, int] = (28, 28), mean=None, std=None) -> Task:
+    """An image folder read at `channels` x `size` (the model's input: grayscale and
+    RGB are converted, other sizes resized). `mean` / `std` (one value or one per
+    channel) normalise it; by default they are computed per channel on the training
+    split, so that no other data set's statistics are applied to the user's images."""
     root = Path(path)
     if channels not in (1, 3):
         raise MedyateError(f"channels must be 1 or 3, not {channels}")
@@ -236,10 +240,23 @@ def load_folder(path, name: str | None = None, channels: int = 1,
         if not xs:
             raise MedyateError(f"{root / split}: the {split} split is empty: no image files "
                                f"({', '.join(sorted(IMAGE_SUFFIXES))}) in its class folders")
-        x = (np.stack(xs) - MEAN) / STD
-        splits[split] = (x.astype(np.float32), np.asarray(ys, dtype=np.int64))
+        splits[split] = (np.stack(xs), np.asarray(ys, dtype=np.int64))
+    if (mean is None) != (std is None):
+        raise MedyateError(f"{root}: give both a mean and a std for the normalisation, or neither")
+    if mean is None:
+        # statistics of the training split only: the test split must not leak into them
+        xt = splits["train"][0]
+        m = xt.mean(axis=(0, 2, 3)).astype(np.float32)
+        sd = xt.std(axis=(0, 2, 3)).astype(np.float32)
+        sd = np.where(sd > 1e-6, sd, np.float32(1.0))   # a constant channel: keep it unscaled
+    else:
+        m = _per_channel(mean, channels, "mean", root).reshape(-1)
+        sd = _per_channel(std, channels, "std", root).reshape(-1)
+    for split, (x, y) in splits.items():
+        x = (x - m.reshape(1, -1, 1, 1)) / sd.reshape(1, -1, 1, 1)
+        splits[split] = (x.astype(np.float32), y)
     task = Task(name=name or root.name, x_train=splits["train"][0],
                 y_train=splits["train"][1], x_test=splits["test"][0],
                 y_test=splits["test"][1], classes=classes, source=str(root),
-                mean=(MEAN,) * channels, std=(STD,) * channels)
+                mean=tuple(float(v) for v in m), std=tuple(float(v) for v in sd))
     return validate(task)

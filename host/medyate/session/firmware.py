@@ -59,11 +59,12 @@ def build_with_data(plan_path, board: str, out_dir, model: str | None = None, da
     Placement or None); the decision is passed to `log`."""
     from ..data import load_task
     from ..planner.plan import load_plan
-    from .model import load_for_task
+    from .model import input_shape_of, load_for_task
 
     plan = load_plan(plan_path)
     task = None
     if data is not None:
-        task = load_task(data, seed=data_seed, n_train=n_train, n_test=n_test)
+        task = load_task(data, seed=data_seed, n_train=n_train, n_test=n_test,
+                         input_shape=input_shape_of(model or plan.model))
     _, graph, _ = load_for_task(model or plan.model, task=task, plan=plan, log=log)
     return build_and_place(graph, plan, board, Path(out_dir), task, log)

@@ -13,6 +13,15 @@ from __future__ import annotations
 from ..errors import MedyateError
 
 
+def input_shape_of(model, input_shape=None) -> tuple:
+    """The model's input shape (N, C, H, W), which user data is read at (an image
+    folder's channels and size)."""
+    from ..data import resolve_model
+    from ..ir.onnx_import import load_onnx
+    graph = load_onnx(str(resolve_model(model)), input_shape)
+    return tuple(graph.shapes[graph.input])
+
+
 def load_for_task(model, *, task=None, plan=None, seed: int = 0, input_shape=None,
                   log=print):
     """(path, graph, head record or None) for `model` (a file or a bundled name).
