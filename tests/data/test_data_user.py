@@ -281,3 +281,15 @@ def test_netpbm_bad_header_or_values(tmp_path, raw, msg):
     p.write_bytes(raw)
     with pytest.raises(MedyateError, match=msg):
         read_netpbm(p)
+
+
+def test_describe_loaded_names_classes_counts_and_outputs(tmp_path):
+    from medyate.commands.common import describe_loaded
+    from medyate.session.model import load_for_task
+    root = _folder(tmp_path, n=3, classes=("cat", "dog", "owl"))
+    t = load_task(root)
+    _, graph, _ = load_for_task("mbv2-tiny", task=t, log=None)
+    text = describe_loaded(t, graph)
+    assert "3 classes" in text and "train 9 samples" in text and "test 9 samples" in text
+    assert "(1, 1, 28, 28)" in text and "normalisation: (x - [" in text
+    assert "cat -> 0, dog -> 1, owl -> 2" in text and "3 outputs" in text

@@ -22,7 +22,20 @@ def load_model_and_data(args, plan=None):
     path, graph, head = load_for_task(args.model, task=task, plan=plan,
                                       seed=getattr(args, "seed", 0), input_shape=shape,
                                       log=lambda s: print(s, flush=True))
+    if task is not None:
+        print(describe_loaded(task, graph), flush=True)
     return path, graph, task, head
+
+
+def describe_loaded(task, graph) -> str:
+    """What was loaded, before any training: the task (classes, counts per split,
+    shape, normalisation) and how its classes map onto the model's outputs, so that
+    data read other than intended is seen at once."""
+    from ..ir.head import n_outputs
+    n = n_outputs(graph)
+    mapping = ", ".join(f"{c} -> {i}" for i, c in enumerate(task.classes))
+    return (task.describe() + f"\n  model input {tuple(graph.shapes[graph.input])}, "
+            f"{n} outputs; class -> output: {mapping}")
 
 
 def add_model_args(p) -> None:
