@@ -24,6 +24,7 @@ def build_device_firmware(graph, plan, board: str, build_dir, log=print):
     build_dir = Path(build_dir)
     program = lower(graph.copy(), plan.layers, plan.train_bias)
     plan_arena(program, plan.budget_elements)
+    _check_arena_fits(program, plan, board)
     generate(program, build_dir / "model", source=Path(plan.model).name)
     log(f"building firmware for {board} (arena {program.memory.arena_size} B) ...")
     return program, build_firmware(board, build_dir / "model", build_dir / "build")
@@ -68,3 +69,19 @@ def build_with_data(plan_path, board: str, out_dir, model: str | None = None, da
                          input_shape=input_shape_of(model or plan.model))
     _, graph, _ = load_for_task(model or plan.model, task=task, plan=plan, log=log)
     return build_and_place(graph, plan, board, Path(out_dir), task, log)
+
+
+def _check_arena_fits(program, plan, board: str) -> None:
+    """A plan whose budget (say, edited by hand) needs more arena than the
+    board has RAM is refused before any source is generated or built, naming
+    the budget and the limit; the linker would only say later that RAM
+    overflowed."""
+    from ..boards import get_board
+    from ..errors import MedyateError
+    b = get_board(board)
+    need = program.memory.arena_size
+    if b.ram and need > b.ram:
+        raise MedyateError(
+            f"the plan's budget of {plan.budget_elements} elements needs an arena of {need} B, "
+            f"more than the {b.name} board's RAM of {b.ram} B; plan again for this board "
+            f"(medyate plan --board {b.name})")
