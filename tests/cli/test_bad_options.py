@@ -27,6 +27,9 @@ CASES = [
     (PLAN + ["--elements", "-5"], "--elements: must be at least 1"),
     (PLAN + ["--seed", "-1"], "--seed: must be at least 0"),
     (PLAN + ["--n-train", "0"], "--n-train: must be at least 1"),
+    # no budget, or two: refused before the data is read or the ranking run spent
+    (PLAN[:4], "one of the arguments --ram --elements is required"),
+    (PLAN[:4] + ["--elements", "1000", "--ram", "256KiB"], "not allowed with argument"),
     (TRAIN + ["--epochs", "0"], "--epochs: must be at least 1"),
     (TRAIN + ["--epochs", "-1"], "--epochs: must be at least 1"),
     (["demo", "--lr", "-1"], "--lr: must be greater than 0"),

@@ -57,8 +57,13 @@ def register(subparsers) -> None:
                     "plan.json (readable, editable).")
     add_model_args(p)
     add_data_args(p)
-    p.add_argument("--ram", help="RAM budget for all of training, e.g. 256KiB, 300kB, 262144")
-    p.add_argument("--elements", type=option("elements"), help="paper-style channel budget in elements instead")
+    # exactly one budget, checked by argparse: a missing budget is said before the
+    # data is read and the ranking run spent
+    budget = p.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--ram", help="RAM budget for all of training, e.g. 256KiB, 300kB, "
+                                      "262144 (this or --elements is required)")
+    budget.add_argument("--elements", type=option("elements"),
+                        help="paper-style channel budget in elements instead of --ram")
     p.add_argument("--layer-metric", choices=("lara", "rgn"), default="lara")
     p.add_argument("--board", default="nucleo-f746",
                    help="board whose firmware overhead counts against --ram (default nucleo-f746)")
