@@ -112,6 +112,17 @@ def test_failing_train_leaves_no_run_directory(tmp_path, plan_file, capsys):
     assert list(out.iterdir()) == []
 
 
+def test_train_onto_an_existing_run_needs_force(tmp_path, plan_file, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text("{}\n")
+    assert main(_cmd("train host", out, plan_file)) == 1
+    err = capsys.readouterr().err
+    assert "not empty" in err and "--force" in err and f"--resume {out}" in err
+    assert [p.name for p in out.iterdir()] == ["metrics.jsonl"]
+    assert (out / "metrics.jsonl").read_text() == "{}\n"
+
+
 def test_resume_of_a_missing_run_directory(tmp_path, plan_file, capsys):
     rc = main(["train", "mbv2-tiny", "--plan", str(plan_file), "--data", "digits",
                "--resume", str(tmp_path / "nope")])

@@ -22,6 +22,12 @@ def run(args) -> int:
     else:
         from ..outputs import check_output_dir
         check_output_dir(out, "run directory")
+        # a finished or interrupted run is not overwritten by accident: its metrics
+        # and checkpoint would be mixed with the new session's
+        if out.is_dir() and any(out.iterdir()) and not args.force:
+            raise MedyateError(f"--out {out}: the directory is not empty (an earlier run?); "
+                               f"give --force to train into it anyway, --resume {out} to "
+                               f"continue its session, or another --out")
     plan = load_plan(args.plan)
     path, graph, task, _ = load_model_and_data(args, plan)
     val = None
@@ -76,7 +82,10 @@ def register(subparsers) -> None:
                    help="hold out this fraction of the training data (per class, seeded by "
                         "the plan's seed) for validation; finetuned.onnx is then the epoch "
                         "with the best validation accuracy (default: none, the last epoch)")
-    p.add_argument("--out", help="run directory")
+    p.add_argument("--out", help="run directory (new or empty; see --force)")
+    p.add_argument("--force", action="store_true",
+                   help="train into a non-empty --out directory, replacing its run "
+                        "(default: refuse)")
     p.add_argument("--resume", metavar="RUN", help="continue the session in RUN/ from its checkpoint")
     p.add_argument("--build-dir", help="where to build the firmware (default RUN/firmware)")
     p.set_defaults(func=run)
