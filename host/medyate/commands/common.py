@@ -40,7 +40,8 @@ def describe_loaded(task, graph) -> str:
 
 def add_model_args(p) -> None:
     p.add_argument("model", help="ONNX model file, or a bundled model: mbv2-tiny, mcunet-tiny")
-    p.add_argument("--input-shape", help="static input shape if the model's is dynamic, e.g. 1,1,28,28")
+    p.add_argument("--input-shape", help="static input shape if the model's is dynamic, e.g. 1,1,28,28 "
+                        "(default: the model's)")
 
 
 def add_data_args(p, required: bool = True) -> None:

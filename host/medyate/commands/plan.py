@@ -64,15 +64,17 @@ def register(subparsers) -> None:
                                       "262144 (this or --elements is required)")
     budget.add_argument("--elements", type=option("elements"),
                         help="paper-style channel budget in elements instead of --ram")
-    p.add_argument("--layer-metric", choices=("lara", "rgn"), default="lara")
+    p.add_argument("--layer-metric", choices=("lara", "rgn"), default="lara",
+                   help="layer ranking: LaRa or TraDy's RGN (default lara)")
     p.add_argument("--board", default="nucleo-f746",
                    help="board whose firmware overhead counts against --ram (default nucleo-f746)")
     p.add_argument("--strategy", default="medyate",
                    choices=PLANNED_STRATEGIES,
                    help="how channels are drawn each epoch (default medyate)")
     p.add_argument("--temperature", type=option("temperature"), default=1.0,
-                   help="sampling temperature: large = uniform (TraDy), 0 = top importance")
-    p.add_argument("--train-bias", action="store_true", help="also train the selected layers' biases")
+                   help="sampling temperature: large = uniform (TraDy), 0 = top importance "
+                        "(default 1.0)")
+    p.add_argument("--train-bias", action="store_true", help="also train the selected layers' biases (default: weights only)")
     p.add_argument("--batch", type=option("batch"), default=8)
     p.add_argument("--epochs", type=option("epochs"), default=10)
     p.add_argument("--lr", type=option("lr"), default=None,
