@@ -508,9 +508,6 @@ def markdown(res) -> str:
     up = [r["update_per_weight"] for r in a]
     ig_lo, ig_hi, wg_lo, wg_hi = min(ig), max(ig), min(wg), max(wg)
     up_lo, up_hi = min(up), max(up)
-    why_worst = (": its innermost loop is the 3×3 window with a bounds check per tap and "
-                 "an integer division per output; `sdiv` is one instruction here but 2–12 "
-                 "cycles on a real M7" if worst_fwd["type"] == "depthwise3x3" else "")
     dp = [r for r in a if r["type"] in ("dense3x3", "pointwise1x1")] or a
     wg_over_ig = float(np.mean([r["backward_weight_per_mac"] / r["backward_input_per_mac"]
                                 for r in dp]))
@@ -537,8 +534,10 @@ Produced by `.venv/bin/python bench/device_instr.py`{' --quick' if res['quick'] 
 in QEMU mps2-an500 (Cortex-M7, `-icount shift=0`: one cycle = one instruction,
 SysTick resolution 40 for the phase figures; kernel figures exact from the TCG
 plugin where marked), firmware built by `build_device_firmware` for
-`{BOARD}` (arm-none-eabi-gcc {res['gcc']}, -O2, FPv5-SP hard float), fp32
-reference kernels. Instruction counts are exact and repeatable; they are not
+`{BOARD}` (arm-none-eabi-gcc {res['gcc']}, -O2, FPv5-SP hard float), with the
+kernels the board selects (`board.json` "kernels": the Cortex-M7 fp32 kernels of
+`firmware/src/kernels/cortex-m7/` where they exist, the reference kernels
+elsewhere). Instruction counts are exact and repeatable; they are not
 M7 cycles (stalls, wait states and dual issue are not modelled).
 
 ## (a) Instructions per MAC by layer type
@@ -579,18 +578,13 @@ instruction count at the F746's 216 MHz and one instruction per cycle, a floor.
 - MACs are nominal (step_macs: every kernel tap, padding included; at 8×8 with a
   3×3 kernel and padding 1 only 84 % of the taps touch the input), so the per-MAC
   figures of 3×3 layers include the skipped border taps' loop overhead.
-- The fp32 reference kernels cost {fwd_lo:.1f}–{fwd_hi:.1f} instructions per forward
-  MAC ({best_fwd['type']} best, {worst_fwd['type']} worst{why_worst}). Input gradients cost
-  {ig_lo:.1f}–{ig_hi:.1f} per MAC, weight gradients of convs {wg_lo:.1f}–{wg_hi:.1f}:
-  the weight-gradient kernels run their innermost loop over the output map with a
-  strided read of dy (NHWC) and a bounds check per element: {wg_over_ig:.1f}× the input
-  gradient's cost per MAC for dense and pointwise convs. An SGD update costs
-  {up_lo:.1f}–{up_hi:.1f} instructions per updated weight.
-- That is slow per MAC for an M7 (one single-precision FMA per cycle at best,
-  plus loads): plain C loops, no SIMD, no unrolling beyond the compiler's, index
-  arithmetic per element. Optimised kernels (blocked and unrolled, weight-gradient
-  loops reordered for contiguous access, CMSIS-DSP style, or int8 with the SIMD
-  MAC instructions) are future work.
+- The selected kernels cost {fwd_lo:.1f}–{fwd_hi:.1f} instructions per forward
+  MAC with the runtime's per-op work ({best_fwd['type']} best, {worst_fwd['type']} worst).
+  Input gradients cost {ig_lo:.1f}–{ig_hi:.1f} per MAC, weight gradients of convs
+  {wg_lo:.1f}–{wg_hi:.1f} ({wg_over_ig:.1f}× the input gradient's cost per MAC for
+  dense and pointwise convs). An SGD update costs {up_lo:.1f}–{up_hi:.1f} instructions
+  per updated weight. The kernels alone are in the exact table of (a);
+  `bench/kernel_instr.py` compares each optimized kernel with its reference.
 - Sparse update at 5% of the channels, uniform over the pre-selected layers:
   backward {sparse['ratio_backward_instr']:.3f} of full update's instructions
   ({sparse['ratio_backward_macs']:.3f} in MACs; the instruction ratio is lower because
