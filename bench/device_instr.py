@@ -174,6 +174,8 @@ class Builder:
         self.n += 1
         elf = self.work / f"fw{self.n}_{Path(model_path).stem}.elf"
         shutil.copy(build.elf, elf)
+        # the linker map: the exact counts attribute code to its object file
+        shutil.copy(Path(build.elf).with_suffix(".map"), elf.with_suffix(".map"))
         self.log(f"  built {Path(model_path).name} ({time.perf_counter() - t0:.1f} s)")
         return elf, program
 
@@ -183,8 +185,9 @@ def full_budget(program) -> int:
 
 
 def kernel_names() -> dict[str, str]:
-    """Every kernel function (firmware/src/kernels/**, one per file, named after
-    its file) and the phase it belongs to."""
+    """Every kernel (firmware/src/kernels/**, one per file, named after its
+    file; the profile counts each object file, its static helpers included)
+    and the phase it belongs to."""
     out = {}
     for f in sorted((REPO / "firmware" / "src" / "kernels").rglob("mdy_*.c")):
         n = f.stem
@@ -214,7 +217,7 @@ def run_selections(elf: Path, dataset: Path, selections: dict, n: int, batch: in
     from medyate.session.insn_profile import InsnProfile
     out = {}
     for name, sel in selections.items():
-        prof = InsnProfile(elf)
+        prof = InsnProfile(elf, map_file=elf.with_suffix(".map"))
         out.update(_run(elf, dataset, {name: sel}, n, batch, prof))
         out[name]["kernels"] = kernel_phases(prof.read())
     return out
@@ -515,8 +518,9 @@ def markdown(res) -> str:
     kernels_md = f"""
 ### The kernels alone, exact
 
-Instructions executed inside the kernel functions (one per file in
-`firmware/src/kernels/`, counted per function by the QEMU TCG plugin
+Instructions executed inside the kernels (one per file in
+`firmware/src/kernels/`, each file's code with its static helpers, located by
+the linker map and counted by the QEMU TCG plugin
 `boards/qemu-mps2-an500/qemu-plugin/insn_profile.c`, exact), with the same
 differences as above: forward and input-gradient kernels of `T` (M against B),
 weight-gradient kernel over all of `T`'s channels (marginal per channel), the SGD

@@ -2,6 +2,8 @@
 exactly: the test app's spin loop is 2 instructions per iteration."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from medyate.session import insn_profile
@@ -39,3 +41,21 @@ def test_counts_are_exact_per_function(qemu_image, tmp_path):
     assert rest == 0 and 2_000_000 < per_call <= 2_000_004
     assert counts[insn_profile.TOTAL] == sum(v for k, v in counts.items() if k != insn_profile.TOTAL)
     assert counts["main"] > 0
+
+
+def test_counts_by_object_file(qemu_image, tmp_path):
+    """With the linker map, code is counted per object file: the test app's
+    spin loop is inside test_app's object, with main and its other helpers."""
+    map_file = next(Path(qemu_image.elf).parent.glob("*.map"))
+    ext = insn_profile.object_extents(map_file)
+    assert all(a[1] <= b[0] for a, b in zip(ext, ext[1:]))
+    assert "test_app" in {n for _, _, n in ext}
+    prof = InsnProfile(qemu_image.elf, tmp_path, map_file=map_file)
+    with QemuMachine(qemu_image.elf, extra_args=prof.qemu_args(), timeout=10) as m:
+        assert m.read_line() == b"HELLO qemu-mps2-an500\n"
+        m.serial.write(b"L")
+        assert m.read_line().startswith(b"LOOP ")
+        m.serial.write(b"X\x00")
+        assert m.wait(timeout=10) == 0
+    counts = prof.read()
+    assert counts["test_app"] > 2_000_000

@@ -83,10 +83,44 @@ def function_extents(elf) -> list[tuple[int, int, str]]:
     return out
 
 
-class InsnProfile:
-    """One plugin run's files: the symbol table handed in, the counts written out."""
+def object_extents(map_file) -> list[tuple[int, int, str]]:
+    """(start, end, object) of every code input section in a GNU ld map file,
+    named by its object file's source stem (mdy_conv2d_nhwc_f32.c.obj ->
+    mdy_conv2d_nhwc_f32). Counting by object attributes a kernel's static
+    helpers (which may share names across files) to the kernel's own file."""
+    out = []
+    pending = None
+    for line in Path(map_file).read_text(errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) == 1 and parts[0].startswith(".text"):
+            pending = parts[0]                # the address line follows
+            continue
+        if parts and parts[0].startswith(".text") and len(parts) >= 4:
+            parts = parts[1:]
+        elif pending is None or len(parts) != 3:
+            pending = None
+            continue
+        pending = None
+        if len(parts) < 3 or not parts[0].startswith("0x"):
+            continue
+        start, size = int(parts[0], 16), int(parts[1], 16)
+        if size == 0:
+            continue
+        name = Path(parts[2].split("(")[0]).name
+        for suffix in (".obj", ".o"):
+            name = name.removesuffix(suffix)
+        name = name.removesuffix(".c").removesuffix(".S")
+        out.append((start, start + size, name))
+    out.sort()
+    return [e for i, e in enumerate(out) if i == 0 or e[0] >= out[i - 1][1]]
 
-    def __init__(self, elf, work=None):
+
+class InsnProfile:
+    """One plugin run's files: the symbol table handed in, the counts written out.
+    Counts are per function (the ELF's symbols), or per object file when a
+    linker map is given."""
+
+    def __init__(self, elf, work=None, map_file=None):
         self.elf = Path(elf)
         self._tmp = None
         if work is None:
@@ -95,7 +129,8 @@ class InsnProfile:
         self.work = Path(work)
         self.syms = self.work / "syms.txt"
         self.out = self.work / "counts.txt"
-        self.syms.write_text("".join(f"{s:x} {e:x} {n}\n" for s, e, n in function_extents(elf)))
+        extents = object_extents(map_file) if map_file else function_extents(elf)
+        self.syms.write_text("".join(f"{s:x} {e:x} {n}\n" for s, e, n in extents))
         self.plugin = plugin_path()
 
     def qemu_args(self) -> list[str]:
