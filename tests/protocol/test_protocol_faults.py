@@ -12,11 +12,15 @@ from protocol_helpers import session
 
 class FaultyPort:
     """Wraps a port: corrupts bytes, drops whole frames (both directions) and,
-    once, disconnects (raises like a vanished USB port) until reconnected."""
+    once, disconnects (raises like a vanished USB port) until reconnected.
+    Besides the random drops, every `drop_every`-th frame (either direction) is
+    dropped, so that a run drops frames whatever the byte stream looks like."""
 
-    def __init__(self, inner, rng, p_byte=0.01, p_drop=0.02, disconnect_after=None):
+    def __init__(self, inner, rng, p_byte=0.01, p_drop=0.02, disconnect_after=None,
+                 drop_every=None):
         self.inner, self.rng = inner, rng
         self.p_byte, self.p_drop = p_byte, p_drop
+        self.drop_every, self.frames = drop_every, 0
         self.disconnect_after = disconnect_after   # writes until the line goes away
         self.writes = 0
         self.dead = False
@@ -44,6 +48,11 @@ class FaultyPort:
         self.injected["corrupted"] += len(hits)
         return bytes(out)
 
+    def _drop(self) -> bool:
+        self.frames += 1
+        scheduled = self.drop_every is not None and self.frames % self.drop_every == 0
+        return bool(self.rng.random() < self.p_drop) or scheduled
+
     def write(self, data):
         self._check()
         self.writes += 1
@@ -53,7 +62,7 @@ class FaultyPort:
             self.dead = True
             self.disconnect_after = None
             raise serial.SerialException("device disconnected")
-        if self.rng.random() < self.p_drop:
+        if self._drop():
             self.injected["dropped"] += 1
             return len(data)
         self.inner.write(self._mangle(data))
@@ -67,7 +76,7 @@ class FaultyPort:
             if b == 0:       # a frame (or the gap before one) is complete
                 seg = bytes(self._partial)
                 self._partial.clear()
-                if len(seg) > 1 and self.rng.random() < self.p_drop:
+                if len(seg) > 1 and self._drop():
                     self.injected["dropped"] += 1
                     continue
                 self._ready += self._mangle(seg[:-1]) + b"\0"
@@ -103,12 +112,12 @@ def test_faulty_link_gives_identical_training(device_process):
     ports = []
 
     def reconnect():
-        p = FaultyPort(proc.port(), rng)
+        p = FaultyPort(proc.port(), rng, drop_every=40)
         p.inner.reset_input_buffer()     # bytes in flight during the outage are lost
         ports.append(p)
         return p
 
-    first = FaultyPort(proc.port(), rng, disconnect_after=9)
+    first = FaultyPort(proc.port(), rng, disconnect_after=9, drop_every=40)
     ports.append(first)
     link = Link(first, timeout=0.25, retries=40, reconnect=reconnect)
     # small frames: at 1 % corrupted bytes a 2 KiB frame would almost never arrive intact
