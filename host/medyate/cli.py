@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except MedyateError as exc:
         print(f"medyate {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        # an interrupted session (session.run.Interrupted) keeps Ctrl-C's 130
+        return int(getattr(exc, "exit_code", 1))
     except KeyboardInterrupt:
         print(f"medyate {args.command}: interrupted", file=sys.stderr)
         return 130

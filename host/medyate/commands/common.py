@@ -38,8 +38,13 @@ def describe_loaded(task, graph) -> str:
             f"{n} outputs; class -> output: {mapping}")
 
 
-def add_model_args(p) -> None:
-    p.add_argument("model", help="ONNX model file, or a bundled model: mbv2-tiny, mcunet-tiny")
+def add_model_args(p, required: bool = True) -> None:
+    if required:
+        p.add_argument("model", help="ONNX model file, or a bundled model: mbv2-tiny, mcunet-tiny")
+    else:
+        p.add_argument("model", nargs="?",
+                       help="ONNX model file, or a bundled model: mbv2-tiny, mcunet-tiny "
+                            "(required unless --resume gives it)")
     p.add_argument("--input-shape", help="static input shape if the model's is dynamic, e.g. 1,1,28,28 "
                         "(default: the model's)")
 

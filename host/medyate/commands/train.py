@@ -12,6 +12,7 @@ from .common import add_data_args, add_model_args, load_model_and_data, option
 def run(args) -> int:
     from ..planner.plan import load_plan
     from ..session.run import Progress, run_session
+    from ..session.run_record import fill_from_record, record_files, record_of
 
     if not (args.resume or args.out):
         raise MedyateError("give --out RUN/ (or --resume RUN/ to continue a session)")
@@ -19,7 +20,15 @@ def run(args) -> int:
     if args.resume:
         if not out.is_dir():
             raise MedyateError(f"--resume {out}: no such run directory")
+        # what is not repeated comes from the run directory; its board is kept
+        from ..session.checkpoint import CHECKPOINT, checkpoint_board
+        fill_from_record(args, out, checkpoint_board(out / CHECKPOINT))
     else:
+        missing = [f for f, v in (("MODEL", args.model), ("--plan", args.plan),
+                                  ("--data", args.data)) if v is None]
+        if missing:
+            raise MedyateError(f"give {', '.join(missing)} (only --resume RUN/ takes them "
+                               "from the run directory)")
         from ..outputs import check_output_dir
         check_output_dir(out, "run directory")
         # a finished or interrupted run is not overwritten by accident: its metrics
@@ -28,8 +37,12 @@ def run(args) -> int:
             raise MedyateError(f"--out {out}: the directory is not empty (an earlier run?); "
                                f"give --force to train into it anyway, --resume {out} to "
                                f"continue its session, or another --out")
+    args.board = args.board or "host"
+    args.data_seed = 0 if args.data_seed is None else args.data_seed
+    args.retries = 5 if args.retries is None else args.retries
     plan = load_plan(args.plan)
     path, graph, task, _ = load_model_and_data(args, plan)
+    record = record_files(record_of(args), plan)
     val = None
     if args.val_split is not None:
         from ..session.run import split_validation
@@ -44,13 +57,15 @@ def run(args) -> int:
         factory = HostEngineFactory(graph)
         summary = run_session(graph, plan, task, factory, out, args.epochs,
                               resume=bool(args.resume), progress=progress,
-                              title=title + " (host)", val=val)
+                              title=title + " (host)", val=val, board="host",
+                              record=record)
     else:
         from ..session.device_session import device_session
         summary = device_session(graph, plan, task, out, board=args.board, port=args.port,
                                  epochs=args.epochs, resume=bool(args.resume),
                                  progress=progress, title=title, build_dir=args.build_dir,
-                                 val=val, frame_size=args.frame_size, retries=args.retries)
+                                 val=val, frame_size=args.frame_size, retries=args.retries,
+                                 record=record)
     b, a = summary["before"]["test_acc"], summary["after"]["test_acc"]
     print(f"test accuracy {100 * b:.1f}% -> {100 * a:.1f}%; outputs in {out}/")
     return 0
@@ -64,17 +79,22 @@ def register(subparsers) -> None:
                     "statistics, and gets the next sample. Writes RUN/metrics.jsonl, "
                     "RUN/finetuned.onnx, RUN/training.png, RUN/summary.json, and a "
                     "checkpoint after every epoch (continue with --resume RUN/).")
-    add_model_args(p)
-    p.add_argument("--plan", required=True, help="plan.json from `medyate plan`")
-    add_data_args(p)
-    p.add_argument("--board", default="host",
-                   help="host (simulation), qemu-mps2-an500, or nucleo-f746 (with --port)")
+    # With --resume, MODEL, --plan, --data and the others default to what the
+    # run directory recorded (session.run_record): their parser defaults are None.
+    add_model_args(p, required=False)
+    p.add_argument("--plan", help="plan.json from `medyate plan` (required; with --resume, "
+                                  "default: the run's copy RUN/plan.json)")
+    add_data_args(p, required=False)
+    p.set_defaults(data_seed=None)
+    p.add_argument("--board",
+                   help="host (simulation), qemu-mps2-an500, or nucleo-f746 (with --port) "
+                        "(default: host; with --resume, the run's board, and no other)")
     p.add_argument("--port", help="serial port or pyserial URL of a running device "
                                   "(e.g. /dev/ttyACM0); QEMU is started when absent")
     p.add_argument("--frame-size", type=option("frame_size"), metavar="BYTES",
                    help="largest frame payload to send or ask for (default: the device's "
                         "limit); smaller frames survive a noisy line better")
-    p.add_argument("--retries", type=option("retries"), default=5,
+    p.add_argument("--retries", type=option("retries"),
                    help="resends of a request without a valid answer before the session "
                         "gives up (default 5); raise it on a noisy line")
     p.add_argument("--epochs", type=option("epochs"), help="override the plan's epochs")
@@ -86,6 +106,9 @@ def register(subparsers) -> None:
     p.add_argument("--force", action="store_true",
                    help="train into a non-empty --out directory, replacing its run "
                         "(default: refuse)")
-    p.add_argument("--resume", metavar="RUN", help="continue the session in RUN/ from its checkpoint")
+    p.add_argument("--resume", metavar="RUN",
+                   help="continue the session in RUN/ from its checkpoint; what is not "
+                        "repeated (model, plan, data, board, ...) is taken from RUN/run.json "
+                        "(default: a new session, see --out)")
     p.add_argument("--build-dir", help="where to build the firmware (default RUN/firmware)")
     p.set_defaults(func=run)

@@ -6,7 +6,7 @@ object can be smuggled in: loading never runs code). It holds
     meta            UTF-8 JSON (uint8 array) of the `CheckpointMeta` schema:
                     epoch, history, the accuracy before fine-tuning, the
                     sampling RNG state, the learning-rate factor, the trained layers, the strategy's
-                    name, and the hashes below
+                    name, the board it was trained on, and the hashes below
     weight_<i>      float32 weights of trainable layer i (ONNX layout)
     bias_<i>        float32 bias of trainable layer i
     strategy.<key>  what the strategy learnt (e.g. MeDyate's channel energies)
@@ -28,7 +28,7 @@ import json
 import zipfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Optional
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -79,6 +79,9 @@ class CheckpointMeta(Strict):
     strategy: str
     # the learning-rate factor left by divergence retries so far
     lr_scale: Annotated[float, Field(gt=0.0, le=1.0)]
+    # where the session trains (host, a board): it continues only there.
+    # Absent in checkpoints of an older medyate.
+    board: Optional[Annotated[str, Field(min_length=1)]] = None
 
     @model_validator(mode="after")
     def _history_matches_epoch(self):
@@ -125,8 +128,9 @@ def _content_sha256(meta: dict, arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def save_checkpoint(path, state: dict, *, plan, task, before: dict) -> None:
-    """`state` is `Run.state()`. Written atomically."""
+def save_checkpoint(path, state: dict, *, plan, task, before: dict,
+                    board: str | None = None) -> None:
+    """`state` is `Run.state()`; `board` where the session trains. Written atomically."""
     names = list(state["weights"])
     arrays: dict[str, np.ndarray] = {}
     for i, n in enumerate(names):
@@ -146,6 +150,8 @@ def save_checkpoint(path, state: dict, *, plan, task, before: dict) -> None:
             "before": before, "rng": state["rng"], "layers": names,
             "strategy": state["strategy"].name,
             "lr_scale": float(state.get("lr_scale", 1.0))}
+    if board is not None:
+        meta["board"] = str(board)
     bad = non_finite_paths(meta)
     if bad:
         raise MedyateError("not writing a checkpoint with non-finite values in "
@@ -189,8 +195,20 @@ def _read_archive(p: Path) -> dict[str, np.ndarray]:
                            f"{exc})") from None
 
 
-def load_checkpoint(path, *, plan, task, run) -> tuple[dict, dict]:
-    """Validate the checkpoint against this plan, data and prepared `run`;
+def checkpoint_board(path) -> str | None:
+    """The board a checkpoint was trained on, or None when it does not say (or
+    cannot be read: `load_checkpoint` then says why)."""
+    try:
+        raw = _read_archive(Path(path)).get("meta")
+        board = json.loads(raw.tobytes().decode("utf-8")).get("board")
+    except (MedyateError, AttributeError, UnicodeDecodeError, ValueError):
+        return None
+    return board if isinstance(board, str) and board else None
+
+
+def load_checkpoint(path, *, plan, task, run, board: str | None = None) -> tuple[dict, dict]:
+    """Validate the checkpoint against this plan, data, `board` (where the
+    session is to continue) and prepared `run`;
     return (state for `run.restore`, `before`). Nothing of the run is changed
     unless every field is right, except the strategy's own arrays."""
     p = Path(path)
@@ -217,6 +235,9 @@ def load_checkpoint(path, *, plan, task, run) -> tuple[dict, dict]:
     if _content_sha256(meta, arrays) != m.content_sha256:
         raise MedyateError(f"{where} is corrupt: its content does not match content_sha256 "
                            "(a changed byte); start again from another copy")
+    if board is not None and m.board is not None and m.board != board:
+        raise MedyateError(f"{where} was trained on {m.board}, not {board}: a session "
+                           f"continues on its own board (resume with --board {m.board})")
     if m.model_sha256 != plan.model_sha256:
         raise MedyateError(f"{where} belongs to another model (model_sha256 "
                            f"{m.model_sha256[:12]}..., the plan's {plan.model_sha256[:12]}...)")

@@ -200,9 +200,11 @@ def _open_port(port: str, baud: int):
 
 def device_session(graph, plan, task, out, *, board: str, port: str | None, epochs,
                    resume: bool, progress, title: str, build_dir=None, val=None,
-                   frame_size: int | None = None, retries: int = 5) -> dict:
+                   frame_size: int | None = None, retries: int = 5,
+                   record: dict[str, str] | None = None) -> dict:
     """The session on a device, in RUN/ (`out`): a run directory this call
-    created is removed again if it fails before its first checkpoint."""
+    created is removed again if it fails before its first checkpoint.
+    `record` as for `run.run_session`."""
     from ..outputs import output_dir
     from .run import CHECKPOINT, SUMMARY
     out = Path(out)
@@ -211,12 +213,12 @@ def device_session(graph, plan, task, out, *, board: str, port: str | None, epoc
         return _device_session(graph, plan, task, out, board=board, port=port, epochs=epochs,
                                resume=resume, progress=progress, title=title,
                                build_dir=build_dir, val=val, frame_size=frame_size,
-                               retries=retries)
+                               retries=retries, record=record)
 
 
 def _device_session(graph, plan, task, out, *, board: str, port: str | None, epochs,
                     resume: bool, progress, title: str, build_dir=None, val=None,
-                   frame_size: int | None = None, retries: int = 5) -> dict:
+                    frame_size: int | None = None, retries: int = 5, record=None) -> dict:
     from ..boards import get_board
     from ..planner.footprint import ram_footprint
     from ..protocol.dataset_image import write_dataset_image
@@ -267,7 +269,7 @@ def _device_session(graph, plan, task, out, *, board: str, port: str | None, epo
         stack.callback(lambda: _quiet(device.shutdown))
         summary = run_session(graph, plan, task, DeviceFactory(trainer, plan), out, epochs,
                               resume=resume, progress=progress, title=f"{title} ({board})",
-                              val=val)
+                              val=val, board=board, record=record)
     summary["firmware"] = {"flash": rep["flash"]["total"], "ram": rep["ram"]["total"],
                            "ram_capacity": rep["ram"]["capacity"]}
     from ..outputs import atomic_write

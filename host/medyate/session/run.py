@@ -9,6 +9,8 @@ RUN/ holds:
     finetuned.onnx     the fine-tuned model
     training.png       accuracy and loss per epoch
     summary.json       before/after accuracy, memory, timing
+    run.json, plan.json  what the session was started with and its plan
+                       (session/run_record.py), for `medyate train --resume RUN`
 """
 from __future__ import annotations
 
@@ -89,6 +91,7 @@ class Progress:
         # sys.stderr as it is when the session starts, not at import
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty()
+        self.bar = False        # a counter is on the current line
 
     def within(self, label: str):
         def cb(done: int, total: int) -> None:
@@ -97,12 +100,22 @@ class Progress:
                 k = width * done // max(1, total)
                 self.stream.write(f"\r  {label} [{'#' * k}{'.' * (width - k)}] {done}/{total}")
                 self.stream.flush()
+                self.bar = True
         return cb
 
     def line(self, text: str) -> None:
         if self.live:
             self.stream.write("\r" + " " * 70 + "\r")
+            self.bar = False
         print(text, file=self.stream, flush=True)
+
+    def end_line(self) -> None:
+        """End a live counter's line, so that whatever is printed next (an
+        error, Ctrl-C's message) starts on a line of its own."""
+        if self.live and getattr(self, "bar", False):
+            self.stream.write("\n")
+            self.stream.flush()
+            self.bar = False
 
 
 def split_validation(task, fraction: float, seed: int):
@@ -175,18 +188,46 @@ def _load_best(path: Path, epoch: int, like: dict) -> dict:
 
 def run_session(graph, plan, task, factory, out_dir, epochs: int | None = None,
                 resume: bool = False, progress: Progress | None = None,
-                title: str = "", val=None) -> dict:
+                title: str = "", val=None, board: str = "host",
+                record: dict[str, str] | None = None) -> dict:
     """Train; write RUN/ as described above; return the summary. A run
     directory this call created is removed again if it fails before its
     first checkpoint (or, after divergence, its outputs) were written. With
     `val` (x_val, y_val, held out from the training data: `split_validation`)
     every epoch is also evaluated on it, and finetuned.onnx is the epoch with
-    the best validation accuracy (kept in RUN/best.npz across a resume)."""
+    the best validation accuracy (kept in RUN/best.npz across a resume).
+
+    `board` is where the session trains: the checkpoint records it, and a
+    resume elsewhere is refused. `record` ({file name: text}, the run's
+    `run_record`) is written beside every checkpoint.
+
+    A session that stops part-way (Ctrl-C, a device that stops answering, a
+    failing serial link) after at least one completed epoch still writes the
+    outputs of its last completed epoch, then raises `Interrupted`, which
+    says what happened and how to continue."""
     out = Path(out_dir)
     with output_dir(out, "run directory",
                     keep=lambda: (out / CHECKPOINT).exists() or (out / SUMMARY).exists()):
         return _session(graph, plan, task, factory, out, epochs, resume, progress, title,
-                        val)
+                        val, board, record)
+
+
+class Interrupted(MedyateError):
+    """A session stopped before its last epoch; its outputs are those of the
+    last completed epoch. `exit_code` is 130 after Ctrl-C, else 1."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _why_stopped(exc: BaseException) -> tuple[str, int]:
+    """(what happened, exit code) of an exception that ended a session."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)", 130
+    if isinstance(exc, MedyateError):
+        return f"stopped: {exc}", 1
+    return f"stopped: the device link failed ({type(exc).__name__}: {exc})", 1
 
 
 def _write_metrics(out: Path, history) -> None:
@@ -195,7 +236,7 @@ def _write_metrics(out: Path, history) -> None:
 
 
 def _session(graph, plan, task, factory, out: Path, epochs, resume, progress, title,
-             val) -> dict:
+             val, board, record) -> dict:
     from ..algo.strategies import Diverged, Run
     from ..ir.onnx_export import export_onnx
     from ..plots import plot_training
@@ -214,12 +255,14 @@ def _session(graph, plan, task, factory, out: Path, epochs, resume, progress, ti
                                f"code); start the session again in a new directory")
         if not ckpt.exists():
             raise MedyateError(f"nothing to resume in {out}: no {CHECKPOINT}")
-        state, before = load_checkpoint(ckpt, plan=plan, task=task, run=run)
+        state, before = load_checkpoint(ckpt, plan=plan, task=task, run=run, board=board)
         run.restore(state)
+        last_weights = state["weights"]
         progress.line(f"resuming after epoch {run.epoch} of {epochs}")
         # metrics.jsonl keeps exactly the checkpointed epochs
         _write_metrics(out, run.history)
     else:
+        last_weights = None     # the model as given
         loss0, acc0 = run.engine.evaluate(task.x_test, task.y_test)
         if not math.isfinite(loss0):
             raise MedyateError(f"the model's test loss is {loss0} before any training: its "
@@ -236,23 +279,40 @@ def _session(graph, plan, task, factory, out: Path, epochs, resume, progress, ti
         if best is not None:
             best_w = _load_best(out / BEST, best["epoch"], run.engine.weights())
     t0 = time.perf_counter()
-    stopped = None
+    stopped = interrupted = None
+    saved = run.epoch       # epochs in the checkpoint
     while not run.done:
         try:
             rec = run.step(progress.within(f"epoch {run.epoch + 1}/{epochs}"))
+            if val is not None:
+                vl, va = run.engine.evaluate(val[0], val[1])
+                rec["val_loss"], rec["val_acc"] = float(vl), float(va)
         except Diverged as exc:
             # The run is back at its last good epoch, which the checkpoint
             # holds: write that epoch's outputs, then report.
             progress.line(f"stopped: {exc}")
             stopped = str(exc)
             break
-        if val is not None:
-            vl, va = run.engine.evaluate(val[0], val[1])
-            rec["val_loss"], rec["val_acc"] = float(vl), float(va)
-            if _is_better(rec, best):
-                best, best_w = rec, run.engine.weights()
-                _save_best(out / BEST, rec["epoch"], best_w)
-        save_checkpoint(ckpt, run.state(), plan=plan, task=task, before=before)
+        except (KeyboardInterrupt, MedyateError, OSError) as exc:
+            # Ctrl-C, a device gone (QEMU killed, a board unplugged), a serial
+            # failure: the epoch in progress is lost, the completed ones are not.
+            progress.end_line()
+            if saved == 0:
+                raise        # nothing completed: no outputs, nothing to resume
+            what, code = _why_stopped(exc)
+            interrupted = (f"{what} during epoch {saved + 1} of {epochs}", code)
+            progress.line(interrupted[0])
+            # an epoch that finished training but was not checkpointed is lost too
+            run.history, run.epoch = run.history[:saved], saved
+            break
+        if val is not None and _is_better(rec, best):
+            best, best_w = rec, run.engine.weights()
+            _save_best(out / BEST, rec["epoch"], best_w)
+        state = run.state()
+        save_checkpoint(ckpt, state, plan=plan, task=task, before=before, board=board)
+        last_weights, saved = state["weights"], run.epoch
+        for name, text in (record or {}).items():
+            atomic_write(out / name, text, name)
         _write_metrics(out, run.history)
         extra = f", {rec['cycles'] / 1e6:.0f} M instr" if "cycles" in rec else ""
         if "val_acc" in rec:
@@ -269,7 +329,10 @@ def _session(graph, plan, task, factory, out: Path, epochs, resume, progress, ti
         progress.line(f"finetuned.onnx: epoch {best['epoch'] + 1} of {len(hist)}, the best "
                       f"validation accuracy ({100 * best['val_acc']:.1f}%, loss "
                       f"{best['val_loss']:.3f}; test {100 * best['test_acc']:.1f}%)")
-    trained = graph.with_weights(best_w if best is not None else run.engine.weights())
+    # the last completed epoch's weights: after an interruption the engine's
+    # may be part-way through the next epoch (or unreadable: a device gone)
+    final = best_w if best is not None else last_weights
+    trained = graph.with_weights(final) if final is not None else graph
     with atomic_path(out / "finetuned.onnx", "ONNX model") as tmp:
         export_onnx(trained, str(tmp))
     if hist:
@@ -283,7 +346,7 @@ def _session(graph, plan, task, factory, out: Path, epochs, resume, progress, ti
         "after": {"test_loss": chosen["test_loss"], "test_acc": chosen["test_acc"]}
         if chosen else before,
         "exported_epoch": chosen["epoch"] + 1 if chosen else 0,
-        "memory": run.engine.memory(),
+        "memory": _memory(run.engine),
         "seconds": time.perf_counter() - t0,
         "outputs": ["metrics.jsonl", "finetuned.onnx", "training.png", "summary.json"],
     }
@@ -296,6 +359,9 @@ def _session(graph, plan, task, factory, out: Path, epochs, resume, progress, ti
                            "test_acc": hist[-1]["test_acc"]} if hist else None
     if stopped:
         summary["stopped"] = stopped
+    if interrupted:
+        summary["interrupted"] = interrupted[0]
+        summary["completed_epochs"] = len(hist)
     atomic_write(summary_path, json.dumps(summary, indent=2, allow_nan=False) + "\n", "summary")
     if stopped:
         last = (f"the checkpoint and outputs of epoch {run.epoch}" if run.epoch else
@@ -303,4 +369,18 @@ def _session(graph, plan, task, factory, out: Path, epochs, resume, progress, ti
         raise MedyateError(f"training diverged: {stopped}. {out}/ holds {last}; plan again "
                            "with a smaller --lr (or without --lr: a range test chooses one) "
                            "and train again (a checkpoint resumes only under its own plan)")
+    if interrupted:
+        from .run_record import resume_command
+        how = (resume_command(out) if record else
+               f"medyate train MODEL --plan PLAN --data DATA --board {board} --resume {out}")
+        raise Interrupted(f"{interrupted[0]}. {out}/ holds the checkpoint and the outputs "
+                          f"(finetuned.onnx, training.png, summary.json) of epoch {run.epoch}; "
+                          f"continue with:\n  {how}", interrupted[1])
     return summary
+
+
+def _memory(engine) -> dict:
+    try:
+        return engine.memory()
+    except (MedyateError, OSError):
+        return {}
