@@ -108,3 +108,65 @@ def test_interrupted_before_any_epoch_leaves_nothing(plan_file, tmp_path, monkey
     rc = main(["train", "mbv2-tiny", "--plan", str(plan_file), *DATA, "--out", str(out)])
     assert rc == 130 and "interrupted" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_device_that_dies_mid_session_keeps_its_last_epoch(tmp_path):
+    """The device (the firmware built for the host board, a native process over
+    pipes, as in test_device_reset) is killed in epoch 2 and does not come back:
+    the session ends with epoch 1's outputs and says how to continue."""
+    import shutil
+    if shutil.which("cmake") is None:
+        pytest.skip("needs cmake")
+    from medyate.planner.plan import TrainPlan, file_sha256
+    from medyate.protocol.dataset_image import write_dataset_image
+    from medyate.protocol.device import Device
+    from medyate.protocol.link import Link
+    from medyate.session.device_session import DeviceFactory, DeviceTrainer
+    from medyate.session.firmware import build_device_firmware
+    from medyate.session.run import Interrupted, Progress, run_session
+    from test_device_reset import NativeDevice
+
+    path = bundled_model("mbv2-tiny")
+    graph = load_onnx(str(path))
+    plan = TrainPlan(model=str(path), model_sha256=file_sha256(path),
+                     layers=[n.name for n in graph.trainable_nodes()][-3:], budget_elements=3000,
+                     batch=8, epochs=3, strategy="trady", seed=4)
+    from medyate.data import load_task
+    task = load_task("digits", n_train=32, n_test=16)
+    program, build = build_device_firmware(graph, plan, "host", tmp_path / "fw",
+                                           log=lambda *_: None)
+    write_dataset_image(tmp_path / "data.bin", task.x_train, task.y_train, task.x_test,
+                        task.y_test, classes=task.n_classes)
+    dev = NativeDevice(build.elf, tmp_path / "data.bin")
+    lines = []
+
+    class Watch(Progress):
+        def __init__(self):
+            self.live, self.bar = False, False
+
+        def line(self, text):
+            lines.append(text)
+            if text.startswith("epoch 1/3"):
+                dev.stop()                   # gone before epoch 2, for good
+
+    link = Link(dev.start(), timeout=0.5, retries=1)
+    trainer = DeviceTrainer(Device(link), program, task, {"total": 0})
+    out = tmp_path / "run"
+    try:
+        with pytest.raises(Interrupted) as e:
+            run_session(graph, plan, task, DeviceFactory(trainer, plan), out, 3,
+                        progress=Watch(), board="host")
+    finally:
+        dev.stop()
+    assert "during epoch 2 of 3" in str(e.value) and "epoch 1" in str(e.value)
+    assert any(l.startswith("stopped:") and "during epoch 2 of 3" in l for l in lines)
+    s = json.loads((out / "summary.json").read_text())
+    m = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert s["completed_epochs"] == 1 and len(m) == 1
+    assert s["after"]["test_acc"] == m[0]["test_acc"] and (out / "training.png").exists()
+    # finetuned.onnx holds the weights the device had after epoch 1 (the checkpoint's)
+    with np.load(out / "checkpoint.npz", allow_pickle=False) as z:
+        meta = json.loads(z["meta"].tobytes())
+        ckpt = {name: z[f"weight_{i}"] for i, name in enumerate(meta["layers"])}
+    w = _weights(out / "finetuned.onnx")
+    assert all(np.array_equal(w[k], ckpt[k]) for k in ckpt)
