@@ -48,10 +48,17 @@ def run(args) -> int:
 
     _h(f"3/4 build and train on qemu-mps2-an500 (Cortex-M7, F746 memory sizes), "
        f"{args.epochs} epochs")
+    from types import SimpleNamespace
+
     from ..session.device_session import device_session
+    from ..session.run_record import record_files, record_of
+    # recorded as a `medyate train` of this plan, so `train --resume` continues it
+    record = record_files(record_of(SimpleNamespace(
+        model=args.model, data=args.task, n_train=args.n_train, n_test=args.n_test,
+        data_seed=0, board="qemu-mps2-an500", epochs=args.epochs)), plan)
     summary = device_session(graph, plan, task, out / "run", board="qemu-mps2-an500", port=None,
                              epochs=args.epochs, resume=False, progress=Progress(),
-                             title=f"{path.stem} on {task.name}: MeDyate")
+                             title=f"{path.stem} on {task.name}: MeDyate", record=record)
 
     _h("4/4 result")
     hist = [json.loads(line) for line in (out / "run" / "metrics.jsonl").read_text().splitlines()]
