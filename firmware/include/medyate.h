@@ -269,9 +269,13 @@ void mdy_global_avgpool_nhwc_s8(int32_t h, int32_t w, int32_t c, const mdy_s8_re
                                 const int8_t *x, int8_t *y, int32_t *scratch);
 int32_t mdy_global_avgpool_nhwc_s8_get_buffer_size(int32_t h, int32_t w, int32_t c);
 
-/* Max pool on the codes, then the rescale (monotone, so it commutes with max). */
+/* Max pool on the codes, then the rescale (monotone, so it commutes with max).
+ * mask (optional, may be NULL): the fp32 max pool's backward state, exactly
+ * (mdy_maxpool_nhwc_f32_mask_bytes(p) bytes; first maximum on the codes, in
+ * the fp32 kernel's scan order), so mdy_maxpool_nhwc_f32_igrad routes the fp32
+ * gradient with it. */
 void mdy_maxpool_nhwc_s8(const mdy_pool_params *p, const mdy_s8_rescale *q,
-                         const int8_t *x, int8_t *y);
+                         const int8_t *x, int8_t *y, uint8_t *mask);
 
 /* Concat along channels, each part rescaled to the output's scale (identity
  * rescale: a copy). */
@@ -291,7 +295,10 @@ void mdy_dequantize_s8_f32(int32_t n, const int8_t *x, float scale, int32_t zero
 
 /* Training on the int8 graph (docs/ALGORITHM.md): gradients are fp32 in real
  * units; saved maps of selected channels are the forward's int8 codes; frozen
- * int8 layers pass input gradients with W = w_scale[o] * code. */
+ * int8 layers pass input gradients with W = w_scale[o] * code. A kernel that
+ * dequantizes a saved int8 tensor does it as mdy_dequantize_s8_f32 does,
+ * real = (float)(code - zero) * scale, so it equals its fp32 twin on the
+ * dequantized tensor bit for bit. */
 /* dw_slices[k] += dW[:, sel[k]] from the int8 channel-planar map x_maps[k]
  * (x_zero, x_scale: the layer input's quantization). Slices as the fp32 kernels'. */
 void mdy_conv2d_nhwc_s8_wgrad(const mdy_conv_params *p, const int8_t *x_maps,
@@ -318,6 +325,17 @@ void mdy_fully_connected_s8_igrad(int32_t in_features, int32_t out_features,
  * act_min < y < act_max. Applied by mdy_clamp_f32_igrad. */
 void mdy_clamp_mask_s8(int32_t n, const int8_t *y, int32_t act_min, int32_t act_max,
                        uint8_t *mask);
+/* HardSwish backward from its saved int8 input (x_scale, x_zero): the
+ * derivative of mdy_hardswish_f32_igrad at the dequantized input; dy, dx fp32. */
+void mdy_hardswish_s8_igrad(int32_t n, const int8_t *x, float x_scale, int32_t x_zero,
+                            const float *dy, float *dx, int accumulate);
+/* Channel multiply backward from saved int8 operands: dx[hw][c] = dy * s_real[c]
+ * (as mdy_mul_channel_nhwc_f32_igrad_x), ds[c] = sum_hw dy * x_real (as
+ * mdy_mul_channel_nhwc_f32_igrad_s). */
+void mdy_mul_channel_nhwc_s8_igrad_x(int32_t hw, int32_t c, const int8_t *s, float s_scale,
+                                     int32_t s_zero, const float *dy, float *dx, int accumulate);
+void mdy_mul_channel_nhwc_s8_igrad_s(int32_t hw, int32_t c, const int8_t *x, float x_scale,
+                                     int32_t x_zero, const float *dy, float *ds, int accumulate);
 /* SGD with QAS on an int8 slice: code -= lr * g / w_scale, stochastically
  * rounded (xorshift32 state *rng), clamped to [-127, 127]; then g = 0.
  * `groups` runs of `group` elements, run r with scale w_scales[r]; element i

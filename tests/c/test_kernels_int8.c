@@ -246,8 +246,24 @@ static void test_pools(void)
         scratch = (int32_t *)malloc((size_t)mdy_avgpool_nhwc_s8_get_buffer_size(&p));
         mdy_avgpool_nhwc_s8(&p, &q, x, y, scratch);
         CHECK(inside(y, ny, q.act_min, q.act_max), "avgpool output outside the clamp");
-        mdy_maxpool_nhwc_s8(&p, &q, x, y);
+        mdy_maxpool_nhwc_s8(&p, &q, x, y, NULL);
         CHECK(inside(y, ny, q.act_min, q.act_max), "maxpool output outside the clamp");
+        {   /* the backward mask at its exact size: the fp32 max pool's on the
+             * dequantized input, and the same output again */
+            const size_t nb = (size_t)mdy_maxpool_nhwc_f32_mask_bytes(&p);
+            uint8_t *m8 = (uint8_t *)malloc(nb ? nb : 1), *m32 = (uint8_t *)malloc(nb ? nb : 1);
+            int8_t *y2 = codes(ny);
+            float *xf = (float *)malloc(nx * sizeof(float));
+            float *yf = (float *)malloc(ny * sizeof(float));
+            memset(m8, 0xA5, nb ? nb : 1);
+            mdy_maxpool_nhwc_s8(&p, &q, x, y2, m8);
+            mdy_maxpool_nhwc_s8(&p, &q, x, y, NULL);
+            CHECK(memcmp(y, y2, ny) == 0, "maxpool output depends on the mask");
+            mdy_dequantize_s8_f32((int32_t)nx, x, 0.03f, q.x_zero, xf);
+            mdy_maxpool_nhwc_f32(&p, xf, yf, m32);
+            CHECK(nb == 0 || memcmp(m8, m32, nb) == 0, "s8 maxpool mask != fp32 mask");
+            free(m8); free(m32); free(y2); free(xf); free(yf);
+        }
         free(scratch);
         free(y);
         {   /* global average pool with its exact scratch */
@@ -272,7 +288,7 @@ static void test_pools(void)
             mdy_avgpool_nhwc_s8(&u, &id, x, z, zs);
             CHECK(memcmp(x, z, nx) == 0, "1x1 avgpool is not a copy");
             memset(z, 0, nx);
-            mdy_maxpool_nhwc_s8(&u, &id, x, z);
+            mdy_maxpool_nhwc_s8(&u, &id, x, z, NULL);
             CHECK(memcmp(x, z, nx) == 0, "1x1 maxpool is not a copy");
             free(z);
             free(zs);
@@ -446,6 +462,52 @@ static void test_training(void)
     }
 }
 
+/* The backward kernels that dequantize a saved int8 tensor: their fp32 twins
+ * on mdy_dequantize_s8_f32's output, bit for bit, with exact-size buffers and
+ * the outputs written in place over dy. */
+static void test_dequantizing_backward(void)
+{
+    int t;
+    for (t = 0; t < 100; ++t) {
+        const int32_t hw = irand(1, 40), c = irand(1, 9), acc = t & 1;
+        const size_t n = (size_t)hw * c;
+        const int32_t zx = zero_point(), zs = zero_point();
+        const float sx = 0.001f * (float)irand(1, 100), ss = 0.001f * (float)irand(1, 100);
+        int8_t *x = codes(n), *s = codes((size_t)c);
+        float *xf = (float *)malloc(n * sizeof(float)), *sf = (float *)malloc(c * sizeof(float));
+        float *dy = floats(n), *d8 = floats(n), *d32 = (float *)malloc(n * sizeof(float));
+        float *g8 = floats((size_t)c), *g32 = (float *)malloc(c * sizeof(float));
+
+        mdy_dequantize_s8_f32((int32_t)n, x, sx, zx, xf);
+        mdy_dequantize_s8_f32(c, s, ss, zs, sf);
+
+        memcpy(d32, d8, n * sizeof(float));
+        mdy_hardswish_s8_igrad((int32_t)n, x, sx, zx, dy, d8, acc);
+        mdy_hardswish_f32_igrad((int32_t)n, xf, dy, d32, acc);
+        CHECK(memcmp(d8, d32, n * sizeof(float)) == 0, "hardswish s8 igrad != fp32");
+        memcpy(d32, dy, n * sizeof(float));
+        mdy_hardswish_s8_igrad((int32_t)n, x, sx, zx, d32, d32, 0); /* in place */
+        mdy_hardswish_f32_igrad((int32_t)n, xf, dy, d8, 0);
+        CHECK(memcmp(d8, d32, n * sizeof(float)) == 0, "hardswish s8 igrad in place");
+
+        memcpy(d32, d8, n * sizeof(float));
+        mdy_mul_channel_nhwc_s8_igrad_x(hw, c, s, ss, zs, dy, d8, acc);
+        mdy_mul_channel_nhwc_f32_igrad_x(hw, c, sf, dy, d32, acc);
+        CHECK(memcmp(d8, d32, n * sizeof(float)) == 0, "mul igrad_x s8 != fp32");
+        memcpy(d32, dy, n * sizeof(float));
+        mdy_mul_channel_nhwc_s8_igrad_x(hw, c, s, ss, zs, d32, d32, 0); /* in place */
+        mdy_mul_channel_nhwc_f32_igrad_x(hw, c, sf, dy, d8, 0);
+        CHECK(memcmp(d8, d32, n * sizeof(float)) == 0, "mul igrad_x s8 in place");
+
+        memcpy(g32, g8, c * sizeof(float));
+        mdy_mul_channel_nhwc_s8_igrad_s(hw, c, x, sx, zx, dy, g8, acc);
+        mdy_mul_channel_nhwc_f32_igrad_s(hw, c, xf, dy, g32, acc);
+        CHECK(memcmp(g8, g32, c * sizeof(float)) == 0, "mul igrad_s s8 != fp32");
+
+        free(x); free(s); free(xf); free(sf); free(dy); free(d8); free(d32); free(g8); free(g32);
+    }
+}
+
 int main(void)
 {
     test_requantize_known_answers();
@@ -453,6 +515,7 @@ int main(void)
     test_pools();
     test_elementwise();
     test_training();
+    test_dequantizing_backward();
     printf("%d checks, %d failures\n", checks, failures);
     return failures ? 1 : 0;
 }

@@ -97,11 +97,16 @@ class Kernels8:
         assert scratch[-1] == 0x7EADBEEF, "global avgpool wrote past its scratch"
         return y
 
-    def maxpool(self, P, q, x):
+    def maxpool(self, P, q, x, with_mask=False):
+        """y, or (y, mask) with the mask's mdy_maxpool_nhwc_f32_mask_bytes bytes
+        followed by 4 canary bytes 0xA5."""
         y = np.full((P["out_h"], P["out_w"], P["c"]), 0x5A, np.int8)
-        self.lib.mdy_maxpool_nhwc_s8(self.K.pool_p(P), self.rescale_q(q), self.i8(s8(x)),
-                                     self.i8(y))
-        return y
+        pp = self.K.pool_p(P)
+        mask = (np.full(self.lib.mdy_maxpool_nhwc_f32_mask_bytes(pp) + 4, 0xA5, np.uint8)
+                if with_mask else None)
+        self.lib.mdy_maxpool_nhwc_s8(pp, self.rescale_q(q), self.i8(s8(x)), self.i8(y),
+                                     self.K.u8(mask))
+        return (y, mask) if with_mask else y
 
     def concat(self, qa, qb, a, b):
         a, b = s8(a), s8(b)
@@ -173,6 +178,34 @@ class Kernels8:
         self.lib.mdy_fully_connected_s8_igrad(w.shape[1], w.shape[0], self.i8(w),
                                               self._f32(w_scales), self._f32(dy),
                                               self.K.f(out), accumulate)
+        return out
+
+    def hardswish_igrad(self, x, x_scale, x_zero, dy, dx=None, accumulate=0):
+        x, dy = s8(x), np.ascontiguousarray(dy, np.float32)
+        out = (np.full(x.shape, np.nan, np.float32) if dx is None
+               else np.ascontiguousarray(dx, np.float32).copy())
+        self.lib.mdy_hardswish_s8_igrad(x.size, self.i8(x), x_scale, x_zero, self.K.f(dy),
+                                        self.K.f(out), accumulate)
+        return out
+
+    def mul_channel_igrad_x(self, s, s_scale, s_zero, dy, dx=None, accumulate=0):
+        """dy [hw][c], s [c]."""
+        s, dy = s8(s), np.ascontiguousarray(dy, np.float32)
+        out = (np.full(dy.shape, np.nan, np.float32) if dx is None
+               else np.ascontiguousarray(dx, np.float32).copy())
+        self.lib.mdy_mul_channel_nhwc_s8_igrad_x(dy.shape[0], s.size, self.i8(s), s_scale,
+                                                 s_zero, self.K.f(dy), self.K.f(out),
+                                                 accumulate)
+        return out
+
+    def mul_channel_igrad_s(self, x, x_scale, x_zero, dy, ds=None, accumulate=0):
+        """x, dy [hw][c]; ds [c]."""
+        x, dy = s8(x), np.ascontiguousarray(dy, np.float32)
+        out = (np.full(x.shape[1], np.nan, np.float32) if ds is None
+               else np.ascontiguousarray(ds, np.float32).copy())
+        self.lib.mdy_mul_channel_nhwc_s8_igrad_s(x.shape[0], x.shape[1], self.i8(x), x_scale,
+                                                 x_zero, self.K.f(dy), self.K.f(out),
+                                                 accumulate)
         return out
 
     def clamp_mask(self, y, act_min, act_max):

@@ -180,8 +180,11 @@ def _load(sources: list[Path], cdef_extra: str, include_dirs: list[str], extra: 
         raise MedyateError("no C compiler found: install gcc (Debian: apt-get install gcc) "
                            "or set CC to one")
     h = hashlib.sha256()
-    # kernels' internal headers (e.g. the int8 requantization inlines) count too
-    internal = sorted({hh for src in sources for hh in src.parent.glob("*.h")})
+    # kernels' internal headers count too: those beside a source (the int8
+    # requantization inlines) and those a folder up, shared by the types (the max
+    # pools' window index)
+    internal = sorted({hh for src in sources for d in (src.parent, src.parent.parent)
+                       for hh in d.glob("*.h")})
     for f in [HEADER, *sources, *internal]:
         h.update(str(f).encode())
         h.update(f.read_bytes())

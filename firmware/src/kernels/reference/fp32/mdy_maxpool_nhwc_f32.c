@@ -1,30 +1,18 @@
 /* Max pool, NHWC; out-of-range taps are ignored (ONNX pads with -inf).
- *
- * Backward state: for each output element e (NHWC order) the position
- * t = kh*k_w + kw of the first maximum of its window, packed LSB-first in
- * b bits at bit offset e*b, b = bits needed for k_h*k_w - 1 (0 for a 1x1
- * window). One bit per input element cannot tell overlapping windows
- * (stride < kernel) apart; the packed index can, and is never larger for
- * non-overlapping ones (b <= log2(k_h*k_w) + 1 bits per window vs k_h*k_w). */
+ * Backward state (optional mask): per output element the window position of
+ * its first maximum, packed as ../mdy_window_index.h describes. */
 #include "medyate.h"
-
-static int32_t index_bits(const mdy_pool_params *p)
-{
-    int32_t b = 0;
-    while (((int32_t)1 << b) < p->k_h * p->k_w)
-        ++b;
-    return b;
-}
+#include "../mdy_window_index.h"
 
 int32_t mdy_maxpool_nhwc_f32_mask_bytes(const mdy_pool_params *p)
 {
-    const int32_t n = p->out_h * p->out_w * p->c;
-    return (n * index_bits(p) + 7) / 8;
+    return mdy_window_index_bytes(p->out_h * p->out_w * p->c,
+                                  mdy_window_index_bits(p->k_h * p->k_w));
 }
 
 void mdy_maxpool_nhwc_f32(const mdy_pool_params *p, const float *x, float *y, uint8_t *mask)
 {
-    const int32_t c = p->c, b = index_bits(p);
+    const int32_t c = p->c, b = mdy_window_index_bits(p->k_h * p->k_w);
     int32_t oh, ow, k, kh, kw, j;
 
     if (mask) {
@@ -56,13 +44,8 @@ void mdy_maxpool_nhwc_f32(const mdy_pool_params *p, const float *x, float *y, ui
                     }
                 }
                 y[e] = best;
-                if (mask) {
-                    for (j = 0; j < b; ++j) {
-                        const int32_t bit = e * b + j;
-                        if ((best_t >> j) & 1)
-                            mask[bit >> 3] = (uint8_t)(mask[bit >> 3] | (1u << (bit & 7)));
-                    }
-                }
+                if (mask)
+                    mdy_window_index_put(mask, e, b, best_t);
             }
         }
     }
