@@ -1,9 +1,11 @@
 """Training on the int8 graph, kernel by kernel (docs/ALGORITHM.md): fp32
 weight gradients from int8 saved maps, fp32 input gradients through frozen
-int8 layers, the clamp's 1-bit straight-through mask from int8 codes, and
-SGD with QAS and stochastic rounding on int8 slices. Against float64 numpy on
-the dequantized tensors, and the SGD bit for bit against a numpy emulation of
-its fp32 steps."""
+int8 layers, the clamp's 1-bit straight-through mask from int8 codes, the int8
+max pool's window-index mask, the hard-swish and channel-multiply gradients
+from saved int8 operands, and SGD with QAS and stochastic rounding on int8
+slices. Against float64 numpy on the dequantized tensors, the kernels that
+dequantize a saved tensor also bit for bit against their fp32 twins on it, and
+the SGD bit for bit against a numpy emulation of its fp32 steps."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,9 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from int8_harness import Kernels8, rand_codes, rand_scale, rand_zero
-from int8_refs import conv_s8_ref
-from kernel_harness import conv_params
-from kernel_refs import assert_rel, conv_igrad_ref, conv_wgrad_full_ref, slices_of
+from int8_refs import conv_s8_ref, maxpool_s8_ref
+from kernel_harness import conv_params, f32, pool_params
+from kernel_refs import (assert_rel, conv_igrad_ref, conv_wgrad_full_ref, maxpool_igrad_ref,
+                         maxpool_mask_bits, maxpool_ref, slices_of)
 from medyate.planner import quant as Q
 
 HYP = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -146,6 +149,167 @@ def test_straight_through_clamp_of_an_int8_conv(K, K8, rng):
     K.lib.mdy_clamp_f32_igrad(dy.size, K.u8(mask), K.f(dy), K.f(dx), 0)
     inside = (y > q["act_min"]) & (y < q["act_max"])
     np.testing.assert_array_equal(dx, np.where(inside, dy, 0.0).astype(np.float32))
+
+
+# ---------------------------------------------------------------- max pool mask
+
+
+def dequant(x, scale, zero):
+    """The runtime's dequantization, (float)(code - zero) * scale in fp32."""
+    return (np.asarray(x, np.int32) - zero).astype(np.float32) * np.float32(scale)
+
+
+@st.composite
+def pool_shapes(draw):
+    k_h, k_w = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    t, b = draw(st.integers(0, k_h - 1)), draw(st.integers(0, k_h - 1))
+    l, r = draw(st.integers(0, k_w - 1)), draw(st.integers(0, k_w - 1))
+    H = draw(st.integers(max(1, k_h - t - b), 9))
+    W = draw(st.integers(max(1, k_w - l - r), 9))
+    return pool_params(H, W, draw(st.integers(1, 7)), k_h, k_w, (sh, sw), (t, l, b, r))
+
+
+@settings(max_examples=40, **HYP)
+@given(P=pool_shapes(), seed=st.integers(0, 2 ** 16), spread=st.sampled_from([3, 256]))
+def test_maxpool_s8_mask_is_the_fp32_mask_and_routes_the_gradient(K, K8, P, seed, spread):
+    """The int8 max pool's mask, bit for bit: numpy's first maximum of the codes,
+    and the fp32 max pool's mask on the dequantized input (ties included: a
+    spread of 3 codes makes most windows tie); the gradient routed through it by
+    mdy_maxpool_nhwc_f32_igrad is numpy's."""
+    rng = np.random.default_rng(seed)
+    xs, xz = rand_scale(rng), rand_zero(rng)
+    q = Q.rescale_quant(xs, xz, xs * rng.uniform(0.5, 2.0), int(rng.integers(-40, 41)))
+    lo = int(rng.integers(-128, 128 - spread + 1))
+    x = rng.integers(lo, lo + spread, (P["in_h"], P["in_w"], P["c"])).astype(np.int8)
+    y, mask = K8.maxpool(P, q, x, with_mask=True)
+    np.testing.assert_array_equal(y, maxpool_s8_ref(P, q, x))
+    nb = K.lib.mdy_maxpool_nhwc_f32_mask_bytes(K.pool_p(P))
+    assert (mask[nb:] == 0xA5).all(), "wrote past the mask"
+    _, idx = maxpool_ref(P, x)
+    np.testing.assert_array_equal(mask[:nb], maxpool_mask_bits(P, idx))
+    xr = dequant(x, xs, xz)
+    y32 = np.empty((P["out_h"], P["out_w"], P["c"]), np.float32)
+    m32 = np.full(nb + 4, 0x5A, np.uint8)
+    K.lib.mdy_maxpool_nhwc_f32(K.pool_p(P), K.f(xr), K.f(y32), K.u8(m32))
+    np.testing.assert_array_equal(mask[:nb], m32[:nb])
+    # the gradient, fresh and accumulated
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = np.full(x.shape, np.nan, np.float32)
+    K.lib.mdy_maxpool_nhwc_f32_igrad(K.pool_p(P), K.u8(mask), K.f(dy), K.f(dx), 0)
+    want = maxpool_igrad_ref(P, idx, dy)
+    assert_rel(dx, want, 1e-6, "routed gradient")
+    assert (dx[want == 0] == 0).all() and (dx[want != 0] != 0).all()
+    dx0 = rng.standard_normal(x.shape).astype(np.float32)
+    acc = dx0.copy()
+    K.lib.mdy_maxpool_nhwc_f32_igrad(K.pool_p(P), K.u8(mask), K.f(dy), K.f(acc), 1)
+    bound = 2.0 ** -21 * (np.abs(dx0) + maxpool_igrad_ref(P, idx, np.abs(dy)))
+    assert np.all(np.abs(acc - (dx0 + want)) <= bound), "routed gradient, accumulated"
+
+
+def test_maxpool_s8_ties_overlaps_and_one_tap_windows(K, K8):
+    """Ties go to the first maximum of the input codes in (kh, kw) order, not of
+    the rescaled output (which may merge codes); overlapping windows keep their
+    own maximum; a 1x1 window stores nothing."""
+    q = Q.rescale_quant(0.05, 0, 1.0, 0)     # 20x smaller: codes 0..9 all give 0
+    P = pool_params(2, 2, 1, 2, 2)
+    x = np.array([[4, 5], [5, 2]], np.int8).reshape(2, 2, 1)
+    y, mask = K8.maxpool(P, q, x, with_mask=True)
+    assert y.item() == 0 and mask[0] == 1    # window position 1: the first 5
+    P = pool_params(1, 4, 1, 1, 3)           # windows [a b c] and [b c d]
+    x = np.array([1, 9, 2, 9], np.int8).reshape(1, 4, 1)
+    _, mask = K8.maxpool(P, Q.rescale_quant(1.0, 0, 1.0, 0), x, with_mask=True)
+    dx = np.full(x.shape, np.nan, np.float32)
+    K.lib.mdy_maxpool_nhwc_f32_igrad(K.pool_p(P), K.u8(mask),
+                                     K.f(np.float32([[[1.0]], [[2.0]]]).reshape(1, 2, 1)),
+                                     K.f(dx), 0)
+    np.testing.assert_array_equal(dx.reshape(-1), [0, 3, 0, 0])
+    P = pool_params(3, 3, 2, 1, 1)
+    assert K.lib.mdy_maxpool_nhwc_f32_mask_bytes(K.pool_p(P)) == 0
+    x = np.arange(18, dtype=np.int8).reshape(3, 3, 2)
+    y, mask = K8.maxpool(P, Q.rescale_quant(0.5, 3, 0.5, 3), x, with_mask=True)
+    np.testing.assert_array_equal(y, x)
+    assert (mask == 0xA5).all(), "a 1x1 window wrote a mask"
+
+
+# ---------------------------------------------------------------- hard-swish, channel multiply
+
+
+@settings(max_examples=30, **HYP)
+@given(n=st.integers(1, 300), seed=st.integers(0, 2 ** 16), accumulate=st.integers(0, 1))
+def test_hardswish_s8_igrad(K, K8, n, seed, accumulate):
+    """Numpy's derivative at the dequantized input, and the fp32 kernel on the
+    dequantized input bit for bit. Scales so that the int8 range covers the
+    kinks at +-3 and both flat parts; every code appears when n >= 256."""
+    rng = np.random.default_rng(seed)
+    xs, xz = rand_scale(rng, 0.02, 0.2), rand_zero(rng)
+    x = (np.arange(n) % 256 - 128).astype(np.int8)
+    rng.shuffle(x)
+    dy = rng.standard_normal(n).astype(np.float32)
+    dx0 = rng.standard_normal(n).astype(np.float32) if accumulate else None
+    got = K8.hardswish_igrad(x, xs, xz, dy, dx0, accumulate)
+    v = dequant(x, xs, xz).astype(np.float64)
+    d = np.where(v < -3, 0.0, np.where(v <= 3, v / 3 + 0.5, 1.0))
+    want = d * dy + (dx0 if accumulate else 0.0)
+    # fp32 roundings of v/3, + 1/2, * dy (and + dx0): v/3 + 1/2 cancels near
+    # v = -3/2, so the error is relative to |v|/3, not to the derivative
+    slope = np.where((v >= -3) & (v <= 3), np.abs(v) / 3, 0.0)
+    terms = (slope + np.abs(d)) * np.abs(dy) + (np.abs(dx0) if accumulate else 0.0)
+    assert np.all(np.abs(got - want) <= 2.0 ** -21 * terms), "numpy"
+    xr = dequant(x, xs, xz)
+    twin = np.full(n, np.nan, np.float32) if dx0 is None else dx0.copy()
+    K.lib.mdy_hardswish_f32_igrad(n, K.f(xr), K.f(dy), K.f(twin), accumulate)
+    np.testing.assert_array_equal(got.view(np.uint32), twin.view(np.uint32))
+    inplace = dy.copy()                       # dx aliasing dy
+    K.lib.mdy_hardswish_s8_igrad(n, K8.i8(x), xs, xz, K.f(inplace), K.f(inplace), 0)
+    np.testing.assert_array_equal(inplace, K8.hardswish_igrad(x, xs, xz, dy))
+
+
+@settings(max_examples=30, **HYP)
+@given(hw=st.integers(1, 70), c=st.integers(1, 17), seed=st.integers(0, 2 ** 16),
+       accumulate=st.integers(0, 1))
+def test_mul_channel_s8_igrads(K, K8, hw, c, seed, accumulate):
+    """dx = dy * s_real and ds = sum_hw dy * x_real from the saved int8 x and s:
+    numpy in float64 on the dequantized operands, and the fp32 kernels on them
+    bit for bit."""
+    rng = np.random.default_rng(seed)
+    xs, xz = rand_scale(rng), rand_zero(rng)
+    ss, sz = rand_scale(rng, 1 / 256, 1 / 64), rand_zero(rng)
+    x, s = rand_codes(rng, (hw, c)), rand_codes(rng, c)
+    dy = rng.standard_normal((hw, c)).astype(np.float32)
+    xr, sr = dequant(x, xs, xz), dequant(s, ss, sz)
+    dx0 = rng.standard_normal((hw, c)).astype(np.float32) if accumulate else None
+    ds0 = rng.standard_normal(c).astype(np.float32) if accumulate else None
+
+    dx = K8.mul_channel_igrad_x(s, ss, sz, dy, dx0, accumulate)
+    want = dy.astype(np.float64) * sr + (dx0 if accumulate else 0.0)
+    terms = np.abs(dy.astype(np.float64) * sr) + (np.abs(dx0) if accumulate else 0.0)
+    assert np.all(np.abs(dx - want) <= 2.0 ** -23 * terms), "dx, numpy"
+    twin = np.full((hw, c), np.nan, np.float32) if dx0 is None else dx0.copy()
+    K.lib.mdy_mul_channel_nhwc_f32_igrad_x(hw, c, K.f(sr), K.f(dy), K.f(twin), accumulate)
+    np.testing.assert_array_equal(dx.view(np.uint32), twin.view(np.uint32))
+    inplace = dy.copy()                       # dx aliasing dy
+    K.lib.mdy_mul_channel_nhwc_s8_igrad_x(hw, c, K8.i8(s), ss, sz, K.f(inplace),
+                                          K.f(inplace), 0)
+    np.testing.assert_array_equal(inplace, K8.mul_channel_igrad_x(s, ss, sz, dy))
+
+    ds = K8.mul_channel_igrad_s(x, xs, xz, dy, ds0, accumulate)
+    prod = dy.astype(np.float64) * xr
+    want = prod.sum(0) + (ds0 if accumulate else 0.0)
+    # hw fused roundings of the running sum, one more for the accumulation
+    terms = np.abs(prod).sum(0) + (np.abs(ds0) if accumulate else 0.0)
+    assert np.all(np.abs(ds - want) <= (hw + 1) * 2.0 ** -23 * terms), "ds, numpy"
+    twin = np.full(c, np.nan, np.float32) if ds0 is None else ds0.copy()
+    K.lib.mdy_mul_channel_nhwc_f32_igrad_s(hw, c, K.f(xr), K.f(dy), K.f(twin), accumulate)
+    np.testing.assert_array_equal(ds.view(np.uint32), twin.view(np.uint32))
+
+
+def test_dequant_rule_is_the_dequantize_kernel(K8, rng):
+    """The tests' dequant() is the C boundary kernel's, bit for bit."""
+    x = np.arange(-128, 128).astype(np.int8)
+    for scale, zero in [(0.0371, -128), (rand_scale(rng), 127), (rand_scale(rng), 5)]:
+        np.testing.assert_array_equal(K8.dequantize(x, np.float32(scale), zero).view(np.uint32),
+                                      dequant(x, scale, zero).view(np.uint32))
 
 
 # ---------------------------------------------------------------- SGD with QAS
