@@ -31,5 +31,5 @@ def run(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("boards", help="list the boards medyate builds for",
                        description="List the boards in boards/: CPU, memory, how to flash.")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--json", action="store_true", help="machine-readable output (default: a table)")
     p.set_defaults(func=run)

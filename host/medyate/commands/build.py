@@ -57,10 +57,12 @@ def register(subparsers) -> None:
                     "when firmware and dataset fit the board's flash, else they are to be "
                     "streamed over serial; the command says which.")
     add_model_args(p)
-    p.add_argument("--plan", required=True, help="plan.json")
+    p.add_argument("--plan", required=True, help="plan.json (required)")
     p.add_argument("--board", default="qemu-mps2-an500",
-                   help="host, qemu-mps2-an500 or nucleo-f746 (see `medyate boards`)")
-    p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--report", action="store_true", help="print the memory report")
-    add_data_args(p, required=False)
+                   help="host, qemu-mps2-an500 or nucleo-f746 (see `medyate boards`) "
+                        "(default qemu-mps2-an500)")
+    p.add_argument("--out", required=True, help="output directory (required)")
+    p.add_argument("--report", action="store_true",
+                   help="print the memory report (default: only memory.json)")
+    add_data_args(p, required=False, absent="no samples in flash: a session streams them")
     p.set_defaults(func=run)

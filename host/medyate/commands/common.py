@@ -49,10 +49,14 @@ def add_model_args(p, required: bool = True) -> None:
                         "(default: the model's)")
 
 
-def add_data_args(p, required: bool = True) -> None:
+def add_data_args(p, required: bool = True, absent: str | None = None) -> None:
+    """--data and its subset options; `absent` says what happens without --data
+    (when it is not required)."""
+    when = "required" if required else f"default: {absent}"
     p.add_argument("--data", required=required,
                    help="a builtin task (fmnist-5to9, digits, fmnist-inv), an .npz with "
-                        "x_train, y_train, x_test, y_test, or a folder of class sub-folders")
+                        "x_train, y_train, x_test, y_test, or a folder of class sub-folders "
+                        f"({when})")
     p.add_argument("--n-train", type=option("n_train"), help="training samples to use (default: the task's)")
     p.add_argument("--n-test", type=option("n_test"), help="test samples to use (default: the task's)")
     p.add_argument("--data-seed", type=option("data_seed"), default=0, help="seed of the task's split (default 0)")

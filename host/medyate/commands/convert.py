@@ -69,10 +69,11 @@ def register(sub) -> None:
                     "calibrated on the training split of --data.")
     p.add_argument("source", help="the TTE .pkl file, or a float .onnx model")
     p.add_argument("-o", "--output", help="the ONNX file to write (default: source with .onnx)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file (default: refuse)")
     p.add_argument("--data", help="float models: calibration data, a builtin task name, an "
-                                  ".npz or an image folder (its training split is used)")
-    p.add_argument("--data-seed", type=option("data_seed"), default=0, help="seed of the task's split")
+                                  ".npz or an image folder (its training split is used); required "
+                                  "for a float model (default: none, for a TTE .pkl)")
+    p.add_argument("--data-seed", type=option("data_seed"), default=0, help="seed of the task's split (default 0)")
     p.add_argument("--calibration-samples", type=option("calibration_samples"), default=256,
                    help="training samples used for calibration (default 256, at least 16)")
     p.set_defaults(func=run)

@@ -88,14 +88,23 @@ def register(subparsers) -> None:
                     "emulated Cortex-M7 (QEMU, board qemu-mps2-an500), reporting accuracy "
                     "before and after, RAM against the budget, and instructions per "
                     "training step.")
-    p.add_argument("--model", default="mbv2-tiny", help="bundled model (mbv2-tiny, mcunet-tiny)")
-    p.add_argument("--task", default="fmnist-5to9", help="fmnist-5to9, digits or fmnist-inv")
-    p.add_argument("--ram", default="256KiB", help="RAM budget for all of training")
-    p.add_argument("--epochs", type=option("epochs"), default=4)
-    p.add_argument("--n-train", type=option("n_train"), default=400)
-    p.add_argument("--n-test", type=option("n_test"), default=300)
-    p.add_argument("--batch", type=option("batch"), default=8)
-    p.add_argument("--lr", type=option("lr"), default=0.05)
-    p.add_argument("--seed", type=option("seed"), default=0)
-    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--model", default="mbv2-tiny",
+                   help="bundled model, mbv2-tiny or mcunet-tiny (default mbv2-tiny)")
+    p.add_argument("--task", default="fmnist-5to9",
+                   help="fmnist-5to9, digits or fmnist-inv (default fmnist-5to9)")
+    p.add_argument("--ram", default="256KiB",
+                   help="RAM budget for all of training (default 256KiB)")
+    p.add_argument("--epochs", type=option("epochs"), default=4,
+                   help="epochs on the device (default 4)")
+    p.add_argument("--n-train", type=option("n_train"), default=400,
+                   help="training samples (default 400)")
+    p.add_argument("--n-test", type=option("n_test"), default=300,
+                   help="test samples (default 300)")
+    p.add_argument("--batch", type=option("batch"), default=8, help="mini-batch size (default 8)")
+    p.add_argument("--lr", type=option("lr"), default=0.05,
+                   help="peak learning rate of the schedule (default 0.05)")
+    p.add_argument("--seed", type=option("seed"), default=0,
+                   help="seed of the sampling and of the new head (default 0)")
+    p.add_argument("--out", default="runs/demo",
+                   help="directory of the plan and the run (default runs/demo)")
     p.set_defaults(func=run)

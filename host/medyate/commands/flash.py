@@ -307,19 +307,24 @@ def _image_from_plan(plan: Path, board, out_dir: Path, data=None):
 
 
 def _train_hint(board, port: str, data, placement, plan=None) -> str:
-    if plan is None and not data:
-        return f"medyate train ... --board {board.name} --port {port}"
-    model, plan_arg = "<model>", "<plan.json>"
+    """The `medyate train` command for the flashed board, with every argument
+    it requires: what this command knows filled in, <placeholders> for the rest."""
+    model, plan_arg = "<model.onnx>", "<plan.json>"
     if plan is not None:
         from ..planner.plan import load_plan
         model, plan_arg = shlex.quote(str(load_plan(plan).model)), shlex.quote(str(plan))
-    cmd = f"medyate train {model} --plan {plan_arg} --board {board.name} --port {port}"
+    cmd = f"medyate train {model} --plan {plan_arg}"
     if data:
         cmd += f" --data {shlex.quote(str(data['data']))}"
         for opt, key in (("--n-train", "n_train"), ("--n-test", "n_test"),
                          ("--data-seed", "data_seed")):
             if data.get(key) not in (None, 0):
                 cmd += f" {opt} {data[key]}"
+    else:
+        cmd += " --data <task-or-data.npz>"
+    cmd += f" --board {board.name} --port {shlex.quote(port) if port[:1] != '<' else port}"
+    cmd += " --out <run-dir>"
+    if data:
         where = ("the samples are in flash" if placement is not None and placement.embedded
                  else "the samples will be streamed over serial")
         cmd += f"   ({where}; give the same data options)"
@@ -355,16 +360,24 @@ def flash_board(board_name: str, elf=None, plan=None, probe: str = "auto",
     if probe != "auto" and probe not in real:
         raise MedyateError(f"probe {probe} does not apply to {board.name}; use one of "
                            f"{', '.join(real)}")
+    if data and plan is None:
+        raise MedyateError("--data needs --plan: the samples are built into the firmware "
+                           "(or streamed) when it is built for the plan")
     if out_dir:
         from ..outputs import check_output_dir
         workdir = check_output_dir(out_dir, "--out directory")
         workdir.mkdir(parents=True, exist_ok=True)
-    else:
-        workdir = Path(tempfile.mkdtemp(prefix="medyate-flash-"))
+        return _flash(board, real, workdir, elf, plan, probe, dry_run, data)
+    # without --out, the build and the read-back image are temporary
+    with tempfile.TemporaryDirectory(prefix="medyate-flash-") as tmp:
+        port = _flash(board, real, Path(tmp), elf, plan, probe, dry_run, data)
+        if dry_run:
+            print("# (the paths under {} are a temporary directory, removed now: give "
+                  "--out DIR to keep the image)".format(tmp))
+        return port
 
-    if data and plan is None:
-        raise MedyateError("--data needs --plan: the samples are built into the firmware "
-                           "(or streamed) when it is built for the plan")
+
+def _flash(board, real, workdir: Path, elf, plan, probe, dry_run, data):
     placement = None
     if plan is not None:
         elf, placement = _image_from_plan(Path(plan), board, workdir, data)
@@ -386,7 +399,7 @@ def flash_board(board_name: str, elf=None, plan=None, probe: str = "auto",
                 print(_show(p.detect_cmd()))
             for c in p.commands():
                 print(_show(c))
-        print(f"# then: {_train_hint(board, '<serial port of the board>', data, placement, plan)}")
+        print(f"# then: {_train_hint(board, '<serial-port>', data, placement, plan)}")
         return None
 
     installed = [p for p in probes if p.installed()]
@@ -425,14 +438,19 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog=__doc__.split("\n\n", 2)[2])
     p.add_argument("--board", default="nucleo-f746", help="board name (default nucleo-f746)")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--plan", help="training plan: build the firmware for it first")
-    src.add_argument("--elf", help="a built firmware.elf")
+    src.add_argument("--plan", help="training plan: build the firmware for it first (this or "
+                                    "--elf is required)")
+    src.add_argument("--elf", help="a built firmware.elf (this or --plan is required)")
     p.add_argument("--probe", default="auto", choices=("auto", *PROBES),
-                   help="flashing tool (default: the first installed one that sees a board)")
-    p.add_argument("--out", help="work directory (build output, read-back image)")
-    p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+                   help="flashing tool (default auto: the first installed one that sees a "
+                        "board)")
+    p.add_argument("--out", help="work directory (build output, read-back image) (default: a "
+                                 "temporary directory, removed at the end)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the commands, run nothing (default: flash)")
     p.add_argument("--data", help="with --plan: a task (builtin name, .npz or folder) whose "
-                                  "samples go into flash if they fit, else are streamed")
+                                  "samples go into flash if they fit, else are streamed "
+                                  "(default: none, streamed by the session)")
     p.add_argument("--n-train", type=option("n_train"), help="training samples of --data (default: the task's)")
     p.add_argument("--n-test", type=option("n_test"), help="test samples of --data (default: the task's)")
     p.add_argument("--data-seed", type=option("data_seed"), default=0, help="seed of the task's split (default 0)")

@@ -57,7 +57,9 @@ def register(subparsers) -> None:
                     "save the model's first output. The input is NCHW as the ONNX model "
                     "expects (a single sample without the batch axis is accepted).")
     p.add_argument("model", help="ONNX model file")
-    p.add_argument("--input", required=True, help=".npy file with the input batch (NCHW)")
-    p.add_argument("--out", required=True, help=".npy file to write the output to")
-    p.add_argument("--input-shape", help="static input shape if the model's is dynamic, e.g. 1,3,32,32")
+    p.add_argument("--input", required=True,
+                   help=".npy file with the input batch (NCHW) (required)")
+    p.add_argument("--out", required=True, help=".npy file to write the output to (required)")
+    p.add_argument("--input-shape", help="static input shape if the model's is dynamic, e.g. "
+                                         "1,3,32,32 (default: the model's)")
     p.set_defaults(func=run)

@@ -63,7 +63,8 @@ def register(subparsers) -> None:
     budget.add_argument("--ram", help="RAM budget for all of training, e.g. 256KiB, 300kB, "
                                       "262144 (this or --elements is required)")
     budget.add_argument("--elements", type=option("elements"),
-                        help="paper-style channel budget in elements instead of --ram")
+                        help="paper-style channel budget in elements instead of --ram (this or "
+                             "--ram is required)")
     p.add_argument("--layer-metric", choices=("lara", "rgn"), default="lara",
                    help="layer ranking: LaRa or TraDy's RGN (default lara)")
     p.add_argument("--board", default="nucleo-f746",
@@ -75,14 +76,17 @@ def register(subparsers) -> None:
                    help="sampling temperature: large = uniform (TraDy), 0 = top importance "
                         "(default 1.0)")
     p.add_argument("--train-bias", action="store_true", help="also train the selected layers' biases (default: weights only)")
-    p.add_argument("--batch", type=option("batch"), default=8)
-    p.add_argument("--epochs", type=option("epochs"), default=10)
+    p.add_argument("--batch", type=option("batch"), default=8,
+                   help="mini-batch size of the session (default 8)")
+    p.add_argument("--epochs", type=option("epochs"), default=10,
+                   help="epochs of the session (default 10)")
     p.add_argument("--lr", type=option("lr"), default=None,
                    help="peak learning rate of the schedule (default: chosen by a short "
                         "learning-rate range test on the ranking run's samples)")
     p.add_argument("--seed", type=option("seed"), default=0,
                    help="seed of the session's sampling and of a new classifier head when "
                         "the model's outputs differ from the task's classes (default 0)")
-    p.add_argument("--ranking-samples", type=option("ranking_samples"), default=256)
-    p.add_argument("--out", default="plan.json")
+    p.add_argument("--ranking-samples", type=option("ranking_samples"), default=256,
+                   help="training samples of the full-backprop ranking run (default 256)")
+    p.add_argument("--out", default="plan.json", help="the plan file to write (default plan.json)")
     p.set_defaults(func=run)

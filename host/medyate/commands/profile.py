@@ -48,7 +48,8 @@ def register(subparsers) -> None:
     p.add_argument("model", metavar="MODEL.onnx", help="the ONNX model file")
     p.add_argument("--input-shape", metavar="N,C,H,W",
                    help="static input shape (batch 1), needed when the model's input has "
-                        "dynamic dimensions other than the batch, e.g. 1,3,32,32")
+                        "dynamic dimensions other than the batch, e.g. 1,3,32,32 (default: the "
+                        "model's)")
     p.add_argument("--json", action="store_true",
-                   help="print the same data as machine-readable JSON")
+                   help="print the same data as machine-readable JSON (default: a table)")
     p.set_defaults(func=run)

@@ -84,25 +84,26 @@ def register(subparsers) -> None:
     add_model_args(p, required=False)
     p.add_argument("--plan", help="plan.json from `medyate plan` (required; with --resume, "
                                   "default: the run's copy RUN/plan.json)")
-    add_data_args(p, required=False)
+    add_data_args(p, required=False, absent="required, but with --resume the run's")
     p.set_defaults(data_seed=None)
     p.add_argument("--board",
                    help="host (simulation), qemu-mps2-an500, or nucleo-f746 (with --port) "
                         "(default: host; with --resume, the run's board, and no other)")
     p.add_argument("--port", help="serial port or pyserial URL of a running device "
-                                  "(e.g. /dev/ttyACM0); QEMU is started when absent")
+                                  "(e.g. /dev/ttyACM0) (default: none; QEMU is started for "
+                                  "qemu-mps2-an500)")
     p.add_argument("--frame-size", type=option("frame_size"), metavar="BYTES",
                    help="largest frame payload to send or ask for (default: the device's "
                         "limit); smaller frames survive a noisy line better")
     p.add_argument("--retries", type=option("retries"),
                    help="resends of a request without a valid answer before the session "
                         "gives up (default 5); raise it on a noisy line")
-    p.add_argument("--epochs", type=option("epochs"), help="override the plan's epochs")
+    p.add_argument("--epochs", type=option("epochs"), help="epochs to train (default: the plan's; with --resume, the run's)")
     p.add_argument("--val-split", type=float, metavar="FRACTION",
                    help="hold out this fraction of the training data (per class, seeded by "
                         "the plan's seed) for validation; finetuned.onnx is then the epoch "
                         "with the best validation accuracy (default: none, the last epoch)")
-    p.add_argument("--out", help="run directory (new or empty; see --force)")
+    p.add_argument("--out", help="run directory (new or empty; see --force) (required unless --resume)")
     p.add_argument("--force", action="store_true",
                    help="train into a non-empty --out directory, replacing its run "
                         "(default: refuse)")
