@@ -22,6 +22,11 @@ REPO = Path(__file__).resolve().parents[2]
 BOARDS_DIR = REPO / "boards"
 
 
+# board.json "cycle_counter" -> what it counts
+COUNTER_UNITS = {"systick-icount": "instructions", "dwt-cyccnt": "cycles",
+                 "clock_gettime-ns": "nanoseconds"}
+
+
 @dataclass(frozen=True)
 class Board:
     name: str
@@ -62,6 +67,13 @@ class Board:
     @property
     def is_native(self) -> bool:
         return self.arch == "native"
+
+    @property
+    def counter_unit(self) -> str:
+        """What the board's cycle counter counts, by the name metrics.jsonl and
+        the console both give it: QEMU's counts instructions, the DWT cycles,
+        the host build nanoseconds."""
+        return COUNTER_UNITS.get(self.cycle_counter, "cycles")
 
     @property
     def is_emulated(self) -> bool:

@@ -12,7 +12,7 @@ def plot_training(history: list[dict], path, title: str = "") -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ep = [r["epoch"] + 1 for r in history]
+    ep = [r["epoch"] for r in history]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     a1.plot(ep, [100 * r["train_acc"] for r in history], "o-", label="train")
     a1.plot(ep, [100 * r["test_acc"] for r in history], "s-", label="test")

@@ -73,7 +73,7 @@ def _rewrite(p, change_meta=None, change_arrays=None, rehash=True):
 def test_resume_of_an_intact_checkpoint_continues(session, tmp_path):
     s = _resume(session, tmp_path)
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(l)["epoch"] for l in lines] == [0, 1] and s["epochs"] == 2
+    assert [json.loads(l)["epoch"] for l in lines] == [1, 2] and s["epochs"] == 2
 
 
 def _set(key, value):

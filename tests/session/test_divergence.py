@@ -62,7 +62,7 @@ def test_diverging_epoch_is_redone_at_a_lower_lr(setup, tmp_path, monkeypatch):
     assert len(notes) == 1 and "epoch 1 diverged at lr 3e+38" in notes[0]
     assert "redoing the epoch at lr 0.01" in notes[0]
     rows = [json.loads(l) for l in (tmp_path / METRICS).read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == [0, 1]
+    assert [r["epoch"] for r in rows] == [1, 2]
     assert rows[0]["retries"] == 1 and rows[0]["lr"] == pytest.approx(0.01)
     assert rows[1]["lr"] == pytest.approx(0.01)       # the lower lr stays
     assert all(math.isfinite(r["loss"]) and math.isfinite(r["test_loss"]) for r in rows)
@@ -85,7 +85,7 @@ def test_divergence_past_the_retries_keeps_the_last_good_epoch(setup, tmp_path, 
         run_session(graph, plan, task, factory, tmp_path, epochs=3, progress=said)
     assert sum("diverged at lr" in l for l in said.lines) == 3
     rows = [json.loads(l) for l in (tmp_path / METRICS).read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == [0, 1]
+    assert [r["epoch"] for r in rows] == [1, 2]
     # the checkpoint is epoch 2's, and finetuned.onnx holds its weights
     z = np.load(tmp_path / CHECKPOINT, allow_pickle=False)
     assert json.loads(z["meta"].tobytes())["epoch"] == 2

@@ -56,10 +56,10 @@ def test_session_exports_the_best_validation_epoch(tmp_path):
     rows = [json.loads(l) for l in (tmp_path / METRICS).read_text().splitlines()]
     assert len(rows) == 3 and all(0 <= r["val_acc"] <= 1 for r in rows)
     best = max(rows, key=lambda r: (r["val_acc"], -r["val_loss"]))
-    assert summary["validation"]["best_epoch"] == best["epoch"] + 1 == summary["exported_epoch"]
+    assert summary["validation"]["best_epoch"] == best["epoch"] == summary["exported_epoch"]
     assert summary["after"]["test_acc"] == best["test_acc"]
     assert summary["last"]["test_acc"] == rows[-1]["test_acc"]
-    assert any(f"finetuned.onnx: epoch {best['epoch'] + 1} of 3" in l for l in said.lines)
+    assert any(f"finetuned.onnx: epoch {best['epoch']} of 3" in l for l in said.lines)
     # finetuned.onnx holds the best epoch's weights, and evaluates to its test accuracy
     z = np.load(tmp_path / BEST, allow_pickle=False)
     assert int(z["epoch"]) == best["epoch"]

@@ -490,7 +490,8 @@ class Run:
         test_loss, test_acc = eng.evaluate(task.x_test, task.y_test)
         bad = epoch_nonfinite(res, test_loss, eng.weights())
         rec = {
-            "strategy": self.strategy.name, "epoch": epoch, "lr": elr,
+            # epochs count from 1 wherever they are shown or written
+            "strategy": self.strategy.name, "epoch": epoch + 1, "lr": elr,
             "loss": float(res.loss), "train_acc": float(res.accuracy),
             "test_loss": float(test_loss), "test_acc": float(test_acc),
             "channels": len(pairs), "elements": selection_cost(pairs, self.ctx.specs),
@@ -503,9 +504,12 @@ class Run:
         # the strategy learns from an epoch only once it is known to be good
         self.strategy.observe(epoch, from_engine_stats(eng, epairs, res.channel_stats),
                               int(res.steps))
-        for key in ("cycles", "stack_high_water"):   # device engines report these
-            if hasattr(res, key):
-                rec[key] = getattr(res, key)
+        # device engines report these; the counter under the name of what it
+        # counts (instructions in QEMU, cycles on a board)
+        if hasattr(res, "cycles"):
+            rec[getattr(res, "counter", "cycles")] = res.cycles
+        if hasattr(res, "stack_high_water"):
+            rec["stack_high_water"] = res.stack_high_water
         return rec, None
 
     @property

@@ -63,7 +63,7 @@ def run(args) -> int:
     _h("4/4 result")
     hist = [json.loads(line) for line in (out / "run" / "metrics.jsonl").read_text().splitlines()]
     b, a = summary["before"]["test_acc"], summary["after"]["test_acc"]
-    steps_instr = [r["cycles"] / len(task.x_train) for r in hist]
+    steps_instr = [r["instructions"] / len(task.x_train) for r in hist]
     stack = max(r.get("stack_high_water", 0) for r in hist)
     fw = summary["firmware"]
     budget = parse_size(args.ram)

@@ -4,7 +4,8 @@ RUN/checkpoint.npz is a NumPy archive loaded with allow_pickle=False (no
 object can be smuggled in: loading never runs code). It holds
 
     meta            UTF-8 JSON (uint8 array) of the `CheckpointMeta` schema:
-                    epoch, history, the accuracy before fine-tuning, the
+                    epoch (the last completed, counted from 1 as everywhere),
+                    history, the accuracy before fine-tuning, the
                     sampling RNG state, the learning-rate factor, the trained layers, the strategy's
                     name, the board it was trained on, and the hashes below
     weight_<i>      float32 weights of trainable layer i (ONNX layout)
@@ -40,7 +41,8 @@ from ..schema import EpochIndex, Finite, Sha256, Strict, non_finite_paths, valid
 CHECKPOINT = "checkpoint.npz"
 LEGACY_CHECKPOINT = "checkpoint.pkl"
 FORMAT = "medyate-checkpoint"
-VERSION = 1
+# 2: history epochs count from 1 (version 1 counted them from 0; still read)
+VERSION = 2
 
 U128 = Annotated[int, Field(ge=0, lt=2 ** 128)]
 
@@ -64,7 +66,7 @@ class RngState(Strict):
 
 class CheckpointMeta(Strict):
     format: Literal["medyate-checkpoint"]
-    version: Literal[1]
+    version: Literal[1, 2]
     model_sha256: Sha256
     plan_sha256: Sha256
     data_sha256: Sha256
@@ -87,9 +89,11 @@ class CheckpointMeta(Strict):
     def _history_matches_epoch(self):
         if len(self.history) != self.epoch:
             raise ValueError(f"history has {len(self.history)} records for epoch {self.epoch}")
+        first = 0 if self.version == 1 else 1
         for k, rec in enumerate(self.history):
-            if rec.get("epoch") != k:
-                raise ValueError(f"history[{k}].epoch is {rec.get('epoch')!r}, expected {k}")
+            if rec.get("epoch") != k + first:
+                raise ValueError(f"history[{k}].epoch is {rec.get('epoch')!r}, expected "
+                                 f"{k + first}")
         return self
 
 
@@ -278,6 +282,9 @@ def load_checkpoint(path, *, plan, task, run, board: str | None = None) -> tuple
         run.strategy.load_state_arrays(strat)
     except ValueError as exc:
         raise MedyateError(f"{where}: strategy.{exc}") from None
-    state = {"epoch": m.epoch, "history": m.history, "rng": m.rng.model_dump(),
+    history = m.history
+    if m.version == 1:
+        history = [{**r, "epoch": r["epoch"] + 1} for r in history]
+    state = {"epoch": m.epoch, "history": history, "rng": m.rng.model_dump(),
              "strategy": run.strategy, "weights": weights, "lr_scale": m.lr_scale}
     return state, m.before.model_dump()

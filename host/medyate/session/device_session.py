@@ -26,6 +26,8 @@ class DeviceEpoch:
     cycles_backward: int
     cycles_update: int
     nonfinite: int = 0        # NaN/inf losses + SGD steps with a NaN/inf gradient
+    # what `cycles` counts (boards.Board.counter_unit): the metrics field's name
+    counter: str = "cycles"
 
 
 class DeviceTrainer:
@@ -33,10 +35,11 @@ class DeviceTrainer:
     device's dataset image (train and test splits of `task`, same indices) or,
     without one, are streamed in the frames."""
 
-    def __init__(self, device, program, task, memory: dict):
+    def __init__(self, device, program, task, memory: dict, counter: str = "cycles"):
         from ..engine.host import LayerInfo
         from ..planner.compute import wgrad_macs_per_channel
         self.device, self.program, self.task, self._memory = device, program, task, memory
+        self.counter = counter
         info = device.info()
         want = program.hash32(program.memory.budget_elements)
         if info.model_hash != want:
@@ -117,7 +120,7 @@ class DeviceTrainer:
             self._recover()        # restarted during the epoch: redo it
         return DeviceEpoch(st.loss, st.accuracy, st.steps, st.channel_stats[:self.n_selected],
                            st.cycles_total, st.stack_high_water, st.cycles_forward,
-                           st.cycles_backward, st.cycles_update, st.nonfinite)
+                           st.cycles_backward, st.cycles_update, st.nonfinite, self.counter)
 
     def _run_epoch(self, x, y, batch, lr, order, progress):
         self.on_progress = progress
@@ -264,7 +267,7 @@ def _device_session(graph, plan, task, out, *, board: str, port: str | None, epo
         link = Link(ser, timeout=5.0, retries=retries, reconnect=reopen,
                     on_progress=on_progress)
         device = Device(link, max_payload=frame_size)
-        trainer = DeviceTrainer(device, program, task, mem)
+        trainer = DeviceTrainer(device, program, task, mem, counter=b.counter_unit)
         trainer_box.append(trainer)
         stack.callback(lambda: _quiet(device.shutdown))
         summary = run_session(graph, plan, task, DeviceFactory(trainer, plan), out, epochs,

@@ -3,7 +3,9 @@
 
 RUN/ holds:
     metrics.jsonl      one JSON line per epoch (loss, train/test accuracy,
-                       channels trained, bytes used, device cycles if any)
+                       channels trained, bytes used; on a device also its
+                       counter, named by what it counts: instructions (QEMU),
+                       cycles (a board), nanoseconds (the host build))
     checkpoint.npz     weights + strategy state + RNG after the last epoch
                        (data only, validated before use: session/checkpoint.py)
     finetuned.onnx     the fine-tuned model
@@ -26,6 +28,8 @@ from ..outputs import atomic_path, atomic_write, output_dir
 from .checkpoint import CHECKPOINT, LEGACY_CHECKPOINT, load_checkpoint, save_checkpoint
 
 METRICS = "metrics.jsonl"
+# a device epoch's counter, by what it counts (boards.COUNTER_UNITS)
+COUNTERS = ("instructions", "cycles", "nanoseconds")
 SUMMARY = "summary.json"
 
 
@@ -173,7 +177,7 @@ def _load_best(path: Path, epoch: int, like: dict) -> dict:
     try:
         z = dict(np.load(path, allow_pickle=False))
         if int(z["epoch"]) != epoch:
-            raise ValueError(f"holds epoch {int(z['epoch']) + 1}, the history's best is {epoch + 1}")
+            raise ValueError(f"holds epoch {int(z['epoch'])}, the history's best is {epoch}")
         out = {}
         for i, (name, (w, b)) in enumerate(like.items()):
             wi, bi = z[f"weight_{i}"], z[f"bias_{i}"]
@@ -314,10 +318,11 @@ def _session(graph, plan, task, factory, out: Path, epochs, resume, progress, ti
         for name, text in (record or {}).items():
             atomic_write(out / name, text, name)
         _write_metrics(out, run.history)
-        extra = f", {rec['cycles'] / 1e6:.0f} M instr" if "cycles" in rec else ""
+        unit = next((k for k in COUNTERS if k in rec), None)
+        extra = f", {rec[unit] / 1e6:.0f} M {unit}" if unit else ""
         if "val_acc" in rec:
             extra += f", val {100 * rec['val_acc']:.1f}%"
-        progress.line(f"epoch {rec['epoch'] + 1}/{epochs}: loss {rec['loss']:.3f}, "
+        progress.line(f"epoch {rec['epoch']}/{epochs}: loss {rec['loss']:.3f}, "
                       f"train {100 * rec['train_acc']:.1f}%, test {100 * rec['test_acc']:.1f}%, "
                       f"{rec['channels']} channels in {rec['layers']} layers{extra} "
                       f"({rec['seconds']:.1f} s)")
@@ -326,7 +331,7 @@ def _session(graph, plan, task, factory, out: Path, epochs, resume, progress, ti
     chosen = hist[-1] if hist else None
     if best is not None:
         chosen = best
-        progress.line(f"finetuned.onnx: epoch {best['epoch'] + 1} of {len(hist)}, the best "
+        progress.line(f"finetuned.onnx: epoch {best['epoch']} of {len(hist)}, the best "
                       f"validation accuracy ({100 * best['val_acc']:.1f}%, loss "
                       f"{best['val_loss']:.3f}; test {100 * best['test_acc']:.1f}%)")
     # the last completed epoch's weights: after an interruption the engine's
@@ -345,14 +350,14 @@ def _session(graph, plan, task, factory, out: Path, epochs, resume, progress, ti
         # `after` is the exported model: the best validation epoch with --val-split
         "after": {"test_loss": chosen["test_loss"], "test_acc": chosen["test_acc"]}
         if chosen else before,
-        "exported_epoch": chosen["epoch"] + 1 if chosen else 0,
+        "exported_epoch": chosen["epoch"] if chosen else 0,
         "memory": _memory(run.engine),
         "seconds": time.perf_counter() - t0,
         "outputs": ["metrics.jsonl", "finetuned.onnx", "training.png", "summary.json"],
     }
     if val is not None:
         summary["validation"] = {"samples": int(len(val[1])),
-                                 "best_epoch": best["epoch"] + 1 if best else None,
+                                 "best_epoch": best["epoch"] if best else None,
                                  "val_acc": best["val_acc"] if best else None,
                                  "val_loss": best["val_loss"] if best else None}
         summary["last"] = {"epoch": len(hist), "test_loss": hist[-1]["test_loss"],
