@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """Kernel benchmark in QEMU mps2-an500 (Cortex-M7): instructions per MAC of each
-fp32 kernel, reference against the Cortex-M7 optimized kernel, called directly
-(no runtime, no model) on the shapes of bench/results/device_instr.md.
+fp32 kernel and of the int8 forward kernels, reference against the Cortex-M7
+optimized kernel, called directly (no runtime, no model) on the shapes of
+bench/results/device_instr.md and of the CMSIS-NN counts in the project's
+reference notes (int8 rows carry those counts beside them).
 
     .venv/bin/python bench/kernel_instr.py    # writes bench/results/kernel_instr.{md,json}
 
@@ -31,7 +33,18 @@ GOALS = {("pointwise", "forward"): 1.5, ("dense3x3", "forward"): 1.5,
 SHAPES = {"pointwise32x8x8": ("pointwise", "32->32, 1x1, 8x8"),
           "dense3x3_16x8x8": ("dense3x3", "16->16, 3x3 pad 1, 8x8"),
           "depthwise3x3_32x8x8": ("depthwise3x3", "32 channels, 3x3 pad 1, 8x8"),
-          "fc128": ("fc", "128->128"), "sgd4096": ("sgd", "4096 weights, stride 1")}
+          "fc128": ("fc", "128->128"), "sgd4096": ("sgd", "4096 weights, stride 1"),
+          "pointwise32x8x8_s8": ("pointwise", "32->32, 1x1, 8x8"),
+          "pointwise16to96x14x14_s8": ("pointwise", "16->96, 1x1, 14x14"),
+          "dense3x3_16x8x8_s8": ("dense3x3", "16->16, 3x3 pad 1, 8x8"),
+          "depthwise3x3_32x8x8_s8": ("depthwise3x3", "32 channels, 3x3 pad 1, 8x8"),
+          "fc128_s8": ("fc", "128->128")}
+# int8: issue goals and CMSIS-NN's int8 kernels measured the same way (QEMU's
+# Cortex-M7, exact counts, -O2): arm_convolve_1x1_s8_fast, arm_convolve_s8,
+# arm_depthwise_conv_3x3_s8, arm_fully_connected_s8
+GOALS_S8 = {"pointwise": 2.0, "dense3x3": 2.0, "depthwise3x3": 4.0}
+CMSIS_NN_S8 = {"pointwise32x8x8_s8": 2.72, "pointwise16to96x14x14_s8": 3.93,
+               "dense3x3_16x8x8_s8": 2.36, "depthwise3x3_32x8x8_s8": 7.83, "fc128_s8": 2.27}
 
 
 def main() -> int:
@@ -49,15 +62,18 @@ def main() -> int:
         _, name, macs, ref, opt = line.split()
         shape, phase = name.split("/")
         layer, desc = SHAPES[shape]
-        rows.append({"layer": layer, "shape": desc, "phase": phase, "macs": int(macs),
+        dtype = "int8" if shape.endswith("_s8") else "fp32"
+        rows.append({"type": dtype, "layer": layer, "shape": desc, "phase": phase,
+                     "macs": int(macs), "cmsis_nn_per_mac": CMSIS_NN_S8.get(shape),
                      "reference_instr": int(ref), "optimized_instr": int(opt),
                      "reference_per_mac": int(ref) / int(macs),
                      "optimized_per_mac": int(opt) / int(macs)})
-    fwd = {r["layer"]: r["optimized_per_mac"] for r in rows if r["phase"] == "forward"}
+    fwd = {r["layer"]: r["optimized_per_mac"] for r in rows
+           if r["phase"] == "forward" and r["type"] == "fp32"}
     out = REPO / "bench" / "results"
     (out / "kernel_instr.json").write_text(json.dumps({"board": "qemu-mps2-an500",
                                                         "rows": rows}, indent=1) + "\n")
-    lines = ["# fp32 kernels: instructions per MAC, reference and Cortex-M7 optimized", "",
+    lines = ["# Kernels: instructions per MAC, reference and Cortex-M7 optimized", "",
              "Produced by `.venv/bin/python bench/kernel_instr.py`: each kernel called once",
              "on its own in QEMU mps2-an500 (`-icount shift=0`, counter resolution 40),",
              "built for `qemu-mps2-an500` (arm-none-eabi-gcc, -O2, Cortex-M7, FPv5-SP, every",
@@ -66,9 +82,10 @@ def main() -> int:
              "of the dense layers, every channel of the depthwise and fully connected ones;",
              "sgd: per updated weight. The optimized kernels are bit-identical to the",
              "reference (tests/kernels/test_kernels_optimized.py).", "",
+             "## fp32", "",
              "| layer | shape | phase | MACs | reference instr/MAC | optimized instr/MAC | speed-up | goal |",
              "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
+    for r in (r for r in rows if r["type"] == "fp32"):
         goal = GOALS.get((r["layer"], r["phase"]))
         if r["phase"] == "input-grad" and r["layer"] in fwd:
             lim = 1.2 * fwd[r["layer"]]
@@ -80,6 +97,23 @@ def main() -> int:
         lines.append(f"| {r['layer']} | {r['shape']} | {r['phase']} | {r['macs']:,} | "
                      f"{r['reference_per_mac']:.2f} | {r['optimized_per_mac']:.2f} | "
                      f"{r['reference_instr'] / r['optimized_instr']:.1f}× | {g} |")
+    lines += ["", "## int8 forward", "",
+              "SMLAD (two 16-bit MACs) on int8 widened on the fly, no scratch;",
+              "requantization per output included (per-channel multiplier and shift,",
+              "scale below 1). CMSIS-NN: its int8 kernel on the same shape, counted the",
+              "same way (`arm_convolve_1x1_s8_fast`, `arm_convolve_s8`,",
+              "`arm_depthwise_conv_3x3_s8`, `arm_fully_connected_s8`, -O2).", "",
+              "| layer | shape | MACs | reference instr/MAC | optimized instr/MAC | speed-up "
+              "| CMSIS-NN instr/MAC | goal |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in (r for r in rows if r["type"] == "int8"):
+        goal = GOALS_S8.get(r["layer"])
+        g = f"≤ {goal:g}: {'met' if r['optimized_per_mac'] <= goal else 'missed'}" \
+            if goal is not None else "—"
+        lines.append(f"| {r['layer']} | {r['shape']} | {r['macs']:,} | "
+                     f"{r['reference_per_mac']:.2f} | {r['optimized_per_mac']:.2f} | "
+                     f"{r['reference_instr'] / r['optimized_instr']:.1f}× | "
+                     f"{r['cmsis_nn_per_mac']:.2f} | {g} |")
     (out / "kernel_instr.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -1,13 +1,16 @@
 /*
- * Optimized fp32 kernels against the reference kernels of the same name.
+ * Optimized fp32 and int8 kernels against the reference kernels of the same
+ * name.
  *
  * The reference sources are compiled into this file under ref_* names, the
  * optimized ones are linked as the engine's kernels, and both run on the same
  * randomized problems: shapes, strides, padding (also windows larger than the
  * map), odd channel counts, channel multipliers, accumulate flags and
- * run-time index lists (repeats and out-of-range entries included). Every
- * output must be bit-identical: the optimized kernels keep each output's
- * summation order, so nothing is left to a tolerance.
+ * run-time index lists (repeats and out-of-range entries included); int8
+ * kernels also on random zero points, requantization multipliers and shifts,
+ * activation clamps and missing biases. Every output must be bit-identical:
+ * the optimized fp32 kernels keep each output's summation order, the int8
+ * ones sum the same integers exactly, so nothing is left to a tolerance.
  *
  * Built natively under ASan/UBSan (every buffer has its exact size) and for
  * the Cortex-M7 in QEMU (tests/kernels/test_kernels_optimized.py). With
@@ -71,6 +74,31 @@ float ref_sgd(int32_t n, float *w, int32_t stride, float *g, float lr);
 #undef mdy_fully_connected_f32_igrad
 #undef mdy_fully_connected_f32_wgrad
 #undef mdy_sgd_slice_f32
+
+#define mdy_conv2d_nhwc_s8 ref_conv2d_s8
+#define mdy_conv2d_nhwc_s8_get_buffer_size ref_conv2d_s8_get_buffer_size
+#define mdy_depthwise_conv2d_nhwc_s8 ref_dw_s8
+#define mdy_depthwise_conv2d_nhwc_s8_get_buffer_size ref_dw_s8_get_buffer_size
+#define mdy_fully_connected_s8 ref_fc_s8
+void ref_conv2d_s8(const mdy_conv_params *p, const mdy_s8_conv_quant *q, const int8_t *x,
+                   const int8_t *w, const int32_t *bias, int8_t *y);
+int32_t ref_conv2d_s8_get_buffer_size(const mdy_conv_params *p);
+void ref_dw_s8(const mdy_conv_params *p, const mdy_s8_conv_quant *q, const int8_t *x,
+               const int8_t *w, const int32_t *bias, int8_t *y);
+int32_t ref_dw_s8_get_buffer_size(const mdy_conv_params *p);
+void ref_fc_s8(int32_t in_features, int32_t out_features, const mdy_s8_conv_quant *q,
+               const int8_t *x, const int8_t *w, const int32_t *bias, int8_t *y);
+#include "kernels/reference/int8/mdy_conv2d_nhwc_s8.c"
+#include "kernels/reference/int8/mdy_depthwise_conv2d_nhwc_s8.c"
+#include "kernels/reference/int8/mdy_fully_connected_s8.c"
+#undef mdy_conv2d_nhwc_s8
+#undef mdy_conv2d_nhwc_s8_get_buffer_size
+#undef mdy_depthwise_conv2d_nhwc_s8
+#undef mdy_depthwise_conv2d_nhwc_s8_get_buffer_size
+#undef mdy_fully_connected_s8
+
+/* The optimized int8 kernels' requantization (checked equal to mdy_requantize). */
+#include "kernels/cortex-m7/int8/mdy_s8_dsp.h"
 
 /* ------------------------------------------------ platform: output, memory */
 #ifdef MDY_ON_BOARD
@@ -335,6 +363,156 @@ static void test_sgd(int case_no)
     release_all();
 }
 
+/* ------------------------------------------------ int8 */
+static int8_t *s8buf(size_t n)
+{
+    int8_t *p = (int8_t *)alloc_bytes(n ? n : 1);
+    size_t i;
+    for (i = 0; i < n; ++i)
+        p[i] = (int8_t)rnd(-128, 127);
+    return p;
+}
+
+static void expect_same_s8(const char *what, int case_no, const int8_t *a, const int8_t *b,
+                           size_t n)
+{
+    ++checks;
+    if (memcmp(a, b, n) != 0) {
+        size_t i = 0;
+        while (i < n && a[i] == b[i])
+            ++i;
+        ++failures;
+        out("FAIL ");
+        out(what);
+        out(" case ");
+        out_int(case_no);
+        out(": first difference at element ");
+        out_int((long)i);
+        out(" of ");
+        out_int((long)n);
+        out(": ");
+        out_int(a[i]);
+        out(" != ");
+        out_int(b[i]);
+        out("\n");
+    }
+}
+
+/* Random per-channel requantization: Q31 multipliers in [2^30, 2^31) as the
+ * host computes them, shifts mostly <= 0 (scales below 1) and sometimes
+ * above; zero points anywhere in int8; an activation clamp that is the full
+ * range, a ReLU-like lower bound or a narrow window. */
+static mdy_s8_conv_quant s8_quant(int32_t out_c)
+{
+    mdy_s8_conv_quant q;
+    int32_t *mult = (int32_t *)alloc_bytes((size_t)out_c * sizeof(int32_t));
+    int32_t *shift = (int32_t *)alloc_bytes((size_t)out_c * sizeof(int32_t));
+    int32_t o;
+    for (o = 0; o < out_c; ++o) {
+        mult[o] = (int32_t)(0x40000000u | (next() & 0x3fffffffu));
+        shift[o] = next() % 8u ? rnd(-14, 0) : rnd(1, 4);
+    }
+    q.x_zero = rnd(-128, 127);
+    q.y_zero = rnd(-128, 127);
+    switch (next() % 3u) {
+    case 0:
+        q.act_min = -128;
+        q.act_max = 127;
+        break;
+    case 1:
+        q.act_min = q.y_zero;
+        q.act_max = 127;
+        break;
+    default:
+        q.act_min = rnd(-128, 0);
+        q.act_max = rnd(q.act_min, 127);
+        break;
+    }
+    q.multiplier = mult;
+    q.shift = shift;
+    return q;
+}
+
+/* Biases of the size real layers have (a few times the accumulator's spread). */
+static int32_t *s32_bias(int32_t n)
+{
+    int32_t *b;
+    int32_t i;
+    if (next() % 5u == 0)
+        return NULL;
+    b = (int32_t *)alloc_bytes((size_t)n * sizeof(int32_t));
+    for (i = 0; i < n; ++i)
+        b[i] = rnd(-(1 << 20), 1 << 20);
+    return b;
+}
+
+static void test_conv_s8(int dw, int pointwise, int case_no)
+{
+    const mdy_conv_params p = conv_problem(dw, pointwise);
+    const int32_t wic = dw ? 1 : p.in_c;
+    const size_t nx = (size_t)p.in_h * p.in_w * p.in_c, ny = (size_t)p.out_h * p.out_w * p.out_c;
+    const size_t nw = (size_t)p.out_c * p.k_h * p.k_w * wic;
+    const mdy_s8_conv_quant q = s8_quant(p.out_c);
+    const int8_t *x = s8buf(nx), *w = s8buf(nw);
+    const int32_t *bias = s32_bias(p.out_c);
+    int8_t *y_ref = s8buf(ny), *y = s8buf(ny);
+    if (dw) {
+        ref_dw_s8(&p, &q, x, w, bias, y_ref);
+        mdy_depthwise_conv2d_nhwc_s8(&p, &q, x, w, bias, y);
+        expect_same_s8("int8 depthwise forward", case_no, y_ref, y, ny);
+        ++checks;
+        if (mdy_depthwise_conv2d_nhwc_s8_get_buffer_size(&p) != ref_dw_s8_get_buffer_size(&p)) {
+            ++failures;
+            out("FAIL int8 depthwise scratch\n");
+        }
+    } else {
+        ref_conv2d_s8(&p, &q, x, w, bias, y_ref);
+        mdy_conv2d_nhwc_s8(&p, &q, x, w, bias, y);
+        expect_same_s8(pointwise ? "int8 pointwise forward" : "int8 conv forward", case_no,
+                       y_ref, y, ny);
+        ++checks;
+        if (mdy_conv2d_nhwc_s8_get_buffer_size(&p) != ref_conv2d_s8_get_buffer_size(&p)) {
+            ++failures;
+            out("FAIL int8 conv scratch\n");
+        }
+    }
+    release_all();
+}
+
+static void test_fc_s8(int case_no)
+{
+    const int32_t in = next() % 4u ? rnd(1, 40) : 8 * rnd(1, 16);
+    const int32_t outf = next() % 4u ? rnd(1, 40) : 8 * rnd(1, 16);
+    const mdy_s8_conv_quant q = s8_quant(outf);
+    const int8_t *x = s8buf((size_t)in), *w = s8buf((size_t)in * outf);
+    const int32_t *bias = s32_bias(outf);
+    int8_t *y_ref = s8buf((size_t)outf), *y = s8buf((size_t)outf);
+    ref_fc_s8(in, outf, &q, x, w, bias, y_ref);
+    mdy_fully_connected_s8(in, outf, &q, x, w, bias, y);
+    expect_same_s8("int8 fully connected forward", case_no, y_ref, y, (size_t)outf);
+    release_all();
+}
+
+/* mdy_requantize_m7 against mdy_requantize on any int32 value, multiplier
+ * (INT32_MIN and negative ones included) and shift in [-31, 30]. */
+static void test_requantize_s8(int case_no)
+{
+    int k, bad = 0;
+    for (k = 0; k < 64; ++k) {
+        const int32_t v = k == 0 ? INT32_MIN : k == 1 ? INT32_MAX : (int32_t)next();
+        const int32_t m = k == 2 || next() % 16u == 0 ? INT32_MIN : (int32_t)next();
+        const int32_t s = rnd(-31, 30);
+        bad += mdy_requantize_m7(v, m, s) != mdy_requantize(v, m, s);
+    }
+    ++checks;
+    if (bad) {
+        ++failures;
+        out("FAIL int8 requantization case ");
+        out_int(case_no);
+        out("\n");
+    }
+}
+
 #ifdef MDY_BENCH
 /* Instructions per MAC of the reference and the optimized kernel on the
  * shapes of bench/results/device_instr.md (QEMU -icount: one cycle = one
@@ -435,6 +613,71 @@ static void bench_fc(int32_t n)
     bench_line("sgd4096/update", (long)n * n / 4, r, o); /* per updated weight */
     release_all();
 }
+
+/* int8 forward kernels on the shapes of the published CMSIS-NN counts, with
+ * quantization parameters of real layers (scale below 1, a ReLU clamp). */
+static mdy_s8_conv_quant bench_quant(int32_t out_c)
+{
+    mdy_s8_conv_quant q = s8_quant(out_c);
+    int32_t *shift = (int32_t *)q.shift;
+    int32_t o;
+    for (o = 0; o < out_c; ++o)
+        shift[o] = -rnd(6, 10);
+    q.x_zero = -3;
+    q.y_zero = -128;
+    q.act_min = -128;
+    q.act_max = 127;
+    return q;
+}
+
+static void bench_conv_s8(const char *name, int32_t in_c, int32_t out_c, int32_t hw, int32_t k,
+                          int dw)
+{
+    mdy_conv_params p = same_conv(in_c, hw, k, dw);
+    const size_t nx = (size_t)hw * hw * in_c, ny = (size_t)hw * hw * out_c;
+    const size_t nw = (size_t)out_c * k * k * (dw ? 1 : in_c);
+    const long macs = (long)hw * hw * out_c * k * k * (dw ? 1 : in_c);
+    mdy_s8_conv_quant q;
+    const int8_t *x, *w;
+    int32_t *b;
+    int8_t *y;
+    uint64_t r, o;
+    int32_t i;
+    char label[48];
+    p.out_c = out_c;
+    q = bench_quant(out_c);
+    x = s8buf(nx);
+    w = s8buf(nw);
+    y = s8buf(ny);
+    b = (int32_t *)alloc_bytes((size_t)out_c * sizeof(int32_t));
+    for (i = 0; i < out_c; ++i)
+        b[i] = rnd(-2000, 2000);
+    if (dw) {
+        TIME(r, ref_dw_s8(&p, &q, x, w, b, y));
+        TIME(o, mdy_depthwise_conv2d_nhwc_s8(&p, &q, x, w, b, y));
+    } else {
+        TIME(r, ref_conv2d_s8(&p, &q, x, w, b, y));
+        TIME(o, mdy_conv2d_nhwc_s8(&p, &q, x, w, b, y));
+    }
+    bench_line(strcat(strcpy(label, name), "/forward"), macs, r, o);
+    release_all();
+}
+
+static void bench_fc_s8(int32_t n)
+{
+    const mdy_s8_conv_quant q = bench_quant(n);
+    const int8_t *x = s8buf((size_t)n), *w = s8buf((size_t)n * n);
+    int8_t *y = s8buf((size_t)n);
+    int32_t *b = (int32_t *)alloc_bytes((size_t)n * sizeof(int32_t));
+    uint64_t r, o;
+    int32_t i;
+    for (i = 0; i < n; ++i)
+        b[i] = rnd(-2000, 2000);
+    TIME(r, ref_fc_s8(n, n, &q, x, w, b, y));
+    TIME(o, mdy_fully_connected_s8(n, n, &q, x, w, b, y));
+    bench_line("fc128_s8/forward", (long)n * n, r, o);
+    release_all();
+}
 #endif
 
 int main(void)
@@ -453,11 +696,26 @@ int main(void)
         test_fc(cases);
     for (i = 0; i < 100; ++i, ++cases)
         test_sgd(cases);
+    for (i = 0; i < 300; ++i, ++cases)
+        test_conv_s8(0, 0, cases);
+    for (i = 0; i < 150; ++i, ++cases)
+        test_conv_s8(0, 1, cases);
+    for (i = 0; i < 300; ++i, ++cases)
+        test_conv_s8(1, 0, cases);
+    for (i = 0; i < 200; ++i, ++cases)
+        test_fc_s8(cases);
+    for (i = 0; i < 100; ++i, ++cases)
+        test_requantize_s8(cases);
 #ifdef MDY_BENCH
     bench_conv("pointwise32x8x8", 32, 8, 1, 0);
     bench_conv("dense3x3_16x8x8", 16, 8, 3, 0);
     bench_conv("depthwise3x3_32x8x8", 32, 8, 3, 1);
     bench_fc(128);
+    bench_conv_s8("pointwise32x8x8_s8", 32, 32, 8, 1, 0);
+    bench_conv_s8("pointwise16to96x14x14_s8", 16, 96, 14, 1, 0);
+    bench_conv_s8("dense3x3_16x8x8_s8", 16, 16, 8, 3, 0);
+    bench_conv_s8("depthwise3x3_32x8x8_s8", 32, 32, 8, 3, 1);
+    bench_fc_s8(128);
 #endif
     out_int(checks);
     out(" checks, ");

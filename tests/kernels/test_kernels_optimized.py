@@ -1,6 +1,7 @@
-"""The Cortex-M7 folder's optimized fp32 kernels against the reference kernels
-of the same name (tests/c/test_kernels_optimized.c: randomized shapes, strides,
-padding, odd channel counts, run-time index lists; every output bit-identical).
+"""The Cortex-M7 folder's optimized fp32 and int8 kernels against the reference
+kernels of the same name (tests/c/test_kernels_optimized.c: randomized shapes,
+strides, padding, odd channel counts, run-time index lists, int8 zero points,
+requantization and clamps; every output bit-identical).
 
 It runs natively under AddressSanitizer/UndefinedBehaviorSanitizer and as a
 Cortex-M7 image in QEMU, each with the kernel files that firmware/engine_build.py
@@ -22,6 +23,7 @@ from engine_build import select_kernels  # noqa: E402
 C_TEST = REPO / "tests" / "c" / "test_kernels_optimized.c"
 FOLDER = "cortex-m7"
 FP32 = REPO / "firmware" / "src" / "kernels" / FOLDER / "fp32"
+INT8 = REPO / "firmware" / "src" / "kernels" / FOLDER / "int8"
 
 
 def _cc():
@@ -35,7 +37,7 @@ def _check(report: str, returncode: int):
     assert returncode == 0, f"optimized kernels differ from the reference (exit {returncode}):\n{report}"
     assert " 0 failures" in report, report
     checks = int(report.split(" checks,")[0].split()[-1])
-    assert checks > 3000, report   # every case ran
+    assert checks > 5000, report   # every case ran
 
 
 def test_every_optimized_fp32_kernel_is_tested():
@@ -43,6 +45,16 @@ def test_every_optimized_fp32_kernel_is_tested():
     text = C_TEST.read_text()
     for src in sorted(FP32.glob("*.c")):
         assert f'"kernels/reference/fp32/{src.name}"' in text, \
+            f"{src.name} has no equivalence test in {C_TEST.name}"
+
+
+def test_every_optimized_int8_kernel_is_tested():
+    """Each optimized int8 file is one the equivalence test compares."""
+    text = C_TEST.read_text()
+    srcs = sorted(INT8.glob("*.c"))
+    assert srcs, f"no int8 kernels in {INT8}"
+    for src in srcs:
+        assert f'"kernels/reference/int8/{src.name}"' in text, \
             f"{src.name} has no equivalence test in {C_TEST.name}"
 
 

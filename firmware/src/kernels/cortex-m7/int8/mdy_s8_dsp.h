@@ -1,0 +1,177 @@
+/* What the int8 kernels of this folder share: the Cortex-M7's DSP extension
+ * (two 16-bit multiply-accumulates per SMLAD, SXTB16/SXTAB16 to widen two int8
+ * lanes at once), through ACLE intrinsics where the compiler targets it, and a
+ * portable C version of each instruction computing the same integers, so that
+ * the host build compiles the same kernels and gets the same outputs.
+ *
+ * Lanes. A 32-bit word read from int8 memory holds bytes b0..b3 (b0 at the
+ * lowest address, little-endian on both the M7 and the hosts this project
+ * builds on). mdy_sxtab16(off, v) gives the int16 lanes (off.lo + b0, off.hi +
+ * b2), mdy_sxtab16(off, mdy_ror8(v)) the lanes (b1, b3) + off. With
+ * off = (-x_zero, -x_zero) a lane is x - x_zero in [-255, 255]: exact in 16
+ * bits. Operands widened the same way pair up lane by lane, so SMLAD of the
+ * even lanes and of the odd lanes adds the four products of a word, in an
+ * order that differs from the reference's; the sum does not, because integer
+ * addition is exact here: every partial sum of a kernel's terms is bounded by
+ * the caller's guarantee |bias| + taps * (128 + |x_zero|) * 128 < 2^31
+ * (medyate.h), so nothing wraps and no order can change the accumulator.
+ *
+ * Requantization is mdy_requantize (../../reference/int8/mdy_requantize.h),
+ * the one definition; mdy_requantize_m7 is the same function computed with
+ * fewer instructions on its common path (see there), tested equal to it.
+ */
+#ifndef MDY_S8_DSP_H
+#define MDY_S8_DSP_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "../fp32/mdy_blocking.h"
+#include "../../reference/int8/mdy_requantize.h"
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define MDY_S8_DSP 1
+#endif
+
+/* Two int16 lanes in one word: lo = bits 0..15, hi = bits 16..31. */
+typedef uint32_t mdy_s16x2;
+
+/* Four int8 from any address (the M7 loads unaligned words in one LDR; memcpy
+ * is how C99 says so without breaking aliasing or alignment rules). */
+MDY_AI uint32_t mdy_read_s8x4(const int8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* Bytes b1, b3 into the positions of b0, b2. */
+MDY_AI uint32_t mdy_ror8(uint32_t v) { return (v >> 8) | (v << 24); }
+
+/* Lanes and bytes in portable C (no implementation-defined conversion: sign
+ * extension by xor and subtract). */
+MDY_AI int32_t mdy_sext8(uint32_t u) { return (int32_t)((u & 0xffu) ^ 0x80u) - 0x80; }
+MDY_AI int32_t mdy_lo16(mdy_s16x2 v) { return (int32_t)((v & 0xffffu) ^ 0x8000u) - 0x8000; }
+MDY_AI int32_t mdy_hi16(mdy_s16x2 v) { return (int32_t)((v >> 16) ^ 0x8000u) - 0x8000; }
+MDY_AI mdy_s16x2 mdy_pack16(int32_t lo, int32_t hi)
+{
+    return ((uint32_t)lo & 0xffffu) | (((uint32_t)hi & 0xffffu) << 16);
+}
+
+/* Both lanes set to v (|v| < 2^15). */
+MDY_AI mdy_s16x2 mdy_s16x2_dup(int32_t v)
+{
+    const uint32_t u = (uint32_t)v & 0xffffu;
+    return u | (u << 16);
+}
+
+#ifdef MDY_S8_DSP
+MDY_AI mdy_s16x2 mdy_sxtb16(uint32_t v) { return (mdy_s16x2)__sxtb16((int8x4_t)v); }
+MDY_AI mdy_s16x2 mdy_sxtab16(mdy_s16x2 a, uint32_t v)
+{
+    return (mdy_s16x2)__sxtab16((int16x2_t)a, (int8x4_t)v);
+}
+MDY_AI int32_t mdy_smlad(mdy_s16x2 a, mdy_s16x2 b, int32_t acc)
+{
+    return __smlad((int16x2_t)a, (int16x2_t)b, acc);
+}
+MDY_AI int32_t mdy_smlabb(mdy_s16x2 a, mdy_s16x2 b, int32_t acc)
+{
+    return __smlabb((int32_t)a, (int32_t)b, acc);
+}
+MDY_AI int32_t mdy_smlatt(mdy_s16x2 a, mdy_s16x2 b, int32_t acc)
+{
+    return __smlatt((int32_t)a, (int32_t)b, acc);
+}
+#else
+/* The same instructions in portable C. */
+MDY_AI mdy_s16x2 mdy_sxtb16(uint32_t v) { return mdy_pack16(mdy_sext8(v), mdy_sext8(v >> 16)); }
+MDY_AI mdy_s16x2 mdy_sxtab16(mdy_s16x2 a, uint32_t v)
+{
+    return mdy_pack16(mdy_lo16(a) + mdy_sext8(v), mdy_hi16(a) + mdy_sext8(v >> 16));
+}
+MDY_AI int32_t mdy_smlad(mdy_s16x2 a, mdy_s16x2 b, int32_t acc)
+{
+    return acc + mdy_lo16(a) * mdy_lo16(b) + mdy_hi16(a) * mdy_hi16(b);
+}
+MDY_AI int32_t mdy_smlabb(mdy_s16x2 a, mdy_s16x2 b, int32_t acc)
+{
+    return acc + mdy_lo16(a) * mdy_lo16(b);
+}
+MDY_AI int32_t mdy_smlatt(mdy_s16x2 a, mdy_s16x2 b, int32_t acc)
+{
+    return acc + mdy_hi16(a) * mdy_hi16(b);
+}
+#endif
+
+/* mdy_requantize(v, multiplier, shift), with its common case (shift <= 0, i.e.
+ * a scale below 1, and multiplier != INT32_MIN) in fewer instructions:
+ *   srdhm(v, m) = trunc((v m + nudge) / 2^31) equals floor((v m + 2^30) / 2^31)
+ *   for every v, m but INT32_MIN * INT32_MIN: for v m >= 0 both are the floor;
+ *   for v m < 0 the nudge is 1 - 2^30 and trunc(n / 2^31) = floor((n + 2^31 - 1)
+ *   / 2^31), which is floor((v m + 2^30) / 2^31) again.
+ * So one 64-bit add and an arithmetic shift (arithmetic on every compiler this
+ * project uses, as mdy_requantize.h already assumes for int32) replace the
+ * sign-dependent nudge and the truncating division. The rest is the
+ * reference's own rounding divide. Other cases go to mdy_requantize itself. */
+MDY_AI int32_t mdy_requantize_m7(int32_t v, int32_t multiplier, int32_t shift)
+{
+    int32_t high;
+    if (shift > 0 || multiplier == INT32_MIN)
+        return mdy_requantize(v, multiplier, shift);
+    high = (int32_t)(((int64_t)v * multiplier + ((int64_t)1 << 30)) >> 31);
+    return mdy_rounding_divide_by_pot(high, -shift);
+}
+
+/* The last step of every output: requantize, add the output zero point, clamp. */
+MDY_AI int8_t mdy_output_s8(int32_t acc, int32_t multiplier, int32_t shift, int32_t y_zero,
+                            int32_t act_min, int32_t act_max)
+{
+    return mdy_clamp_s8(mdy_requantize_m7(acc, multiplier, shift) + y_zero, act_min, act_max);
+}
+
+/* The block size of the dot products below: 2 positions (or rows) x 2
+ * output channels, 4 accumulators. The inner loop then has 15 live values
+ * (4 accumulators, 4 widened x halves, a weight word, 4 pointers, the offset
+ * and the end), about what the M7's 14 allocatable registers hold; 2 x 4 had
+ * GCC spill in every iteration and cost more per MAC. */
+#define MDY_S8_NP 2
+#define MDY_S8_NC 2
+
+/* acc[p][j] += sum_{i < len} (x[p][i] - x_zero) * w[j][i] for p < np, j < nc. */
+MDY_AI void s8_dot_block(const int np, const int nc, int32_t len, const int8_t *const *x,
+                      const int8_t *const *w, int32_t x_zero, int32_t acc[MDY_S8_NP][MDY_S8_NC])
+{
+    const mdy_s16x2 off = mdy_s16x2_dup(-x_zero);
+    int32_t i = 0;
+    int p, j;
+    for (; i + 4 <= len; i += 4) {
+        mdy_s16x2 xe[MDY_S8_NP], xo[MDY_S8_NP];
+        MDY_UNROLL(2)
+        for (p = 0; p < np; ++p) {
+            const uint32_t v = mdy_read_s8x4(x[p] + i);
+            xe[p] = mdy_sxtab16(off, v);            /* x[i] - x_zero, x[i+2] - x_zero */
+            xo[p] = mdy_sxtab16(off, mdy_ror8(v));  /* x[i+1], x[i+3] */
+        }
+        MDY_UNROLL(4)
+        for (j = 0; j < nc; ++j) {
+            const uint32_t v = mdy_read_s8x4(w[j] + i);
+            const mdy_s16x2 we = mdy_sxtb16(v), wo = mdy_sxtb16(mdy_ror8(v));
+            MDY_UNROLL(2)
+            for (p = 0; p < np; ++p)
+                acc[p][j] = mdy_smlad(xo[p], wo, mdy_smlad(xe[p], we, acc[p][j]));
+        }
+    }
+    for (; i < len; ++i) {
+        MDY_UNROLL(4)
+        for (j = 0; j < nc; ++j) {
+            const int32_t wv = w[j][i];
+            MDY_UNROLL(2)
+            for (p = 0; p < np; ++p)
+                acc[p][j] += ((int32_t)x[p][i] - x_zero) * wv;
+        }
+    }
+}
+
+#endif /* MDY_S8_DSP_H */
