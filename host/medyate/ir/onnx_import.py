@@ -609,10 +609,24 @@ def _lower(n, name, a, const_names, cval, shapes, opset, out_alias, qconst=None)
         return [_Pre(name, "Concat", ins, [y], {"axis": axis % rank})]
 
     if op == "Softmax":
-        rank = len(shapes[x])
+        shape = shapes[x]
+        rank = len(shape)
         axis = int(a.get("axis", -1 if opset >= 13 else 1)) % rank
-        if opset < 13 and axis != rank - 1 and not (rank == 2 and axis == 1):
-            raise _Unsupported("opset < 13 Softmax over flattened trailing axes")
+        if opset < 13 and axis != rank - 1:
+            # Before opset 13 Softmax normalises over all of x's axes from `axis`
+            # on, flattened into one. Where at most one of them is not 1 (the
+            # classes of [1, C, 1, 1] after a global pool, as older exporters
+            # write it), that is a softmax over that one axis. The batch axis
+            # stays out: over it, samples would be mixed.
+            big = [k for k in range(axis, rank) if shape[k] != 1]
+            if axis == 0 or len(big) > 1:
+                over = "the batch and " if axis == 0 else ""
+                raise _Unsupported(
+                    f"opset {opset} Softmax (axis={axis}) normalises over {over}the trailing "
+                    f"axes {tuple(shape[axis:])} of its input {tuple(shape)} flattened "
+                    "together; only a softmax over one axis (the classes) is supported: "
+                    "re-export with opset >= 13 and a per-axis Softmax")
+            axis = big[0] if big else rank - 1
         if y not in out_alias:
             raise _Unsupported("Softmax is only supported as the graph's output")
         return [_Pre(name, "Softmax", [x], [y], {"axis": axis})]
