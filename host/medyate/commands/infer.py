@@ -18,7 +18,9 @@ def run(args) -> int:
     # np.save's naming: OUT gets .npy unless it has it
     out = args.out if str(args.out).endswith(".npy") else f"{args.out}.npy"
     check_output_file(out, "--out")
-    graph = load_onnx(args.model, parse_shape(args.input_shape) if args.input_shape else None)
+    from ..data import resolve_model
+    graph = load_onnx(str(resolve_model(args.model)),
+                      parse_shape(args.input_shape) if args.input_shape else None)
     try:
         x = np.load(args.input, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
@@ -56,7 +58,7 @@ def register(subparsers) -> None:
         description="Run the forward pass of MODEL on the host build of the C engine and "
                     "save the model's first output. The input is NCHW as the ONNX model "
                     "expects (a single sample without the batch axis is accepted).")
-    p.add_argument("model", help="ONNX model file")
+    p.add_argument("model", help="ONNX model file, or a bundled model: mbv2-tiny, mcunet-tiny")
     p.add_argument("--input", required=True,
                    help=".npy file with the input batch (NCHW) (required)")
     p.add_argument("--out", required=True, help=".npy file to write the output to (required)")
