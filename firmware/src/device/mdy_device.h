@@ -1,13 +1,15 @@
 /*
  * Device side of the serial protocol (docs/PROTOCOL.md): framing, dataset
- * image reader, epoch order and the request dispatcher. Written against
- * medyate.h (the engine) and mdy_board.h (the board) only.
+ * image reader, epoch order, the retry cache, the device state and the
+ * request dispatcher. Written against medyate.h (the engine) and mdy_board.h
+ * (the board) only; what the request handlers share is in mdy_request.h.
  */
 #ifndef MDY_DEVICE_H
 #define MDY_DEVICE_H
 
 #include <stdint.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "medyate.h"
 #include "mdy_protocol.h"
@@ -56,6 +58,88 @@ typedef struct {
  * cut short is refused, not read past its end); 0 or an MDY_PERR_* code. */
 int mdy_dataset_open(mdy_dataset *ds, const uint8_t *image, uint32_t avail);
 
+/* ------------------------------------------------------------ retry cache */
+/* The last executed request (seq + CRC) and its answer's type and length; the
+ * answer itself stays in the device's answer buffer. A repeat of that request
+ * (its answer was lost) is answered again without running again. */
+typedef struct {
+    uint8_t valid;
+    uint8_t type;
+    uint16_t seq;
+    uint16_t len;
+    uint32_t crc;
+} mdy_retry;
+
+/* 1 if (seq, crc) is the cached request. */
+int mdy_retry_hit(const mdy_retry *r, uint16_t seq, uint32_t crc);
+/* Before the answer buffer changes. */
+void mdy_retry_forget(mdy_retry *r);
+/* After a request ran and its answer (type, len) is in the answer buffer. */
+void mdy_retry_keep(mdy_retry *r, uint16_t seq, uint32_t crc, uint8_t type, uint16_t len);
+
+/* ------------------------------------------------------------ device state */
+/* A frame at +2 in its slot: its payload (after the 6-byte header) is then
+ * 4-byte aligned, so floats are read and written in place. */
+#define MDY_DEVICE_SLOT (2u + MDY_PROTO_FRAME_MAX)
+#define MDY_DEVICE_AUX_SIZE 64u
+
+/*
+ * Everything the device keeps between frames, in one place; one instance
+ * (mdy_dispatch.c), passed to every request handler.
+ *
+ * RAM (static): the receive and answer frame buffers (2 x 2060 bytes, shared
+ * with the epoch permutation, see `io`), a 64-byte buffer for PROGRESS and NAK
+ * frames, the engine context and a few words of state; beside it one streamed
+ * sample (the model's input, see `sample`). Nothing else: a selection is
+ * staged in the arena (mdy_req_selection.c), samples are read in place from
+ * the dataset image or, when a whole one fits, from the receive buffer.
+ */
+typedef struct {
+    /* The receive and answer buffers are idle while an epoch runs (the
+     * request is parsed, the answer not yet written), so the epoch's sample
+     * permutation lives in them instead of in RAM of its own. */
+    union {
+        uint32_t align_;
+        uint8_t b[2u * MDY_DEVICE_SLOT];
+        uint16_t perm[MDY_DEVICE_SLOT];
+    } io;
+    union {
+        uint32_t align_;
+        uint8_t b[MDY_DEVICE_AUX_SIZE];
+    } aux;
+    mdy_rx rx;
+    mdy_retry retry;
+
+    /* The request being executed, and the answer its handler writes. */
+    uint8_t req_type;
+    uint16_t req_seq;
+    uint8_t answer_type;
+    uint8_t exit_due;                /* SHUTDOWN accepted: exit once answered */
+    int exit_code;
+
+    /* The engine on the generated model. */
+    const mdy_model *model;
+    const char *model_name;
+    mdy_ctx ctx;
+    mdy_status init_status;
+    uint64_t cycles_total;           /* of whole epoch requests; the runtime counts the phases */
+
+    mdy_dataset ds;
+    int ds_status;                   /* 0 or MDY_PERR_* */
+
+    /* A selection arriving in chunks (SEL_BEGIN/SEL_CHUNK/SEL_COMMIT). */
+    int staging;
+    uint32_t stage_n, stage_next;
+
+    /* A streamed sample larger than one frame: SAMPLE_CHUNKs fill it from the
+     * start, the TRAIN_STREAM or FORWARD carrying its last floats completes
+     * and consumes it. Exactly one model input, sized at compile time from the
+     * generated model_config.h (mdy_dispatch.c). */
+    float *sample;
+    uint32_t sample_have;            /* floats staged so far of the current sample */
+    int sample_ok;                   /* the buffer's size equals the model's input */
+} mdy_device;
+
 /* ------------------------------------------------------------ dispatcher */
 /* mdy_init on the generated model, dataset from the board. */
 void mdy_device_init(void);
@@ -77,6 +161,19 @@ static inline void mdy_wr64(uint8_t *p, uint64_t v)
 {
     mdy_wr32(p, (uint32_t)v);
     mdy_wr32(p + 4, (uint32_t)(v >> 32));
+}
+static inline float mdy_rd_f32(const uint8_t *p)
+{
+    float f;
+    uint32_t u = mdy_rd32(p);
+    memcpy(&f, &u, 4);
+    return f;
+}
+static inline void mdy_wr_f32(uint8_t *p, float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    mdy_wr32(p, u);
 }
 
 #endif /* MDY_DEVICE_H */
