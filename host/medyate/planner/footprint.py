@@ -19,7 +19,7 @@ the memory report and the device session all count through here.
 from __future__ import annotations
 
 # Static RAM of the device code outside the arena, the model's weights and the
-# sample buffer: protocol frame buffers and state (4,360 B of .bss), the
+# sample buffer: protocol frame buffers and state (4,392 B of .bss), the
 # runtime context, board drivers and libc data, rounded up. tests/session
 # checks the whole static part against the map file of a real image, so it
 # cannot silently drift.
