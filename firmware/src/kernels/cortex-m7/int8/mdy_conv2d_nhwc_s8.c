@@ -14,80 +14,85 @@
 #include "medyate.h"
 #include "mdy_s8_dsp.h"
 
+MDY_S8_NO_PRESCHEDULE
+
 /* Blocks of up to MDY_S8_NP positions x MDY_S8_NC channels (mdy_s8_dsp.h). */
 #define NP_MAX MDY_S8_NP
 #define NC_MAX MDY_S8_NC
+
+/* What a block needs of the layer, read once per call: an int8 store may
+ * alias any field of the parameter structs, so the compiler would reload
+ * them in every block. */
+typedef struct {
+    const int8_t *x, *w;
+    const int32_t *bias, *multiplier, *shift;
+    int32_t in_c, k_w, out_c, x_zero;
+    ptrdiff_t x_row;   /* in_w * in_c */
+    size_t w_oc;       /* k_h * k_w * in_c: weights per output channel */
+    mdy_s8_out out;
+} layer;
 
 /* Outputs o..o+nc-1 of the np positions whose kernel rows kh0..kh1-1 and
  * columns kw0..kw1-1 are in range; xoff[p]: the offset in x of (the row of
  * kh = 0, the column of kw0) of position p, which may lie before x: a pointer
  * is formed only for in-range rows. */
-MDY_AI void channels_block(const int np, const int nc, const mdy_conv_params *prm,
-                           const mdy_s8_conv_quant *q, const int8_t *x,
-                           const ptrdiff_t *xoff, const int8_t *w, const int32_t *bias, int8_t *const *yp, int32_t o,
-                           int32_t kh0, int32_t kh1, int32_t kw0, int32_t kw1)
+MDY_AI void channels_block(const int np, const int nc, const layer *L, const ptrdiff_t *xoff,
+                           int8_t *const *yp, int32_t o, int32_t kh0, int32_t kh1,
+                           int32_t kw0, int32_t len)
 {
-    const size_t x_row = (size_t)prm->in_w * prm->in_c;
-    const size_t w_oc = (size_t)prm->k_h * prm->k_w * prm->in_c;
-    const int32_t len = (kw1 - kw0) * prm->in_c;
     int32_t acc[NP_MAX][NC_MAX];
     const int8_t *xs[NP_MAX], *ws[NC_MAX];
     int32_t kh;
     int p, j;
-    MDY_UNROLL(4)
+    MDY_UNROLL(2)
     for (j = 0; j < nc; ++j) {
         MDY_UNROLL(2)
         for (p = 0; p < np; ++p)
-            acc[p][j] = bias ? bias[o + j] : 0;
+            acc[p][j] = L->bias ? L->bias[o + j] : 0;
     }
     for (kh = kh0; kh < kh1; ++kh) {
         MDY_UNROLL(2)
         for (p = 0; p < np; ++p)
-            xs[p] = x + (xoff[p] + (ptrdiff_t)kh * (ptrdiff_t)x_row);
-        MDY_UNROLL(4)
+            xs[p] = L->x + (xoff[p] + (ptrdiff_t)kh * L->x_row);
+        MDY_UNROLL(2)
         for (j = 0; j < nc; ++j)
-            ws[j] = w + (size_t)(o + j) * w_oc + ((size_t)kh * prm->k_w + kw0) * prm->in_c;
-        s8_dot_block(np, nc, len, xs, ws, q->x_zero, acc);
+            ws[j] = L->w + (size_t)(o + j) * L->w_oc + ((size_t)kh * L->k_w + kw0) * L->in_c;
+        s8_dot_block(np, nc, len, xs, ws, L->x_zero, acc);
     }
-    MDY_UNROLL(4)
+    MDY_UNROLL(2)
     for (j = 0; j < nc; ++j) {
-        const int32_t mult = q->multiplier[o + j], shift = q->shift[o + j];
+        const mdy_s8_requant r = mdy_s8_requant_channel(L->multiplier[o + j], L->shift[o + j]);
         MDY_UNROLL(2)
         for (p = 0; p < np; ++p)
-            yp[p][o + j] = mdy_output_s8(acc[p][j], mult, shift, q->y_zero, q->act_min,
-                                         q->act_max);
+            yp[p][o + j] = mdy_s8_output(L->out, r, acc[p][j]);
     }
 }
 
 /* Every output channel of np positions sharing their in-range taps. */
-MDY_AI void positions_block(const int np, const mdy_conv_params *prm, const mdy_s8_conv_quant *q,
-                            const int8_t *x, const ptrdiff_t *xoff, const int8_t *w,
-                            const int32_t *bias, int8_t *const *yp, int32_t kh0, int32_t kh1, int32_t kw0,
+MDY_AI void positions_block(const int np, const layer *L, const ptrdiff_t *xoff,
+                            int8_t *const *yp, int32_t kh0, int32_t kh1, int32_t kw0,
                             int32_t kw1)
 {
+    const int32_t len = (kw1 - kw0) * L->in_c;
     int32_t o = 0;
     if (kh0 >= kh1 || kw0 >= kw1)
         kh1 = kh0; /* a window entirely in the padding: bias alone */
-    for (; o + NC_MAX <= prm->out_c; o += NC_MAX)
-        channels_block(np, NC_MAX, prm, q, x, xoff, w, bias, yp, o, kh0, kh1, kw0, kw1);
-    for (; o < prm->out_c; ++o)
-        channels_block(np, 1, prm, q, x, xoff, w, bias, yp, o, kh0, kh1, kw0, kw1);
+    for (; o + NC_MAX <= L->out_c; o += NC_MAX)
+        channels_block(np, NC_MAX, L, xoff, yp, o, kh0, kh1, kw0, len);
+    for (; o < L->out_c; ++o)
+        channels_block(np, 1, L, xoff, yp, o, kh0, kh1, kw0, len);
 }
 
-MDY_NOINLINE static void positions_2(const mdy_conv_params *prm, const mdy_s8_conv_quant *q,
-                                     const int8_t *x, const ptrdiff_t *xoff,
-                                     const int8_t *w, const int32_t *bias, int8_t *const *yp, int32_t kh0,
-                                     int32_t kh1, int32_t kw0, int32_t kw1)
+MDY_NOINLINE static void positions_2(const layer *L, const ptrdiff_t *xoff, int8_t *const *yp,
+                                     int32_t kh0, int32_t kh1, int32_t kw0, int32_t kw1)
 {
-    positions_block(2, prm, q, x, xoff, w, bias, yp, kh0, kh1, kw0, kw1);
+    positions_block(2, L, xoff, yp, kh0, kh1, kw0, kw1);
 }
 
-MDY_NOINLINE static void positions_1(const mdy_conv_params *prm, const mdy_s8_conv_quant *q,
-                                     const int8_t *x, const ptrdiff_t *xoff,
-                                     const int8_t *w, const int32_t *bias, int8_t *const *yp, int32_t kh0,
-                                     int32_t kh1, int32_t kw0, int32_t kw1)
+MDY_NOINLINE static void positions_1(const layer *L, const ptrdiff_t *xoff, int8_t *const *yp,
+                                     int32_t kh0, int32_t kh1, int32_t kw0, int32_t kw1)
 {
-    positions_block(1, prm, q, x, xoff, w, bias, yp, kh0, kh1, kw0, kw1);
+    positions_block(1, L, xoff, yp, kh0, kh1, kw0, kw1);
 }
 
 /* In-range kernel columns [*k0, *k1) of the window starting at input column i0. */
@@ -97,33 +102,110 @@ static void tap_range(int32_t i0, int32_t k, int32_t in, int32_t *k0, int32_t *k
     *k1 = in - i0 < k ? in - i0 : k;
 }
 
+/* Pointwise with every tap in range (a 1x1 kernel without padding, any
+ * stride): a matrix product of positions x input channels by output channels
+ * x input channels, in blocks of 2 positions (any two, in output order) x 2
+ * output channels, with the least bookkeeping per block. */
+static void pointwise(const layer *L, int32_t out_h, int32_t out_w, int32_t stride_h,
+                      int32_t stride_w, int8_t *y)
+{
+    const int32_t n = out_h * out_w, in_c = L->in_c, out_c = L->out_c;
+    const int8_t *const x = L->x, *const w = L->w;
+    const int32_t *const bias = L->bias;
+    const mdy_s8_out out = L->out;
+    int32_t i;
+    for (i = 0; i < n; i += 2) {
+        const int np = i + 1 < n ? 2 : 1;
+        const int8_t *xs[NP_MAX];
+        int8_t *yp[NP_MAX];
+        int32_t o, k;
+        for (k = 0; k < np; ++k) {
+            const int32_t oh = (i + k) / out_w, ow = (i + k) - oh * out_w;
+            xs[k] = x + (((ptrdiff_t)oh * stride_h * (L->x_row / in_c)) + (ptrdiff_t)ow * stride_w)
+                        * in_c;
+            yp[k] = y + (size_t)(i + k) * out_c;
+        }
+        for (o = 0; o < out_c; o += 2) {
+            int32_t acc[NP_MAX][NC_MAX];
+            const int8_t *ws[NC_MAX];
+            mdy_s8_requant r0, r1;
+            ws[0] = w + (size_t)o * in_c;
+            acc[0][0] = acc[1][0] = bias ? bias[o] : 0;
+            r0 = mdy_s8_requant_channel(L->multiplier[o], L->shift[o]);
+            if (o + 1 < out_c) {
+                ws[1] = ws[0] + in_c;
+                acc[0][1] = acc[1][1] = bias ? bias[o + 1] : 0;
+                r1 = mdy_s8_requant_channel(L->multiplier[o + 1], L->shift[o + 1]);
+                if (np == 2) {
+                    s8_dot_block(2, 2, in_c, xs, ws, L->x_zero, acc);
+                    yp[1][o] = mdy_s8_output(out, r0, acc[1][0]);
+                    yp[1][o + 1] = mdy_s8_output(out, r1, acc[1][1]);
+                } else {
+                    s8_dot_block(1, 2, in_c, xs, ws, L->x_zero, acc);
+                }
+                yp[0][o] = mdy_s8_output(out, r0, acc[0][0]);
+                yp[0][o + 1] = mdy_s8_output(out, r1, acc[0][1]);
+            } else {
+                if (np == 2) {
+                    s8_dot_block(2, 1, in_c, xs, ws, L->x_zero, acc);
+                    yp[1][o] = mdy_s8_output(out, r0, acc[1][0]);
+                } else {
+                    s8_dot_block(1, 1, in_c, xs, ws, L->x_zero, acc);
+                }
+                yp[0][o] = mdy_s8_output(out, r0, acc[0][0]);
+            }
+        }
+    }
+}
+
 void mdy_conv2d_nhwc_s8(const mdy_conv_params *p, const mdy_s8_conv_quant *q,
                         const int8_t *x, const int8_t *w, const int32_t *bias, int8_t *y)
 {
-    const int32_t in_c = p->in_c, out_c = p->out_c;
+    const int32_t in_c = p->in_c, out_c = p->out_c, out_w = p->out_w;
+    const int32_t k_h = p->k_h, k_w = p->k_w, in_h = p->in_h, in_w = p->in_w;
+    const int32_t stride_h = p->stride_h, stride_w = p->stride_w;
+    const int32_t pad_top = p->pad_top, pad_left = p->pad_left, out_h = p->out_h;
+    layer L;
     int32_t oh, ow;
 
-    for (oh = 0; oh < p->out_h; ++oh) {
-        const int32_t ih0 = oh * p->stride_h - p->pad_top;
+    L.x = x;
+    L.w = w;
+    L.bias = bias;
+    L.multiplier = q->multiplier;
+    L.shift = q->shift;
+    L.in_c = in_c;
+    L.k_w = k_w;
+    L.out_c = out_c;
+    L.x_zero = q->x_zero;
+    L.x_row = (ptrdiff_t)in_w * in_c;
+    L.w_oc = (size_t)k_h * k_w * in_c;
+    L.out = mdy_s8_out_of(q);
+    if (k_h == 1 && k_w == 1 && pad_top == 0 && pad_left == 0 &&
+        (out_h - 1) * stride_h < in_h && (out_w - 1) * stride_w < in_w) {
+        pointwise(&L, out_h, out_w, stride_h, stride_w, y);
+        return;
+    }
+    for (oh = 0; oh < out_h; ++oh) {
+        const int32_t ih0 = oh * stride_h - pad_top;
         int32_t kh0, kh1;
-        tap_range(ih0, p->k_h, p->in_h, &kh0, &kh1);
-        for (ow = 0; ow < p->out_w;) {
-            const int32_t iw0 = ow * p->stride_w - p->pad_left;
+        tap_range(ih0, k_h, in_h, &kh0, &kh1);
+        for (ow = 0; ow < out_w;) {
+            const int32_t iw0 = ow * stride_w - pad_left;
             ptrdiff_t xoff[NP_MAX];
             int8_t *yp[NP_MAX];
             int32_t kw0, kw1, kw0b = 0, kw1b = 0;
-            tap_range(iw0, p->k_w, p->in_w, &kw0, &kw1);
-            if (ow + 1 < p->out_w)
-                tap_range(iw0 + p->stride_w, p->k_w, p->in_w, &kw0b, &kw1b);
-            xoff[0] = ((ptrdiff_t)ih0 * p->in_w + iw0 + kw0) * in_c;
-            yp[0] = y + ((size_t)oh * p->out_w + ow) * out_c;
-            if (ow + 1 < p->out_w && kw0b == kw0 && kw1b == kw1) {
-                xoff[1] = xoff[0] + (ptrdiff_t)p->stride_w * in_c;
+            tap_range(iw0, k_w, in_w, &kw0, &kw1);
+            if (ow + 1 < out_w)
+                tap_range(iw0 + stride_w, k_w, in_w, &kw0b, &kw1b);
+            xoff[0] = ((ptrdiff_t)ih0 * in_w + iw0 + kw0) * in_c;
+            yp[0] = y + ((size_t)oh * out_w + ow) * out_c;
+            if (ow + 1 < out_w && kw0b == kw0 && kw1b == kw1) {
+                xoff[1] = xoff[0] + (ptrdiff_t)stride_w * in_c;
                 yp[1] = yp[0] + out_c;
-                positions_2(p, q, x, xoff, w, bias, yp, kh0, kh1, kw0, kw1);
+                positions_2(&L, xoff, yp, kh0, kh1, kw0, kw1);
                 ow += 2;
             } else {
-                positions_1(p, q, x, xoff, w, bias, yp, kh0, kh1, kw0, kw1);
+                positions_1(&L, xoff, yp, kh0, kh1, kw0, kw1);
                 ow += 1;
             }
         }

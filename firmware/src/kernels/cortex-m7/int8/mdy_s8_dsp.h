@@ -17,8 +17,8 @@
  * (medyate.h), so nothing wraps and no order can change the accumulator.
  *
  * Requantization is mdy_requantize (../../reference/int8/mdy_requantize.h),
- * the one definition; mdy_requantize_m7 is the same function computed with
- * fewer instructions on its common path (see there), tested equal to it.
+ * the one definition; mdy_s8_requant_* is the same function computed with
+ * fewer instructions (see there), tested equal to it.
  */
 #ifndef MDY_S8_DSP_H
 #define MDY_S8_DSP_H
@@ -27,11 +27,24 @@
 #include <string.h>
 
 #include "../fp32/mdy_blocking.h"
+#include "medyate.h"
 #include "../../reference/int8/mdy_requantize.h"
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 #include <arm_acle.h>
 #define MDY_S8_DSP 1
+#endif
+
+/* GCC schedules instructions for the M7 before register allocation, which in
+ * these kernels' unrolled blocks runs one accumulator's chain ahead of the
+ * others and keeps every widened operand alive, spilling them to the stack
+ * (a 3x3 depthwise block: 50 stack accesses against 9 without). A file that
+ * says MDY_S8_NO_PRESCHEDULE after its includes is compiled without that pass
+ * (the pass after register allocation still runs). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(MDY_S8_DSP)
+#define MDY_S8_NO_PRESCHEDULE _Pragma("GCC optimize(\"no-schedule-insns\")")
+#else
+#define MDY_S8_NO_PRESCHEDULE
 #endif
 
 /* Two int16 lanes in one word: lo = bits 0..15, hi = bits 16..31. */
@@ -72,6 +85,28 @@ MDY_AI mdy_s16x2 mdy_sxtab16(mdy_s16x2 a, uint32_t v)
 {
     return (mdy_s16x2)__sxtab16((int16x2_t)a, (int8x4_t)v);
 }
+/* The odd bytes: SXTB16 / SXTAB16 with their operand rotated by 8, one
+ * instruction. ACLE has no intrinsic for the rotated forms and GCC 12 does not
+ * fuse __sxtb16(rotate) into one, so these two are one-instruction inline
+ * assembly, as CMSIS-Core's __SXTB16_RORn; measured: one instruction fewer
+ * per word of int8 widened (bench/results/kernel_instr.md). */
+#if defined(__GNUC__)
+MDY_AI mdy_s16x2 mdy_sxtb16_ror8(uint32_t v)
+{
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+}
+MDY_AI mdy_s16x2 mdy_sxtab16_ror8(mdy_s16x2 a, uint32_t v)
+{
+    uint32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(v));
+    return r;
+}
+#else
+MDY_AI mdy_s16x2 mdy_sxtb16_ror8(uint32_t v) { return mdy_sxtb16(mdy_ror8(v)); }
+MDY_AI mdy_s16x2 mdy_sxtab16_ror8(mdy_s16x2 a, uint32_t v) { return mdy_sxtab16(a, mdy_ror8(v)); }
+#endif
 MDY_AI int32_t mdy_smlad(mdy_s16x2 a, mdy_s16x2 b, int32_t acc)
 {
     return __smlad((int16x2_t)a, (int16x2_t)b, acc);
@@ -91,6 +126,8 @@ MDY_AI mdy_s16x2 mdy_sxtab16(mdy_s16x2 a, uint32_t v)
 {
     return mdy_pack16(mdy_lo16(a) + mdy_sext8(v), mdy_hi16(a) + mdy_sext8(v >> 16));
 }
+MDY_AI mdy_s16x2 mdy_sxtb16_ror8(uint32_t v) { return mdy_sxtb16(mdy_ror8(v)); }
+MDY_AI mdy_s16x2 mdy_sxtab16_ror8(mdy_s16x2 a, uint32_t v) { return mdy_sxtab16(a, mdy_ror8(v)); }
 MDY_AI int32_t mdy_smlad(mdy_s16x2 a, mdy_s16x2 b, int32_t acc)
 {
     return acc + mdy_lo16(a) * mdy_lo16(b) + mdy_hi16(a) * mdy_hi16(b);
@@ -105,30 +142,81 @@ MDY_AI int32_t mdy_smlatt(mdy_s16x2 a, mdy_s16x2 b, int32_t acc)
 }
 #endif
 
-/* mdy_requantize(v, multiplier, shift), with its common case (shift <= 0, i.e.
- * a scale below 1, and multiplier != INT32_MIN) in fewer instructions:
+/* mdy_requantize(v, multiplier, shift) in fewer instructions, split into what
+ * depends on the output channel only (computed once per channel) and what is
+ * done per output. The common case, shift <= 0 (a scale below 1) and
+ * multiplier != INT32_MIN, uses that
  *   srdhm(v, m) = trunc((v m + nudge) / 2^31) equals floor((v m + 2^30) / 2^31)
- *   for every v, m but INT32_MIN * INT32_MIN: for v m >= 0 both are the floor;
- *   for v m < 0 the nudge is 1 - 2^30 and trunc(n / 2^31) = floor((n + 2^31 - 1)
- *   / 2^31), which is floor((v m + 2^30) / 2^31) again.
- * So one 64-bit add and an arithmetic shift (arithmetic on every compiler this
+ * for every v, m but INT32_MIN * INT32_MIN: for v m >= 0 both are the floor;
+ * for v m < 0 the nudge is 1 - 2^30 and trunc(n / 2^31) = floor((n + 2^31 - 1)
+ * / 2^31), which is floor((v m + 2^30) / 2^31) again. So one 64-bit
+ * multiply-add and an arithmetic shift (arithmetic on every compiler this
  * project uses, as mdy_requantize.h already assumes for int32) replace the
- * sign-dependent nudge and the truncating division. The rest is the
- * reference's own rounding divide. Other cases go to mdy_requantize itself. */
+ * sign-dependent nudge and the truncating division; the rounding divide is the
+ * reference's, with its mask precomputed. Other channels call mdy_requantize. */
+typedef struct {
+    int32_t multiplier, shift;
+    int32_t right, mask;        /* the rounding divide by 2^right */
+    int32_t general;            /* not the common case: mdy_requantize itself */
+} mdy_s8_requant;
+
+MDY_AI mdy_s8_requant mdy_s8_requant_channel(int32_t multiplier, int32_t shift)
+{
+    mdy_s8_requant r;
+    r.multiplier = multiplier;
+    r.shift = shift;
+    r.general = shift > 0 || multiplier == INT32_MIN;
+    r.right = shift > 0 ? 0 : -shift;
+    r.mask = (int32_t)(((uint32_t)1u << r.right) - 1u);
+    return r;
+}
+
+/* The common case only (r.general == 0), for callers that checked a whole
+ * block of channels at once. */
+MDY_AI int32_t mdy_s8_requant_common(mdy_s8_requant r, int32_t v)
+{
+    const int32_t high = (int32_t)(((int64_t)v * r.multiplier + ((int64_t)1 << 30)) >> 31);
+    return (high >> r.right) + ((high & r.mask) > (r.mask >> 1) + (high < 0 ? 1 : 0) ? 1 : 0);
+}
+
+MDY_AI int32_t mdy_s8_requant_apply(mdy_s8_requant r, int32_t v)
+{
+    if (r.general)
+        return mdy_requantize(v, r.multiplier, r.shift);
+    return mdy_s8_requant_common(r, v);
+}
+
+/* mdy_requantize, computed as above (what the test compares with it). */
 MDY_AI int32_t mdy_requantize_m7(int32_t v, int32_t multiplier, int32_t shift)
 {
-    int32_t high;
-    if (shift > 0 || multiplier == INT32_MIN)
-        return mdy_requantize(v, multiplier, shift);
-    high = (int32_t)(((int64_t)v * multiplier + ((int64_t)1 << 30)) >> 31);
-    return mdy_rounding_divide_by_pot(high, -shift);
+    return mdy_s8_requant_apply(mdy_s8_requant_channel(multiplier, shift), v);
+}
+
+/* The output side of a layer, read once from its mdy_s8_conv_quant (an int8
+ * store may alias any field, so the compiler would reload them per output). */
+typedef struct {
+    int32_t y_zero, act_min, act_max;
+} mdy_s8_out;
+
+MDY_AI mdy_s8_out mdy_s8_out_of(const mdy_s8_conv_quant *q)
+{
+    mdy_s8_out o;
+    o.y_zero = q->y_zero;
+    o.act_min = q->act_min;
+    o.act_max = q->act_max;
+    return o;
 }
 
 /* The last step of every output: requantize, add the output zero point, clamp. */
-MDY_AI int8_t mdy_output_s8(int32_t acc, int32_t multiplier, int32_t shift, int32_t y_zero,
-                            int32_t act_min, int32_t act_max)
+MDY_AI int8_t mdy_s8_output(mdy_s8_out o, mdy_s8_requant r, int32_t acc)
 {
-    return mdy_clamp_s8(mdy_requantize_m7(acc, multiplier, shift) + y_zero, act_min, act_max);
+    return mdy_clamp_s8(mdy_s8_requant_apply(r, acc) + o.y_zero, o.act_min, o.act_max);
+}
+
+/* The same for a channel known to be in the common case. */
+MDY_AI int8_t mdy_s8_output_common(mdy_s8_out o, mdy_s8_requant r, int32_t acc)
+{
+    return mdy_clamp_s8(mdy_s8_requant_common(r, acc) + o.y_zero, o.act_min, o.act_max);
 }
 
 /* The block size of the dot products below: 2 positions (or rows) x 2
@@ -152,12 +240,12 @@ MDY_AI void s8_dot_block(const int np, const int nc, int32_t len, const int8_t *
         for (p = 0; p < np; ++p) {
             const uint32_t v = mdy_read_s8x4(x[p] + i);
             xe[p] = mdy_sxtab16(off, v);            /* x[i] - x_zero, x[i+2] - x_zero */
-            xo[p] = mdy_sxtab16(off, mdy_ror8(v));  /* x[i+1], x[i+3] */
+            xo[p] = mdy_sxtab16_ror8(off, v);  /* x[i+1], x[i+3] */
         }
         MDY_UNROLL(4)
         for (j = 0; j < nc; ++j) {
             const uint32_t v = mdy_read_s8x4(w[j] + i);
-            const mdy_s16x2 we = mdy_sxtb16(v), wo = mdy_sxtb16(mdy_ror8(v));
+            const mdy_s16x2 we = mdy_sxtb16(v), wo = mdy_sxtb16_ror8(v);
             MDY_UNROLL(2)
             for (p = 0; p < np; ++p)
                 acc[p][j] = mdy_smlad(xo[p], wo, mdy_smlad(xe[p], we, acc[p][j]));
