@@ -103,59 +103,88 @@ static void tap_range(int32_t i0, int32_t k, int32_t in, int32_t *k0, int32_t *k
 }
 
 /* Pointwise with every tap in range (a 1x1 kernel without padding, any
- * stride): a matrix product of positions x input channels by output channels
- * x input channels, in blocks of 2 positions (any two, in output order) x 2
- * output channels, with the least bookkeeping per block. */
-static void pointwise(const layer *L, int32_t out_h, int32_t out_w, int32_t stride_h,
-                      int32_t stride_w, int8_t *y)
+ * stride): a matrix product, output channels in pairs in the outer loop (their
+ * bias and requantization set up once), positions in pairs along each output
+ * row inside, 2 x 2 outputs per dot block. `common`: both channels requantize
+ * in the common case, so no output checks. */
+MDY_AI void pointwise_channels(const int nc, const int common, const layer *L, int32_t o,
+                               int32_t out_h, int32_t out_w, int32_t stride_h,
+                               int32_t stride_w, int8_t *y)
 {
-    const int32_t n = out_h * out_w, in_c = L->in_c, out_c = L->out_c;
-    const int8_t *const x = L->x, *const w = L->w;
-    const int32_t *const bias = L->bias;
+    const int32_t in_c = L->in_c, out_c = L->out_c, x_zero = L->x_zero;
+    const ptrdiff_t x_step = (ptrdiff_t)stride_w * in_c, x_rows = (ptrdiff_t)stride_h * L->x_row;
     const mdy_s8_out out = L->out;
-    int32_t i;
-    for (i = 0; i < n; i += 2) {
-        const int np = i + 1 < n ? 2 : 1;
+    const int8_t *ws[NC_MAX];
+    mdy_s8_requant r[NC_MAX];
+    int32_t b[NC_MAX];
+    int32_t oh, ow;
+    int j;
+    MDY_UNROLL(2)
+    for (j = 0; j < nc; ++j) {
+        ws[j] = L->w + (size_t)(o + j) * in_c;
+        r[j] = mdy_s8_requant_channel(L->multiplier[o + j], L->shift[o + j]);
+        b[j] = L->bias ? L->bias[o + j] : 0;
+    }
+    for (oh = 0; oh < out_h; ++oh) {
         const int8_t *xs[NP_MAX];
-        int8_t *yp[NP_MAX];
-        int32_t o, k;
-        for (k = 0; k < np; ++k) {
-            const int32_t oh = (i + k) / out_w, ow = (i + k) - oh * out_w;
-            xs[k] = x + (((ptrdiff_t)oh * stride_h * (L->x_row / in_c)) + (ptrdiff_t)ow * stride_w)
-                        * in_c;
-            yp[k] = y + (size_t)(i + k) * out_c;
-        }
-        for (o = 0; o < out_c; o += 2) {
+        int8_t *yp = y + (size_t)oh * out_w * out_c + o;
+        xs[0] = L->x + oh * x_rows;
+        for (ow = 0; ow < out_w; ow += 2) {
             int32_t acc[NP_MAX][NC_MAX];
-            const int8_t *ws[NC_MAX];
-            mdy_s8_requant r0, r1;
-            ws[0] = w + (size_t)o * in_c;
-            acc[0][0] = acc[1][0] = bias ? bias[o] : 0;
-            r0 = mdy_s8_requant_channel(L->multiplier[o], L->shift[o]);
-            if (o + 1 < out_c) {
-                ws[1] = ws[0] + in_c;
-                acc[0][1] = acc[1][1] = bias ? bias[o + 1] : 0;
-                r1 = mdy_s8_requant_channel(L->multiplier[o + 1], L->shift[o + 1]);
-                if (np == 2) {
-                    s8_dot_block(2, 2, in_c, xs, ws, L->x_zero, acc);
-                    yp[1][o] = mdy_s8_output(out, r0, acc[1][0]);
-                    yp[1][o + 1] = mdy_s8_output(out, r1, acc[1][1]);
-                } else {
-                    s8_dot_block(1, 2, in_c, xs, ws, L->x_zero, acc);
+            MDY_UNROLL(2)
+            for (j = 0; j < nc; ++j)
+                acc[0][j] = acc[1][j] = b[j];
+            if (ow + 1 < out_w) {
+                xs[1] = xs[0] + x_step;
+                s8_dot_block(2, nc, in_c, xs, ws, x_zero, acc);
+                MDY_UNROLL(2)
+                for (j = 0; j < nc; ++j) {
+                    yp[j] = common ? mdy_s8_output_common(out, r[j], acc[0][j])
+                                   : mdy_s8_output(out, r[j], acc[0][j]);
+                    yp[out_c + j] = common ? mdy_s8_output_common(out, r[j], acc[1][j])
+                                           : mdy_s8_output(out, r[j], acc[1][j]);
                 }
-                yp[0][o] = mdy_s8_output(out, r0, acc[0][0]);
-                yp[0][o + 1] = mdy_s8_output(out, r1, acc[0][1]);
+                xs[0] = xs[1] + x_step;
+                yp += 2 * (size_t)out_c;
             } else {
-                if (np == 2) {
-                    s8_dot_block(2, 1, in_c, xs, ws, L->x_zero, acc);
-                    yp[1][o] = mdy_s8_output(out, r0, acc[1][0]);
-                } else {
-                    s8_dot_block(1, 1, in_c, xs, ws, L->x_zero, acc);
-                }
-                yp[0][o] = mdy_s8_output(out, r0, acc[0][0]);
+                s8_dot_block(1, nc, in_c, xs, ws, x_zero, acc);
+                MDY_UNROLL(2)
+                for (j = 0; j < nc; ++j)
+                    yp[j] = common ? mdy_s8_output_common(out, r[j], acc[0][j])
+                                   : mdy_s8_output(out, r[j], acc[0][j]);
             }
         }
     }
+}
+
+MDY_NOINLINE static void pointwise_2_common(const layer *L, int32_t o, int32_t out_h,
+                                            int32_t out_w, int32_t stride_h, int32_t stride_w,
+                                            int8_t *y)
+{
+    pointwise_channels(2, 1, L, o, out_h, out_w, stride_h, stride_w, y);
+}
+
+MDY_NOINLINE static void pointwise_any(const layer *L, int32_t o, int32_t out_h, int32_t out_w,
+                                       int32_t stride_h, int32_t stride_w, int8_t *y)
+{
+    pointwise_channels(1, 0, L, o, out_h, out_w, stride_h, stride_w, y);
+}
+
+static void pointwise(const layer *L, int32_t out_h, int32_t out_w, int32_t stride_h,
+                      int32_t stride_w, int8_t *y)
+{
+    int32_t o = 0;
+    for (; o + 2 <= L->out_c; o += 2) {
+        if (mdy_s8_requant_channel(L->multiplier[o], L->shift[o]).general ||
+            mdy_s8_requant_channel(L->multiplier[o + 1], L->shift[o + 1]).general) {
+            pointwise_any(L, o, out_h, out_w, stride_h, stride_w, y);
+            pointwise_any(L, o + 1, out_h, out_w, stride_h, stride_w, y);
+        } else {
+            pointwise_2_common(L, o, out_h, out_w, stride_h, stride_w, y);
+        }
+    }
+    if (o < L->out_c)
+        pointwise_any(L, o, out_h, out_w, stride_h, stride_w, y);
 }
 
 void mdy_conv2d_nhwc_s8(const mdy_conv_params *p, const mdy_s8_conv_quant *q,
