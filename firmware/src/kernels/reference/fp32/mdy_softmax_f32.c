@@ -1,6 +1,7 @@
-/* Softmax, shifted by the maximum so expf never overflows. y may alias x. */
-#include <math.h>
+/* Softmax, shifted by the maximum so exp never overflows. y may alias x.
+ * mdy_expf, not the C library's expf: the same bits on every target. */
 #include "medyate.h"
+#include "mdy_math_f32.h"
 
 void mdy_softmax_f32(int32_t n, const float *x, float *y)
 {
@@ -13,7 +14,7 @@ void mdy_softmax_f32(int32_t n, const float *x, float *y)
         if (x[i] > mx)
             mx = x[i];
     for (i = 0; i < n; ++i) {
-        y[i] = expf(x[i] - mx);
+        y[i] = mdy_expf(x[i] - mx);
         sum += y[i];
     }
     inv = 1.0f / sum;
