@@ -245,6 +245,30 @@ class HostEngine:
         return memory_breakdown(self.program)
 
 
+def evaluate_logits(logits, y) -> tuple[float, float]:
+    """Mean loss and accuracy of a batch of logits taken exactly as the
+    runtime's `mdy_eval_sample` takes them after its forward pass (the same C
+    cross-entropy kernel and argmax, the loss summed in fp32 in sample order),
+    so logits a device computed (FORWARD) evaluate to the bits its EVALUATE
+    and the host simulation give."""
+    ffi, lib = load_engine()
+    z = np.ascontiguousarray(np.asarray(logits, dtype=np.float32).reshape(len(logits), -1))
+    y = np.asarray(y, dtype=np.int64).reshape(-1)
+    if len(z) != len(y):
+        raise MedyateError(f"{len(z)} logit rows for {len(y)} labels")
+    n = z.shape[1]
+    loss_sum, correct = np.float32(0.0), 0
+    for zi, yi in zip(z, y):
+        if not 0 <= yi < n:
+            raise MedyateError(f"label {int(yi)} out of range for {n} classes")
+        p = ffi.cast("float *", ffi.from_buffer(zi))
+        loss_sum = np.float32(loss_sum + np.float32(lib.mdy_softmax_xent_f32(n, p, int(yi), 0.0,
+                                                                               ffi.NULL)))
+        correct += int(lib.mdy_argmax_f32(n, p) == yi)
+    count = max(1, len(y))
+    return float(loss_sum) / count, correct / count
+
+
 def loss_and_accuracy(logits, y) -> tuple[float, float]:
     """Mean cross-entropy and top-1 accuracy of a batch of logits."""
     z = np.asarray(logits, dtype=np.float64)

@@ -145,9 +145,10 @@ class DeviceTrainer:
 
     def evaluate(self, x, y) -> tuple[float, float]:
         if self.streaming or not (x is self.task.x_train or x is self.task.x_test):
-            # samples outside the dataset image (e.g. a validation split) stream
-            from ..engine.host import loss_and_accuracy
-            return loss_and_accuracy(np.stack([self.device.forward(xi, nchw=True) for xi in x]), y)
+            # samples outside the dataset image (e.g. a validation split) stream;
+            # their logits are taken as EVALUATE takes them, to the same bits
+            from ..engine.host import evaluate_logits
+            return evaluate_logits(np.stack([self.device.forward(xi, nchw=True) for xi in x]), y)
         while True:
             r = self.device.evaluate(self._split(x))
             if not self.n_selected or self._device_kept_state():
