@@ -2,7 +2,8 @@
 
 A Fisher–Yates shuffle driven by xorshift32 (Marsaglia, shifts 13/17/5). The
 host simulation visits samples in the same order as the device, so both see
-the same mini-batches and their losses agree to fp32 rounding.
+the same mini-batches (and, the arithmetic being the same, the same losses bit
+for bit).
 
 Seed 0 means no shuffle (xorshift32 has 0 as a fixed point, so it cannot seed it).
 """

@@ -1,0 +1,125 @@
+"""A whole MeDyate session in QEMU against the host simulation, bit for bit.
+
+The importance-driven resampling is on, with a budget that holds only part of
+the pre-selected channels, so every epoch's selection comes from the channel
+statistics of the epoch before: a difference anywhere in the arithmetic
+(kernels, exp/log, sums, what crosses the serial link) would show up as other
+statistics, then other selections. Nothing is given a tolerance: the same
+plan, data and seed must give the same selections, channel statistics,
+losses, accuracies and trained weights on both."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from medyate.data import bundled_model, load_task
+from medyate.ir.onnx_import import load_onnx
+from medyate.session.run import METRICS, Progress, run_session, split_validation
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
+    reason="needs qemu-system-arm and gcc-arm-none-eabi")
+
+EPOCHS = 3
+
+
+class Quiet(Progress):
+    def __init__(self):
+        self.live = False
+
+    def line(self, text):
+        pass
+
+
+def _record(monkeypatch, cls, log):
+    """Record what `cls` (an engine) is told to train and what it reports."""
+    set_selection, train_epoch = cls.set_selection, cls.train_epoch
+
+    def rec_set_selection(self, pairs):
+        log.append({"selection": [(int(a), int(b)) for a, b in pairs]})
+        return set_selection(self, pairs)
+
+    def rec_train_epoch(self, *args, **kwargs):
+        res = train_epoch(self, *args, **kwargs)
+        log[-1]["stats"] = np.asarray(res.channel_stats, np.float32).tobytes()
+        log[-1]["steps"] = int(res.steps)
+        return res
+
+    monkeypatch.setattr(cls, "set_selection", rec_set_selection)
+    monkeypatch.setattr(cls, "train_epoch", rec_train_epoch)
+
+
+@pytest.fixture(scope="module")
+def sessions(tmp_path_factory):
+    from medyate.algo.plan import make_plan
+    from medyate.algo.trainer import HostEngineFactory
+    from medyate.engine.host import HostEngine
+    from medyate.session.device_session import DeviceTrainer, device_session
+
+    tmp = tmp_path_factory.mktemp("equality")
+    path = bundled_model("mcunet-tiny")
+    graph = load_onnx(str(path))
+    task = load_task("fmnist-5to9", n_train=72, n_test=40)
+    plan, _ = make_plan(path, graph, task, elements=3000, board="qemu-mps2-an500", batch=8,
+                        epochs=EPOCHS, lr=0.05, seed=3, ranking_samples=32, log=lambda s: None)
+    assert plan.strategy == "medyate"
+    # a held-out split: its samples are not in the dataset image and stream
+    task, val = split_validation(task, 0.1, plan.seed)
+    logs = {"host": [], "qemu": []}
+    with pytest.MonkeyPatch.context() as mp:
+        _record(mp, DeviceTrainer, logs["qemu"])
+        device_session(graph, plan, task, tmp / "qemu", board="qemu-mps2-an500", port=None,
+                       epochs=EPOCHS, resume=False, progress=Quiet(), title="t", val=val)
+    with pytest.MonkeyPatch.context() as mp:
+        _record(mp, HostEngine, logs["host"])
+        run_session(graph, plan, task, HostEngineFactory(graph), tmp / "host", EPOCHS,
+                    progress=Quiet(), val=val)
+    metrics = {k: [json.loads(l) for l in (tmp / k / METRICS).read_text().splitlines()]
+               for k in logs}
+    return plan, graph, tmp, logs, metrics
+
+
+def test_resampling_is_exercised(sessions):
+    """The budget binds and the selection changes between epochs (otherwise
+    this would test fixed selections)."""
+    plan, graph, _, logs, _ = sessions
+    from medyate.ir.cost import input_channels
+    candidates = sum(int(input_channels(graph, graph.node(n))) for n in plan.layers)
+    sels = [e["selection"] for e in logs["host"]]
+    assert len(sels) == EPOCHS
+    assert all(0 < len(s) < candidates for s in sels)
+    assert len({tuple(s) for s in sels}) == EPOCHS
+
+
+def test_same_selection_and_channel_statistics_every_epoch(sessions):
+    _, _, _, logs, _ = sessions
+    host, qemu = logs["host"], logs["qemu"]
+    assert len(qemu) == len(host) == EPOCHS
+    for k, (h, q) in enumerate(zip(host, qemu)):
+        assert q["selection"] == h["selection"], f"epoch {k + 1}: selections differ"
+        assert q["steps"] == h["steps"]
+        assert q["stats"] == h["stats"], f"epoch {k + 1}: channel statistics differ"
+
+
+def test_same_losses_and_accuracies_bit_for_bit(sessions):
+    _, _, _, _, metrics = sessions
+    keys = ("epoch", "lr", "loss", "train_acc", "test_loss", "test_acc", "val_loss", "val_acc",
+            "channels", "elements", "layers")
+    assert len(metrics["qemu"]) == len(metrics["host"]) == EPOCHS
+    for h, q in zip(metrics["host"], metrics["qemu"]):
+        assert {k: q[k] for k in keys} == {k: h[k] for k in keys}
+
+
+def test_same_trained_weights(sessions):
+    _, _, tmp, _, _ = sessions
+    gh = load_onnx(str(tmp / "host" / "finetuned.onnx"))
+    gq = load_onnx(str(tmp / "qemu" / "finetuned.onnx"))
+    for nh, nq in zip(gh.nodes, gq.nodes):
+        assert nh.params.keys() == nq.params.keys()
+        for k in nh.params:
+            np.testing.assert_array_equal(nq.params[k], nh.params[k])
+    for name in ("summary.json",):
+        sh = json.loads((tmp / "host" / name).read_text())
+        sq = json.loads((tmp / "qemu" / name).read_text())
+        assert sq["before"] == sh["before"] and sq["after"] == sh["after"]
