@@ -158,8 +158,10 @@ def test_a_device_that_dies_mid_session_keeps_its_last_epoch(tmp_path):
                         progress=Watch(), board="host")
     finally:
         dev.stop()
-    assert "during epoch 2 of 3" in str(e.value) and "epoch 1" in str(e.value)
-    assert any(l.startswith("stopped:") and "during epoch 2 of 3" in l for l in lines)
+    msg = str(e.value)
+    assert msg.startswith("stopped: ") and "during epoch 2 of 3" in msg
+    assert "outputs (finetuned.onnx, training.png, summary.json) of epoch 1" in msg
+    assert f"--resume {out}" in msg
     s = json.loads((out / "summary.json").read_text())
     m = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     assert s["completed_epochs"] == 1 and len(m) == 1
@@ -170,3 +172,39 @@ def test_a_device_that_dies_mid_session_keeps_its_last_epoch(tmp_path):
         ckpt = {name: z[f"weight_{i}"] for i, name in enumerate(meta["layers"])}
     w = _weights(out / "finetuned.onnx")
     assert all(np.array_equal(w[k], ckpt[k]) for k in ckpt)
+
+
+def test_ctrl_c_inside_the_host_engine_stops_after_the_epoch(plan_file, tmp_path, monkeypatch):
+    """A real SIGINT delivered while the engine's C code runs (it arrives in
+    the progress callback C calls), where a KeyboardInterrupt could not leave
+    the callback: the epoch ends, is saved, and the session stops there."""
+    import os
+    import signal
+    from medyate.engine.host import HostEngine
+    real = HostEngine.train_epoch
+    calls = {"n": 0}
+
+    def train_epoch(self, x, y, batch, lr, order, progress=None):
+        calls["n"] += 1
+        hits = {"k": 0}
+
+        def prog(done, total):
+            hits["k"] += 1
+            if calls["n"] == 2 and hits["k"] == 2:
+                os.kill(os.getpid(), signal.SIGINT)      # Ctrl-C, mid-epoch
+            if progress:
+                progress(done, total)
+        return real(self, x, y, batch, lr, order, progress=prog)
+    monkeypatch.setattr(HostEngine, "train_epoch", train_epoch)
+    err = Tty()
+    monkeypatch.setattr("sys.stderr", err)
+    out = tmp_path / "run"
+    rc = main(["train", "mbv2-tiny", "--plan", str(plan_file), *DATA, "--out", str(out)])
+    text = err.getvalue()
+    assert rc == 130, text
+    assert "Ctrl-C: stopping when epoch 2 ends" in text and "cffi" not in text
+    assert "interrupted (Ctrl-C) after epoch 2 of 3" in text
+    assert f"medyate train --resume {shlex.quote(str(out))}" in text
+    assert json.loads((out / "summary.json").read_text())["completed_epochs"] == 2
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -26,6 +26,7 @@ from ..errors import MedyateError
 from ..outputs import atomic_path, atomic_write, output_dir
 
 from .checkpoint import CHECKPOINT, LEGACY_CHECKPOINT, load_checkpoint, save_checkpoint
+from .interrupt import ctrl_c_deferred_in_engine
 
 METRICS = "metrics.jsonl"
 # a device epoch's counter, by what it counts (boards.COUNTER_UNITS)
@@ -285,47 +286,59 @@ def _session(graph, plan, task, factory, out: Path, epochs, resume, progress, ti
     t0 = time.perf_counter()
     stopped = interrupted = None
     saved = run.epoch       # epochs in the checkpoint
-    while not run.done:
-        try:
-            rec = run.step(progress.within(f"epoch {run.epoch + 1}/{epochs}"))
-            if val is not None:
-                vl, va = run.engine.evaluate(val[0], val[1])
-                rec["val_loss"], rec["val_acc"] = float(vl), float(va)
-        except Diverged as exc:
-            # The run is back at its last good epoch, which the checkpoint
-            # holds: write that epoch's outputs, then report.
-            progress.line(f"stopped: {exc}")
-            stopped = str(exc)
-            break
-        except (KeyboardInterrupt, MedyateError, OSError) as exc:
-            # Ctrl-C, a device gone (QEMU killed, a board unplugged), a serial
-            # failure: the epoch in progress is lost, the completed ones are not.
-            progress.end_line()
-            if saved == 0:
-                raise        # nothing completed: no outputs, nothing to resume
-            what, code = _why_stopped(exc)
-            interrupted = (f"{what} during epoch {saved + 1} of {epochs}", code)
-            progress.line(interrupted[0])
-            # an epoch that finished training but was not checkpointed is lost too
-            run.history, run.epoch = run.history[:saved], saved
-            break
-        if val is not None and _is_better(rec, best):
-            best, best_w = rec, run.engine.weights()
-            _save_best(out / BEST, rec["epoch"], best_w)
-        state = run.state()
-        save_checkpoint(ckpt, state, plan=plan, task=task, before=before, board=board)
-        last_weights, saved = state["weights"], run.epoch
-        for name, text in (record or {}).items():
-            atomic_write(out / name, text, name)
-        _write_metrics(out, run.history)
-        unit = next((k for k in COUNTERS if k in rec), None)
-        extra = f", {rec[unit] / 1e6:.0f} M {unit}" if unit else ""
-        if "val_acc" in rec:
-            extra += f", val {100 * rec['val_acc']:.1f}%"
-        progress.line(f"epoch {rec['epoch']}/{epochs}: loss {rec['loss']:.3f}, "
-                      f"train {100 * rec['train_acc']:.1f}%, test {100 * rec['test_acc']:.1f}%, "
-                      f"{rec['channels']} channels in {rec['layers']} layers{extra} "
-                      f"({rec['seconds']:.1f} s)")
+
+    def said_ctrl_c() -> None:
+        progress.end_line()
+        print(f"Ctrl-C: stopping when epoch {run.epoch + 1} ends (the host engine cannot stop "
+              "part-way); Ctrl-C again stops at once, losing that epoch",
+              file=getattr(progress, "stream", sys.stderr), flush=True)
+
+    with ctrl_c_deferred_in_engine(said_ctrl_c) as ctrl_c:
+        while not run.done:
+            try:
+                rec = run.step(progress.within(f"epoch {run.epoch + 1}/{epochs}"))
+                if val is not None:
+                    vl, va = run.engine.evaluate(val[0], val[1])
+                    rec["val_loss"], rec["val_acc"] = float(vl), float(va)
+            except Diverged as exc:
+                # The run is back at its last good epoch, which the checkpoint
+                # holds: write that epoch's outputs, then report.
+                progress.line(f"stopped: {exc}")
+                stopped = str(exc)
+                break
+            except (KeyboardInterrupt, MedyateError, OSError) as exc:
+                # Ctrl-C, a device gone (QEMU killed, a board unplugged), a serial
+                # failure: the epoch in progress is lost, the completed ones are not.
+                progress.end_line()
+                if saved == 0:
+                    raise        # nothing completed: no outputs, nothing to resume
+                what, code = _why_stopped(exc)
+                # said once, by the error raised below, after the outputs are written
+                interrupted = (f"{what} during epoch {saved + 1} of {epochs}", code)
+                # an epoch that finished training but was not checkpointed is lost too
+                run.history, run.epoch = run.history[:saved], saved
+                break
+            if val is not None and _is_better(rec, best):
+                best, best_w = rec, run.engine.weights()
+                _save_best(out / BEST, rec["epoch"], best_w)
+            state = run.state()
+            save_checkpoint(ckpt, state, plan=plan, task=task, before=before, board=board)
+            last_weights, saved = state["weights"], run.epoch
+            for name, text in (record or {}).items():
+                atomic_write(out / name, text, name)
+            _write_metrics(out, run.history)
+            unit = next((k for k in COUNTERS if k in rec), None)
+            extra = f", {rec[unit] / 1e6:.0f} M {unit}" if unit else ""
+            if "val_acc" in rec:
+                extra += f", val {100 * rec['val_acc']:.1f}%"
+            progress.line(f"epoch {rec['epoch']}/{epochs}: loss {rec['loss']:.3f}, "
+                          f"train {100 * rec['train_acc']:.1f}%, test {100 * rec['test_acc']:.1f}%, "
+                          f"{rec['channels']} channels in {rec['layers']} layers{extra} "
+                          f"({rec['seconds']:.1f} s)")
+            if ctrl_c.pending and not run.done:
+                # noted while the engine ran: the epoch is complete and saved
+                interrupted = (f"interrupted (Ctrl-C) after epoch {saved} of {epochs}", 130)
+                break
 
     hist = run.history
     chosen = hist[-1] if hist else None
