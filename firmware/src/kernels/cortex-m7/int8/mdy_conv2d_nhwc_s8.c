@@ -106,8 +106,10 @@ static void tap_range(int32_t i0, int32_t k, int32_t in, int32_t *k0, int32_t *k
  * stride): a matrix product, output channels in pairs in the outer loop (their
  * bias and requantization set up once), positions in pairs along each output
  * row inside, 2 x 2 outputs per dot block. `common`: both channels requantize
- * in the common case, so no output checks. */
-MDY_AI void pointwise_channels(const int nc, const int common, const layer *L, int32_t o,
+ * in the common case, so no output checks; `full` (with common): the clamp is
+ * the whole int8 range. */
+MDY_AI void pointwise_channels(const int nc, const int common, const int full, const layer *L,
+                               int32_t o,
                                int32_t out_h, int32_t out_w, int32_t stride_h,
                                int32_t stride_w, int8_t *y)
 {
@@ -139,9 +141,9 @@ MDY_AI void pointwise_channels(const int nc, const int common, const layer *L, i
                 s8_dot_block(2, nc, in_c, xs, ws, x_zero, acc);
                 MDY_UNROLL(2)
                 for (j = 0; j < nc; ++j) {
-                    yp[j] = common ? mdy_s8_output_common(out, r[j], acc[0][j])
+                    yp[j] = common ? mdy_s8_output_k(full, out, r[j], acc[0][j])
                                    : mdy_s8_output(out, r[j], acc[0][j]);
-                    yp[out_c + j] = common ? mdy_s8_output_common(out, r[j], acc[1][j])
+                    yp[out_c + j] = common ? mdy_s8_output_k(full, out, r[j], acc[1][j])
                                            : mdy_s8_output(out, r[j], acc[1][j]);
                 }
                 xs[0] = xs[1] + x_step;
@@ -150,7 +152,7 @@ MDY_AI void pointwise_channels(const int nc, const int common, const layer *L, i
                 s8_dot_block(1, nc, in_c, xs, ws, x_zero, acc);
                 MDY_UNROLL(2)
                 for (j = 0; j < nc; ++j)
-                    yp[j] = common ? mdy_s8_output_common(out, r[j], acc[0][j])
+                    yp[j] = common ? mdy_s8_output_k(full, out, r[j], acc[0][j])
                                    : mdy_s8_output(out, r[j], acc[0][j]);
             }
         }
@@ -161,13 +163,20 @@ MDY_NOINLINE static void pointwise_2_common(const layer *L, int32_t o, int32_t o
                                             int32_t out_w, int32_t stride_h, int32_t stride_w,
                                             int8_t *y)
 {
-    pointwise_channels(2, 1, L, o, out_h, out_w, stride_h, stride_w, y);
+    pointwise_channels(2, 1, 0, L, o, out_h, out_w, stride_h, stride_w, y);
+}
+
+MDY_NOINLINE static void pointwise_2_common_full(const layer *L, int32_t o, int32_t out_h,
+                                                 int32_t out_w, int32_t stride_h,
+                                                 int32_t stride_w, int8_t *y)
+{
+    pointwise_channels(2, 1, 1, L, o, out_h, out_w, stride_h, stride_w, y);
 }
 
 MDY_NOINLINE static void pointwise_any(const layer *L, int32_t o, int32_t out_h, int32_t out_w,
                                        int32_t stride_h, int32_t stride_w, int8_t *y)
 {
-    pointwise_channels(1, 0, L, o, out_h, out_w, stride_h, stride_w, y);
+    pointwise_channels(1, 0, 0, L, o, out_h, out_w, stride_h, stride_w, y);
 }
 
 static void pointwise(const layer *L, int32_t out_h, int32_t out_w, int32_t stride_h,
@@ -179,6 +188,8 @@ static void pointwise(const layer *L, int32_t out_h, int32_t out_w, int32_t stri
             mdy_s8_requant_channel(L->multiplier[o + 1], L->shift[o + 1]).general) {
             pointwise_any(L, o, out_h, out_w, stride_h, stride_w, y);
             pointwise_any(L, o + 1, out_h, out_w, stride_h, stride_w, y);
+        } else if (mdy_s8_out_full(L->out)) {
+            pointwise_2_common_full(L, o, out_h, out_w, stride_h, stride_w, y);
         } else {
             pointwise_2_common(L, o, out_h, out_w, stride_h, stride_w, y);
         }

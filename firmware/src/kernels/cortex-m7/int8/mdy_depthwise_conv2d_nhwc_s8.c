@@ -63,65 +63,88 @@ typedef struct {
     mdy_s8_out out;
 } group;
 
-/* np adjacent output positions with the same in-range taps: rows kh0..kh1-1,
- * columns kw0..kw1-1; xoff[p] the offset in x of the window's (kh = 0, kw = 0)
- * tap of position p (formed into a pointer for in-range taps only). */
-MDY_AI void group_block(const int np, const int k3, const group *G, const ptrdiff_t *xoff,
-                        int8_t *const *yp, int32_t kh0, int32_t kh1, int32_t kw0, int32_t kw1)
+/* One output position whose in-range taps are rows kh0..kh1-1, columns
+ * kw0..kw1-1; xoff: the offset in x of the window's (kh = 0, kw = 0) tap
+ * (formed into a pointer for in-range taps only). k3: a 3-wide kernel whose
+ * in-range columns are the constant [k3_kw0, k3_kw1) (unrolled), with rows
+ * [kh0, kh1) (1: all 3 rows, constant too; 2: a border row range). full: the
+ * clamp is the whole int8 range. */
+MDY_AI void group_block(const int k3, const int k3_kw0, const int k3_kw1, const int full,
+                        const group *G, ptrdiff_t xoff, int8_t *yp, int32_t kh0, int32_t kh1,
+                        int32_t kw0, int32_t kw1)
 {
-    int32_t a[2][4];
+    int32_t a0 = G->acc0[0], a1 = G->acc0[1], a2 = G->acc0[2], a3 = G->acc0[3];
     int32_t kh, kw;
-    int p, j;
-    if (k3) { /* a 3x3 window inside the map: constant bounds, unrolled */
-        kh0 = kw0 = 0;
-        kh1 = kw1 = 3;
+    if (k3 == 1) {
+        kh0 = 0;
+        kh1 = 3;
     }
-    MDY_UNROLL(2)
-    for (p = 0; p < np; ++p) {
-        MDY_UNROLL(4)
-        for (j = 0; j < 4; ++j)
-            a[p][j] = G->acc0[j];
+    if (k3) {
+        kw0 = k3_kw0;
+        kw1 = k3_kw1;
     }
+    const int32_t k_w = k3 ? 3 : G->k_w, in_c = G->in_c;
     MDY_UNROLL(3)
     for (kh = kh0; kh < kh1; ++kh) {
-        const mdy_s16x2 *wr = G->wk + 2 * (kh * G->k_w);
-        const int8_t *xr[2];
-        MDY_UNROLL(2)
-        for (p = 0; p < np; ++p)
-            xr[p] = G->x + (xoff[p] + (ptrdiff_t)kh * G->x_row + (ptrdiff_t)kw0 * G->in_c);
+        const mdy_s16x2 *wr = G->wk + 2 * (kh * k_w);
+        const int8_t *xr = G->x + (xoff + (ptrdiff_t)kh * G->x_row + (ptrdiff_t)kw0 * in_c);
         MDY_UNROLL(3)
         for (kw = kw0; kw < kw1; ++kw) {
             const mdy_s16x2 we = wr[2 * kw], wo = wr[2 * kw + 1];
-            MDY_UNROLL(2)
-            for (p = 0; p < np; ++p) {
-                const uint32_t v = mdy_read_s8x4(xr[p]);
-                const mdy_s16x2 xe = mdy_sxtab16(G->off, v);
-                const mdy_s16x2 xo = mdy_sxtab16_ror8(G->off, v);
-                a[p][0] = mdy_smlabb(xe, we, a[p][0]);
-                a[p][2] = mdy_smlatt(xe, we, a[p][2]);
-                a[p][1] = mdy_smlabb(xo, wo, a[p][1]);
-                a[p][3] = mdy_smlatt(xo, wo, a[p][3]);
-                xr[p] += G->in_c;
-            }
+            const uint32_t v = mdy_read_s8x4(xr);
+            const mdy_s16x2 xe = mdy_sxtab16(G->off, v);
+            const mdy_s16x2 xo = mdy_sxtab16_ror8(G->off, v);
+            a0 = mdy_smlabb(xe, we, a0);
+            a2 = mdy_smlatt(xe, we, a2);
+            a1 = mdy_smlabb(xo, wo, a1);
+            a3 = mdy_smlatt(xo, wo, a3);
+            xr += in_c;
         }
     }
-    MDY_UNROLL(2)
-    for (p = 0; p < np; ++p) {
-        MDY_UNROLL(4)
-        for (j = 0; j < 4; ++j)
-            yp[p][j] = mdy_s8_output_common(G->out, G->r[j], a[p][j]);
-    }
+    yp[0] = mdy_s8_output_k(full, G->out, G->r[0], a0);
+    yp[1] = mdy_s8_output_k(full, G->out, G->r[1], a1);
+    yp[2] = mdy_s8_output_k(full, G->out, G->r[2], a2);
+    yp[3] = mdy_s8_output_k(full, G->out, G->r[3], a3);
 }
 
-MDY_NOINLINE static void group_1(const group *G, const ptrdiff_t *xoff, int8_t *const *yp,
-                                 int32_t kh0, int32_t kh1, int32_t kw0, int32_t kw1)
+/* A window partly in the padding; 3x3 ones with the in-range columns of a
+ * padding of 1 (all, all but the first, all but the last) unrolled. */
+MDY_NOINLINE static void group_1(const group *G, ptrdiff_t xoff, int8_t *yp, int32_t kh0,
+                                 int32_t kh1, int32_t kw0, int32_t kw1, int k3)
 {
-    group_block(1, 0, G, xoff, yp, kh0, kh1, kw0, kw1);
+    if (!mdy_s8_out_full(G->out))
+        group_block(0, 0, 0, 0, G, xoff, yp, kh0, kh1, kw0, kw1);
+    else if (k3 && kw0 == 0 && kw1 == 3)
+        group_block(2, 0, 3, 1, G, xoff, yp, kh0, kh1, kw0, kw1);
+    else if (k3 && kw0 == 1 && kw1 == 3)
+        group_block(2, 1, 3, 1, G, xoff, yp, kh0, kh1, kw0, kw1);
+    else if (k3 && kw0 == 0 && kw1 == 2)
+        group_block(2, 0, 2, 1, G, xoff, yp, kh0, kh1, kw0, kw1);
+    else
+        group_block(0, 0, 0, 1, G, xoff, yp, kh0, kh1, kw0, kw1);
 }
 
-MDY_NOINLINE static void group_1_3x3(const group *G, const ptrdiff_t *xoff, int8_t *const *yp)
+/* n positions along an output row, each a 3x3 window inside the map, the
+ * next one x_step further in x and out_c further in y. */
+MDY_AI void run_3x3(const int full, const group *G, ptrdiff_t xoff, int8_t *yp, int32_t n,
+                    ptrdiff_t x_step, int32_t out_c)
 {
-    group_block(1, 1, G, xoff, yp, 0, 3, 0, 3);
+    const group g = *G; /* a local copy: no int8 store can alias it */
+    G = &g;
+    for (; n > 0; --n, xoff += x_step, yp += out_c)
+        group_block(1, 0, 3, full, G, xoff, yp, 0, 3, 0, 3);
+}
+
+MDY_NOINLINE static void run_3x3_full(const group *G, ptrdiff_t xoff, int8_t *yp, int32_t n,
+                                      ptrdiff_t x_step, int32_t out_c)
+{
+    run_3x3(1, G, xoff, yp, n, x_step, out_c);
+}
+
+MDY_NOINLINE static void run_3x3_clamp(const group *G, ptrdiff_t xoff, int8_t *yp, int32_t n,
+                                       ptrdiff_t x_step, int32_t out_c)
+{
+    run_3x3(0, G, xoff, yp, n, x_step, out_c);
 }
 
 static void tap_range(int32_t i0, int32_t k, int32_t in, int32_t *k0, int32_t *k1)
@@ -141,6 +164,7 @@ static void channels_4(const mdy_conv_params *p, const mdy_s8_conv_quant *q, con
     mdy_s16x2 wk[MAX_TAPS][2]; /* (w[c][t], w[c+2][t]), (w[c+1][t], w[c+3][t]) */
     group G;
     int32_t t, j, oh, ow;
+    int full;
     for (t = 0; t < taps; ++t) {
         wk[t][0] = mdy_pack16(w[(size_t)c * taps + t], w[(size_t)(c + 2) * taps + t]);
         wk[t][1] = mdy_pack16(w[(size_t)(c + 1) * taps + t], w[(size_t)(c + 3) * taps + t]);
@@ -152,6 +176,7 @@ static void channels_4(const mdy_conv_params *p, const mdy_s8_conv_quant *q, con
     G.x_row = (ptrdiff_t)in_w * in_c;
     G.off = mdy_s16x2_dup(-q->x_zero);
     G.out = mdy_s8_out_of(q);
+    full = mdy_s8_out_full(G.out);
     for (j = 0; j < 4; ++j) {
         G.acc0[j] = bias ? bias[c + j] : 0;
         G.r[j] = mdy_s8_requant_channel(q->multiplier[c + j], q->shift[c + j]);
@@ -160,16 +185,26 @@ static void channels_4(const mdy_conv_params *p, const mdy_s8_conv_quant *q, con
         const int32_t ih0 = oh * stride_h - pad_top;
         int32_t kh0, kh1;
         tap_range(ih0, k_h, in_h, &kh0, &kh1);
-        for (ow = 0; ow < out_w; ++ow) {
+        for (ow = 0; ow < out_w;) {
             const int32_t iw0 = ow * stride_w - pad_left;
             const ptrdiff_t xoff = ((ptrdiff_t)ih0 * in_w + iw0) * in_c;
             int8_t *const yp = y + ((size_t)oh * out_w + ow) * out_c + c;
             int32_t kw0, kw1;
             tap_range(iw0, k_w, in_w, &kw0, &kw1);
-            if (k_h == 3 && k_w == 3 && kh0 == 0 && kh1 == 3 && kw0 == 0 && kw1 == 3)
-                group_1_3x3(&G, &xoff, &yp);
-            else
-                group_1(&G, &xoff, &yp, kh0, kh1, kw0, kw1);
+            if (k_h == 3 && k_w == 3 && kh0 == 0 && kh1 == 3 && kw0 == 0 && kw1 == 3) {
+                /* the run of windows inside the map: up to the last output
+                 * column whose window ends inside the row */
+                const int32_t last = (in_w - 3 + pad_left) / stride_w;
+                const int32_t n = (last < out_w - 1 ? last : out_w - 1) - ow + 1;
+                if (full)
+                    run_3x3_full(&G, xoff, yp, n, (ptrdiff_t)stride_w * in_c, out_c);
+                else
+                    run_3x3_clamp(&G, xoff, yp, n, (ptrdiff_t)stride_w * in_c, out_c);
+                ow += n;
+            } else {
+                group_1(&G, xoff, yp, kh0, kh1, kw0, kw1, k_h == 3 && k_w == 3);
+                ++ow;
+            }
         }
     }
 }

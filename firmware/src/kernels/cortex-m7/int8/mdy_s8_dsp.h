@@ -219,6 +219,24 @@ MDY_AI int8_t mdy_s8_output_common(mdy_s8_out o, mdy_s8_requant r, int32_t acc)
     return mdy_clamp_s8(mdy_s8_requant_common(r, acc) + o.y_zero, o.act_min, o.act_max);
 }
 
+/* Whether a layer's clamp is the whole int8 range (no fused activation, or a
+ * ReLU whose zero point is -128): then one SSAT clamps. */
+MDY_AI int mdy_s8_out_full(mdy_s8_out o) { return o.act_min == -128 && o.act_max == 127; }
+
+/* mdy_s8_output_common, and `full` a constant: the clamp is SSAT #8 when it
+ * is the whole range (the same result as mdy_clamp_s8(v, -128, 127)). */
+MDY_AI int8_t mdy_s8_output_k(const int full, mdy_s8_out o, mdy_s8_requant r, int32_t acc)
+{
+    const int32_t v = mdy_s8_requant_common(r, acc) + o.y_zero;
+    if (!full)
+        return mdy_clamp_s8(v, o.act_min, o.act_max);
+#ifdef MDY_S8_DSP
+    return (int8_t)__ssat(v, 8);
+#else
+    return mdy_clamp_s8(v, -128, 127);
+#endif
+}
+
 /* The block size of the dot products below: 2 positions (or rows) x 2
  * output channels, 4 accumulators. The inner loop then has 15 live values
  * (4 accumulators, 4 widened x halves, a weight word, 4 pointers, the offset
