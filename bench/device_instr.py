@@ -167,7 +167,8 @@ class Builder:
     def build(self, graph, model_path, layers, budget) -> tuple[Path, object]:
         from medyate.session.firmware import build_device_firmware
         plan = types.SimpleNamespace(layers=list(layers), train_bias=False,
-                                     budget_elements=int(budget), model=str(model_path))
+                                     budget_elements=int(budget), model=str(model_path),
+                                     precision="fp32")
         t0 = time.perf_counter()
         program, build = build_device_firmware(graph, plan, BOARD, self.work / "fw",
                                                log=lambda s: None)

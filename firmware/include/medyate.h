@@ -12,13 +12,14 @@
  *
  * Conventions
  *   - Activations are NHWC with batch 1 (training is per sample with gradient
- *     accumulation), fp32 for now. An int8 path adds `*_s8` kernels beside the
- *     `*_f32` ones; descriptors carry the element type so callers do not change.
+ *     accumulation), fp32 or int8 codes per tensor (`mdy_tensor.dtype`); the
+ *     `*_s8` kernels sit beside the `*_f32` ones and gradients are always fp32.
  *   - Conv weights are OHWI: [out_c][k_h][k_w][in_c / groups] (CMSIS-NN layout).
  *   - Input-gradient kernels take `accumulate`: 0 overwrites dx, 1 adds to it
  *     (a tensor consumed by several ops sums their contributions).
  *   - Saved input maps of trained channels are channel-planar: map c is H*W
- *     contiguous floats, so one channel's map is one contiguous block.
+ *     contiguous values (floats, or int8 codes on the int8 path), so one
+ *     channel's map is one contiguous block.
  *   - A weight-gradient "slice" of input channel c is W[:, c] for a dense conv
  *     ([out_c][k_h][k_w] floats) and W[c*m .. c*m+m-1] for a depthwise conv with
  *     channel multiplier m ([m][k_h][k_w] floats).
@@ -369,38 +370,65 @@ typedef enum {
     MDY_OP_MAXPOOL = 11,
     MDY_OP_CONCAT = 12,
     MDY_OP_RESHAPE = 13,     /* no-op: output aliases input (same NHWC bytes) */
-    MDY_OP_SOFTMAX = 14
+    MDY_OP_SOFTMAX = 14,
+    MDY_OP_DEQUANTIZE = 15   /* int8 codes -> fp32: the logits (or a float head's input) */
 } mdy_op_kind;
+
+/* Element type of a tensor's value. Gradients are always fp32, in real units. */
+typedef enum {
+    MDY_F32 = 0,
+    MDY_S8 = 1               /* real = scale * (code - zero) */
+} mdy_dtype;
 
 #define MDY_NONE 0xFFFFu          /* absent tensor / layer index */
 #define MDY_NO_OFFSET 0xFFFFFFFFu /* buffer not planned */
 
 /* Tensor: an activation, with an arena offset for its value and one for its
  * gradient (MDY_NO_OFFSET where backward never needs it). The model input's
- * value lives outside the arena (passed by pointer: the dataset itself). */
+ * value lives outside the arena (passed by pointer: the dataset itself).
+ * An MDY_S8 value takes 1 byte per element; its gradient 4 (fp32). */
 typedef struct {
     uint32_t offset;
     uint32_t grad_offset;
     int32_t h, w, c;
+    int32_t dtype;                /* mdy_dtype of the value */
+    float scale;                  /* MDY_S8: quantization of the value */
+    int32_t zero;
 } mdy_tensor;
 
+/* An op runs in int8 when its output tensor is MDY_S8 (and DEQUANTIZE, which
+ * reads int8); its parameters are then the int8 kernels' (`quant`, int8
+ * weights, int32 bias), otherwise the fp32 kernels'. */
 typedef struct {
     int32_t kind;                 /* mdy_op_kind */
     uint16_t input[2];            /* tensor ids; input[1] = MDY_NONE if unary */
     uint16_t output;
     uint16_t layer;               /* trainable-layer index or MDY_NONE */
     uint32_t saved_offset;        /* backward state (mask bits or a copy of x) */
-    uint32_t scratch_offset;      /* kernel scratch (size from *_get_buffer_size) */
+    uint32_t scratch_offset;      /* kernel scratch, MDY_NO_OFFSET if none */
+    uint32_t scratch_size;        /* its bytes, >= the kernel's *_get_buffer_size
+                                     (mdy_init checks) */
     uint8_t grad_accumulate[2];   /* 1: dx of input i adds to an existing gradient */
     uint8_t pad_[2];
     union {
         mdy_conv_params conv;     /* CONV2D, DEPTHWISE, FULLY_CONNECTED */
         mdy_pool_params pool;     /* AVGPOOL, MAXPOOL */
-        struct { float lo, hi; } clamp;
-        struct { float alpha, beta; } hsig;
+        /* act_min/act_max (int8 only): output codes strictly between them
+         * have derivative 1 (the backward mask) */
+        struct { float lo, hi; int32_t act_min, act_max; } clamp;
+        struct { float alpha, beta; int32_t act_min, act_max; } hsig;
     } p;
-    const float *weight;          /* frozen: flash; trainable: the layer's RAM copy */
-    const float *bias;
+    /* fp32: float weights and bias. int8: int8 weights (same layout), int32
+     * bias. Frozen: flash; trainable: the layer's RAM copy. */
+    const void *weight;
+    const void *bias;
+    /* int8 only. weight ops: [out_c] weight scales (frozen layers' input
+     * gradient, QAS). `quant` by kind: mdy_s8_conv_quant (conv, depthwise,
+     * fully connected), mdy_s8_add_quant, mdy_s8_mul_quant, mdy_s8_rescale
+     * (pools; concat: two, one per input), a 256-entry int8 table (clamp,
+     * hard-sigmoid, hard-swish). */
+    const float *w_scales;
+    const void *quant;
 } mdy_op;
 
 /* A pre-selected layer: any of its input channels may be in a selection. */
@@ -408,10 +436,13 @@ typedef struct {
     uint16_t op;                  /* index into ops */
     uint16_t train_bias;          /* 1: bias trains every step */
     int32_t channels;             /* input channels (selectable) */
-    int32_t slice_size;           /* weight-gradient elements of one channel */
+    int32_t slice_size;           /* weight-gradient elements of one channel (fp32) */
     int32_t map_size;             /* saved input elements of one channel (in_h*in_w) */
-    float *weight;                /* RAM, same array as ops[op].weight */
-    float *bias;                  /* RAM */
+    int32_t map_words;            /* 4-byte words they take in the pool: map_size
+                                     (fp32), ceil(map_size / 4) (int8) */
+    void *weight;                 /* RAM, same array as ops[op].weight */
+    void *bias;                   /* RAM */
+    const float *bias_scales;     /* int8: [out_c] x_scale * w_scale[o] (QAS of the bias) */
     uint32_t bias_grad_offset;    /* arena, out_c floats, MDY_NO_OFFSET if frozen */
 } mdy_layer;
 
@@ -425,7 +456,8 @@ typedef struct {
     const mdy_layer *layers;
     uint32_t arena_size;          /* bytes */
     uint32_t pool_offset;         /* arena: selected channels' slices + maps */
-    uint32_t pool_size;           /* bytes = channel budget (elements) * 4 */
+    uint32_t pool_size;           /* bytes = channel budget (words: elements of fp32
+                                     layers) * 4 */
     uint32_t max_selected;        /* most channels any selection within budget has */
     uint32_t stats_offset;        /* arena: max_selected floats of gradient stats */
     uint32_t sel_offset;          /* arena: max_selected mdy_channel entries */
@@ -443,7 +475,8 @@ typedef struct {
 typedef struct {
     const mdy_model *model;
     uint8_t *arena;
-    const float *input;           /* the current sample (not copied) */
+    const void *input;            /* the current sample (not copied), in the input
+                                     tensor's dtype */
     uint32_t n_selected;
     uint16_t first_op;            /* deepest op backward reaches (from the selection);
                                      n_ops when nothing trains */
@@ -459,26 +492,42 @@ typedef struct {
     uint64_t cycles_forward;      /* mdy_train_forward */
     uint64_t cycles_backward;     /* mdy_train_backward (loss + sparse backward) */
     uint64_t cycles_update;       /* mdy_sgd_step */
+    uint32_t rng;                 /* xorshift32 state of the int8 stochastic rounding,
+                                     seeded by mdy_init from the model hash */
 } mdy_ctx;
 
 mdy_status mdy_init(mdy_ctx *ctx, const mdy_model *model, uint8_t *arena);
+/* A sample as the engine takes it: the model input's element type (fp32, or
+ * the int8 codes of an int8 model). Bytes of one whole input: */
+uint32_t mdy_input_bytes(const mdy_model *model);
+/* Elements [first, first + n) of a float sample into `buf` (a whole input of
+ * mdy_input_bytes): copied, or quantized with the input's (scale, zero) by
+ * mdy_quantize_f32_s8, so every target quantizes with the same arithmetic. */
+void mdy_input_from_f32(const mdy_model *model, const float *x, uint32_t first, uint32_t n,
+                        void *buf);
 /* Validate and install a selection (copied into the arena). Bias-only
  * training is an empty selection with train_bias layers. */
 mdy_status mdy_set_selection(mdy_ctx *ctx, const mdy_channel *sel, uint32_t n);
 /* Forward only; logits to `out` (classes floats) if non-NULL. */
-mdy_status mdy_forward(mdy_ctx *ctx, const float *input, float *out);
+mdy_status mdy_forward(mdy_ctx *ctx, const void *input, float *out);
 /* Forward + backward of one sample; gradients accumulate with scale 1/batch.
  * Equal to mdy_train_forward then mdy_train_backward (split so that a device
  * can count cycles per phase). */
-mdy_status mdy_train_sample(mdy_ctx *ctx, const float *input, int32_t label, int32_t batch);
+mdy_status mdy_train_sample(mdy_ctx *ctx, const void *input, int32_t label, int32_t batch);
 /* Forward that also saves what backward needs (masks, selected input maps). */
-mdy_status mdy_train_forward(mdy_ctx *ctx, const float *input);
+mdy_status mdy_train_forward(mdy_ctx *ctx, const void *input);
 /* Loss of the last mdy_train_forward, then backward down to first_op. */
 mdy_status mdy_train_backward(mdy_ctx *ctx, int32_t label, int32_t batch);
 /* Apply SGD to all selected slices (and trainable biases), zero the gradients,
  * add each slice's squared gradient norm to the stats array. */
 mdy_status mdy_sgd_step(mdy_ctx *ctx, float lr);
 void mdy_reset_stats(mdy_ctx *ctx);
+/* A trainable layer's weight (which 0) or bias (which 1) elements in real
+ * units, whatever their storage (fp32, or int8 codes times their fixed scales;
+ * set stores the nearest code, saturated). Count: elements of the array. */
+uint32_t mdy_layer_param_count(const mdy_model *m, const mdy_layer *l, int which);
+float mdy_layer_param_get(const mdy_model *m, const mdy_layer *l, int which, uint32_t i);
+void mdy_layer_param_set(const mdy_model *m, const mdy_layer *l, int which, uint32_t i, float v);
 /* Per selected channel: summed squared gradient norms since the reset. */
 const float *mdy_channel_stats(const mdy_ctx *ctx);
 /* Where selected channel k's gradient slice / saved map live (for tests and
@@ -504,9 +553,9 @@ typedef struct {
  * (mdy_reset_stats starts an epoch). A device that receives samples one by
  * one (streaming) calls this per sample. */
 mdy_status mdy_train_epoch_sample(mdy_ctx *ctx, const mdy_epoch *ep, uint32_t i,
-                                  const float *x, int32_t label);
+                                  const void *x, int32_t label);
 /* The sample at position i of the visiting order, and its label. */
-typedef const float *(*mdy_sample_fn)(void *user, uint32_t i, int32_t *label);
+typedef const void *(*mdy_sample_fn)(void *user, uint32_t i, int32_t *label);
 /* Called after each sample with the number trained so far (may be NULL). */
 typedef void (*mdy_progress_fn)(void *user, uint32_t done);
 /* A whole epoch: mdy_train_epoch_sample for i = 0 .. count-1. Does not reset
@@ -523,7 +572,7 @@ typedef struct {
 /* Forward of one sample, its loss (the training loss) and whether its argmax
  * is the label added to `acc`; its logits to `logits` if non-NULL. Leaves
  * the training statistics and gradients alone. */
-mdy_status mdy_eval_sample(mdy_ctx *ctx, const float *x, int32_t label, mdy_eval_stats *acc,
+mdy_status mdy_eval_sample(mdy_ctx *ctx, const void *x, int32_t label, mdy_eval_stats *acc,
                            float *logits);
 /* Index of the first maximum of x[0..n) (the predicted class). */
 int32_t mdy_argmax_f32(int32_t n, const float *x);

@@ -52,6 +52,7 @@ class Board:
     # board (board.json "flash_address", "dataset.address", "qemu").
     flash_address: int | None = None
     dataset_address: int | None = None
+    dataset_size: int | None = None      # bytes of the region a dataset image is loaded into
     qemu_machine: str = ""
     qemu_icount: str = ""
     # Flashing a real board: where its serial port appears, what names its
@@ -134,6 +135,7 @@ def _read(path: Path) -> Board:
             kernels=_string_list(spec, "kernels"),
             flash_address=_address(spec.get("flash_address")),
             dataset_address=_address(spec.get("dataset", {}).get("address")),
+            dataset_size=spec.get("dataset", {}).get("size"),
             qemu_machine=qemu.get("machine", ""), qemu_icount=qemu.get("icount", ""),
             serial_port_globs=tuple(serial.get("port_globs", [])),
             probe_names=tuple(spec.get("probe_names", [])),

@@ -45,10 +45,10 @@ static float w1[6] = {-0.002207f, 0.606782f, 0.378529f, 0.107825f, -0.158578f, 0
 static float b1[3] = {0.0f, 0.0f, 0.0f};
 
 static const mdy_tensor tensors[4] = {
-    {MDY_NO_OFFSET, MDY_NO_OFFSET, 16, 16, 3},  /* t0 input: outside the arena */
-    {0, MDY_NO_OFFSET, 4, 4, 2},
-    {128, MDY_NO_OFFSET, 1, 1, 2},
-    {144, 160, 1, 1, 3},
+    {MDY_NO_OFFSET, MDY_NO_OFFSET, 16, 16, 3, MDY_F32, 0.0f, 0},  /* t0 input: outside the arena */
+    {0, MDY_NO_OFFSET, 4, 4, 2, MDY_F32, 0.0f, 0},
+    {128, MDY_NO_OFFSET, 1, 1, 2, MDY_F32, 0.0f, 0},
+    {144, 160, 1, 1, 3, MDY_F32, 0.0f, 0},
 };
 
 static const mdy_op ops[3] = {
@@ -63,7 +63,7 @@ static const mdy_op ops[3] = {
 };
 
 static const mdy_layer layers[1] = {
-    {.op = 2, .train_bias = 1, .channels = 2, .slice_size = 3, .map_size = 1,
+    {.op = 2, .train_bias = 1, .channels = 2, .slice_size = 3, .map_size = 1, .map_words = 1,
      .weight = w1, .bias = b1, .bias_grad_offset = 176},
 };
 

@@ -45,11 +45,11 @@ static float w1[12] = {
 static float b1[3] = {0.0f, 0.0f, 0.0f};
 
 static const mdy_tensor tensors[5] = {
-    {MDY_NO_OFFSET, MDY_NO_OFFSET, 4, 4, 2},  /* t0 input: outside the arena */
-    {0, 832, 4, 4, 4},
-    {256, 576, 4, 4, 4},
-    {512, 560, 1, 1, 4},
-    {528, 544, 1, 1, 3},
+    {MDY_NO_OFFSET, MDY_NO_OFFSET, 4, 4, 2, MDY_F32, 0.0f, 0},  /* t0 input: outside the arena */
+    {0, 832, 4, 4, 4, MDY_F32, 0.0f, 0},
+    {256, 576, 4, 4, 4, MDY_F32, 0.0f, 0},
+    {512, 560, 1, 1, 4, MDY_F32, 0.0f, 0},
+    {528, 544, 1, 1, 3, MDY_F32, 0.0f, 0},
 };
 
 static const mdy_op ops[4] = {
@@ -67,9 +67,9 @@ static const mdy_op ops[4] = {
 };
 
 static const mdy_layer layers[2] = {
-    {.op = 0, .train_bias = 0, .channels = 2, .slice_size = 36, .map_size = 16,
+    {.op = 0, .train_bias = 0, .channels = 2, .slice_size = 36, .map_size = 16, .map_words = 16,
      .weight = w0, .bias = b0, .bias_grad_offset = MDY_NO_OFFSET},
-    {.op = 3, .train_bias = 1, .channels = 4, .slice_size = 3, .map_size = 1,
+    {.op = 3, .train_bias = 1, .channels = 4, .slice_size = 3, .map_size = 1, .map_words = 1,
      .weight = w1, .bias = b1, .bias_grad_offset = 1120},
 };
 

@@ -45,13 +45,14 @@ FIXTURES = {"fixture_model.c": (4, 4, 2), "fixture_big_model.c": (16, 16, 3)}
 
 
 def model_config(out_dir: Path, fixture: str) -> Path:
-    """A directory holding the fixture's model_config.h (the input shape is
-    all the device code reads from it)."""
+    """A directory holding the fixture's model_config.h (the input shape and
+    its bytes, fp32 fixtures, are all the device code reads from it)."""
     h, w, c = FIXTURES[fixture]
     d = out_dir / (Path(fixture).stem + "-config")
     d.mkdir(exist_ok=True)
     (d / "model_config.h").write_text(
         "#ifndef MDY_MODEL_CONFIG_H\n#define MDY_MODEL_CONFIG_H\n"
         f"#define MDY_MODEL_INPUT_H {h}\n#define MDY_MODEL_INPUT_W {w}\n"
-        f"#define MDY_MODEL_INPUT_C {c}\n#endif\n")
+        f"#define MDY_MODEL_INPUT_C {c}\n#define MDY_MODEL_INPUT_BYTES {4 * h * w * c}u\n"
+        "#endif\n")
     return d

@@ -135,8 +135,8 @@ typedef struct {
      * start, the TRAIN_STREAM or FORWARD carrying its last floats completes
      * and consumes it. Exactly one model input, sized at compile time from the
      * generated model_config.h (mdy_dispatch.c). */
-    float *sample;
-    uint32_t sample_have;            /* floats staged so far of the current sample */
+    uint8_t *sample;                 /* in the model input's element type */
+    uint32_t sample_have;            /* elements staged so far of the current sample */
     int sample_ok;                   /* the buffer's size equals the model's input */
 } mdy_device;
 

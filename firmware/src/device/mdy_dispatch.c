@@ -9,12 +9,11 @@
 #include "mdy_generated.h"
 #include "model_config.h"
 
-/* Exactly one model input, to assemble a streamed sample larger than one
- * frame (mdy_req_sample.c). Sized at compile time from the generated
+/* Exactly one model input as the engine takes it (fp32, or the int8 codes of
+ * an int8 model), to assemble a streamed sample or convert one
+ * (mdy_req_sample.c). Sized at compile time from the generated
  * model_config.h; mdy_device_init checks it against the model. */
-#define SAMPLE_FLOATS ((uint32_t)MDY_MODEL_INPUT_H * (uint32_t)MDY_MODEL_INPUT_W * \
-                       (uint32_t)MDY_MODEL_INPUT_C)
-static float sample[SAMPLE_FLOATS];
+static uint8_t sample[MDY_MODEL_INPUT_BYTES] __attribute__((aligned(4)));
 
 static mdy_device device;
 
@@ -122,7 +121,7 @@ void mdy_device_init(void)
     d->model = m;
     d->model_name = mdy_generated_name;
     d->sample = sample;
-    d->sample_ok = mdy_input_elems(d) == SAMPLE_FLOATS;
+    d->sample_ok = mdy_input_bytes(m) == (uint32_t)sizeof(sample);
     mdy_rx_init(&d->rx, mdy_rx_frame(d), MDY_PROTO_FRAME_MAX);
     d->init_status = mdy_init(&d->ctx, m, mdy_generated_arena);
     d->ctx.clock = board_cycles;

@@ -26,7 +26,7 @@ uint16_t mdy_req_evaluate(mdy_device *d, const uint8_t *p, uint16_t len)
     t0 = board_cycles();
     for (i = 0; i < count; i++) {
         int32_t label;
-        const float *x = mdy_dataset_sample(d, split, start + i, &label);
+        const void *x = mdy_dataset_sample(d, split, start + i, &label);
         mdy_status st = mdy_eval_sample(&d->ctx, x, label, &acc, NULL);
         if (st != MDY_OK)
             return mdy_fail(d, st, MDY_ENGINE_ERROR " during evaluation");

@@ -79,8 +79,8 @@ uint16_t mdy_req_layers(mdy_device *d, const uint8_t *p, uint16_t len)
         mdy_wr32(e + MDY_LAYER_ENTRY_CHANNELS, (uint32_t)l->channels);
         mdy_wr32(e + MDY_LAYER_ENTRY_SLICE_SIZE, (uint32_t)l->slice_size);
         mdy_wr32(e + MDY_LAYER_ENTRY_MAP_SIZE, (uint32_t)l->map_size);
-        mdy_wr32(e + MDY_LAYER_ENTRY_WEIGHT_COUNT, mdy_layer_weight_count(l));
-        mdy_wr32(e + MDY_LAYER_ENTRY_BIAS_COUNT, mdy_layer_bias_count(m, l));
+        mdy_wr32(e + MDY_LAYER_ENTRY_WEIGHT_COUNT, mdy_layer_param_count(m, l, 0));
+        mdy_wr32(e + MDY_LAYER_ENTRY_BIAS_COUNT, mdy_layer_param_count(m, l, 1));
     }
     return mdy_answer(d, MDY_MSG_LAYERS_R, (uint16_t)(MDY_LAYERS_R_SIZE + MDY_LAYERS_R_TAIL * count));
 }

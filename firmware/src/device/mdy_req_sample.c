@@ -27,11 +27,24 @@ int mdy_dataset_range(const mdy_device *d, uint8_t split, uint32_t start, uint32
     return 0;
 }
 
-const float *mdy_dataset_sample(const mdy_device *d, uint32_t split, uint32_t idx,
-                                int32_t *label)
+static int input_is_f32(const mdy_device *d)
 {
+    const mdy_model *m = d->model;
+    return m->tensors[m->input].dtype == MDY_F32;
+}
+
+/* The image holds floats: read in place by an fp32 model, quantized into the
+ * sample buffer for an int8 one. */
+const void *mdy_dataset_sample(const mdy_device *d, uint32_t split, uint32_t idx,
+                               int32_t *label)
+{
+    uint32_t n = mdy_input_elems(d);
+    const float *x = d->ds.x[split] + (size_t)idx * n;
     *label = d->ds.y[split][idx];
-    return d->ds.x[split] + (size_t)idx * mdy_input_elems(d);
+    if (input_is_f32(d))
+        return x;
+    mdy_input_from_f32(d->model, x, 0, n, d->sample);
+    return d->sample;
 }
 
 /* A sample that does not fit one frame needs the sample buffer. */
@@ -65,22 +78,23 @@ int mdy_stream_check(const mdy_device *d, uint32_t items, const char **why)
     return 0;
 }
 
-/* In place, or completed in the sample buffer and consumed: the next one
- * starts again at offset 0. */
-const float *mdy_stream_sample(mdy_device *d, const uint8_t *x, uint32_t items)
+/* In place (an fp32 model's whole sample in one frame), or completed in the
+ * sample buffer and consumed: the next one starts again at offset 0. The link
+ * carries floats (little-endian, the payload 4-byte aligned, as both targets
+ * are); an int8 model's buffer gets their codes. */
+const void *mdy_stream_sample(mdy_device *d, const uint8_t *x, uint32_t items)
 {
-    uint32_t n = mdy_input_elems(d), k;
-    if (items == n)
-        return (const float *)(const void *)x;   /* payload 4-byte aligned */
-    for (k = 0; k < items; k++)
-        d->sample[n - items + k] = mdy_rd_f32(x + 4 * k);
+    uint32_t n = mdy_input_elems(d);
+    if (items == n && input_is_f32(d))
+        return x;
+    mdy_input_from_f32(d->model, (const float *)(const void *)x, n - items, items, d->sample);
     d->sample_have = 0;
     return d->sample;
 }
 
 uint16_t mdy_req_sample_chunk(mdy_device *d, const uint8_t *p, uint16_t len)
 {
-    uint32_t items, off, k, n = mdy_input_elems(d);
+    uint32_t items, off, n = mdy_input_elems(d);
     const char *why = "";
     int e;
     MDY_NEED_TAIL(d, len, SAMPLE_CHUNK, items);
@@ -94,8 +108,8 @@ uint16_t mdy_req_sample_chunk(mdy_device *d, const uint8_t *p, uint16_t len)
      * never needs to be applied twice.) */
     if (off != 0 && off != d->sample_have)
         return mdy_fail(d, MDY_PERR_BAD_STATE, "SAMPLE_CHUNK out of order");
-    for (k = 0; k < items; k++)
-        d->sample[off + k] = mdy_rd_f32(p + MDY_SAMPLE_CHUNK_SIZE + MDY_SAMPLE_CHUNK_TAIL * k);
+    mdy_input_from_f32(d->model, (const float *)(const void *)(p + MDY_SAMPLE_CHUNK_SIZE), off,
+                       items, d->sample);
     d->sample_have = off + items;
     return mdy_ok(d);
 }

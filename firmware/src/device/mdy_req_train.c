@@ -61,7 +61,7 @@ typedef struct {
     uint32_t split, start, count;
 } epoch_source;
 
-static const float *epoch_sample(void *user, uint32_t i, int32_t *label)
+static const void *epoch_sample(void *user, uint32_t i, int32_t *label)
 {
     const epoch_source *e = (const epoch_source *)user;
     return mdy_dataset_sample(e->d, e->split, e->start + e->d->io.perm[i], label);

@@ -88,32 +88,20 @@ static inline uint32_t mdy_input_elems(const mdy_device *d)
     return (uint32_t)t->h * (uint32_t)t->w * (uint32_t)t->c;
 }
 
-/* Elements of a trainable layer's weight and bias arrays (LAYERS reports
- * them, READ_WEIGHTS and WRITE_WEIGHTS address them). */
-static inline uint32_t mdy_layer_weight_count(const mdy_layer *l)
-{
-    return (uint32_t)l->channels * (uint32_t)l->slice_size;
-}
-
-static inline uint32_t mdy_layer_bias_count(const mdy_model *m, const mdy_layer *l)
-{
-    return l->bias ? (uint32_t)m->ops[l->op].p.conv.out_c : 0u;
-}
-
 /* ------------------------------------------------------------ samples (mdy_req_sample.c) */
 /* Samples [start, start+count) of a split of the dataset image: 0, or an
  * error code with *why (no usable image, bad split, range outside it). */
 int mdy_dataset_range(const mdy_device *d, uint8_t split, uint32_t start, uint32_t count,
                       const char **why);
 /* Sample idx of a split (in range) and its label. */
-const float *mdy_dataset_sample(const mdy_device *d, uint32_t split, uint32_t idx,
-                                int32_t *label);
+const void *mdy_dataset_sample(const mdy_device *d, uint32_t split, uint32_t idx,
+                               int32_t *label);
 /* The sample of a TRAIN_STREAM or FORWARD whose payload ends with its last
  * `items` floats: 0 if usable (whole, or completing the staged part), else an
  * error code with *why. Checks only. */
 int mdy_stream_check(const mdy_device *d, uint32_t items, const char **why);
 /* After mdy_stream_check and every other check passed: the whole sample. */
-const float *mdy_stream_sample(mdy_device *d, const uint8_t *x, uint32_t items);
+const void *mdy_stream_sample(mdy_device *d, const uint8_t *x, uint32_t items);
 uint16_t mdy_req_sample_chunk(mdy_device *d, const uint8_t *p, uint16_t len);
 
 /* ------------------------------------------------------------ handlers */

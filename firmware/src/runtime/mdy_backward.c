@@ -12,21 +12,39 @@
 static void layer_grads(const mdy_ctx *ctx, const mdy_op *op, const float *dy)
 {
     const mdy_layer *l = &ctx->model->layers[op->layer];
+    const mdy_tensor *tx = &ctx->model->tensors[op->input[0]];
     mdy_block b = mdy_layer_block(ctx, op->layer);
     const uint16_t *ch = mdy_sel_channels(ctx) + b.first;
+    int32_t n = (int32_t)b.count;
 
-    if (b.count > 0) {
+    if (b.count > 0 && tx->dtype == MDY_S8) {
+        /* int8 maps: the kernels take the codes and the input's quantization */
+        const int8_t *maps = (const int8_t *)b.maps;
         switch (op->kind) {
         case MDY_OP_CONV2D:
-            mdy_conv2d_nhwc_f32_wgrad(&op->p.conv, b.maps, ch, (int32_t)b.count, dy, b.slices);
+            mdy_conv2d_nhwc_s8_wgrad(&op->p.conv, maps, tx->zero, tx->scale, ch, n, dy, b.slices);
             break;
         case MDY_OP_DEPTHWISE_CONV2D:
-            mdy_depthwise_conv2d_nhwc_f32_wgrad(&op->p.conv, b.maps, ch, (int32_t)b.count, dy,
-                                                b.slices);
+            mdy_depthwise_conv2d_nhwc_s8_wgrad(&op->p.conv, maps, tx->zero, tx->scale, ch, n, dy,
+                                               b.slices);
+            break;
+        default:
+            mdy_fully_connected_s8_wgrad(op->p.conv.in_c, op->p.conv.out_c, maps, tx->zero,
+                                         tx->scale, ch, n, dy, b.slices);
+            break;
+        }
+    } else if (b.count > 0) {
+        const float *maps = (const float *)(const void *)b.maps;
+        switch (op->kind) {
+        case MDY_OP_CONV2D:
+            mdy_conv2d_nhwc_f32_wgrad(&op->p.conv, maps, ch, n, dy, b.slices);
+            break;
+        case MDY_OP_DEPTHWISE_CONV2D:
+            mdy_depthwise_conv2d_nhwc_f32_wgrad(&op->p.conv, maps, ch, n, dy, b.slices);
             break;
         default: /* FULLY_CONNECTED: maps are one value each */
-            mdy_fully_connected_f32_wgrad(op->p.conv.in_c, op->p.conv.out_c, b.maps, ch,
-                                          (int32_t)b.count, dy, b.slices);
+            mdy_fully_connected_f32_wgrad(op->p.conv.in_c, op->p.conv.out_c, maps, ch, n, dy,
+                                          b.slices);
             break;
         }
     }
@@ -47,6 +65,46 @@ static mdy_status input_grad(const mdy_ctx *ctx, const mdy_op *op, int j, const 
 
     if (!dx)
         return MDY_OK; /* nothing below needs it */
+    /* int8 ops whose derivative needs their int8 weights or saved codes; every
+     * other op's backward is the fp32 kernel's on real-unit gradients. */
+    if (mdy_op_is_s8(ctx, op))
+        switch (op->kind) {
+        case MDY_OP_CONV2D:
+            mdy_conv2d_nhwc_s8_igrad(&op->p.conv, (const int8_t *)op->weight, op->w_scales, dy, dx,
+                                     acc);
+            return MDY_OK;
+        case MDY_OP_DEPTHWISE_CONV2D:
+            mdy_depthwise_conv2d_nhwc_s8_igrad(&op->p.conv, (const int8_t *)op->weight,
+                                               op->w_scales, dy, dx, acc);
+            return MDY_OK;
+        case MDY_OP_FULLY_CONNECTED:
+            mdy_fully_connected_s8_igrad(op->p.conv.in_c, op->p.conv.out_c,
+                                         (const int8_t *)op->weight, op->w_scales, dy, dx, acc);
+            return MDY_OK;
+        case MDY_OP_HARDSWISH: {
+            const mdy_tensor *tx = &m->tensors[op->input[0]];
+            if (!st)
+                return MDY_ERR_ARG;
+            mdy_hardswish_s8_igrad(n, (const int8_t *)st, tx->scale, tx->zero, dy, dx, acc);
+            return MDY_OK;
+        }
+        case MDY_OP_MUL_CHANNEL: {
+            const mdy_tensor *tx = &m->tensors[op->input[0]];
+            const mdy_tensor *ts = &m->tensors[op->input[1]];
+            const int8_t *xs = (const int8_t *)st;
+            if (!st)
+                return MDY_ERR_ARG;
+            if (j == 0)
+                mdy_mul_channel_nhwc_s8_igrad_x(ty->h * ty->w, ty->c, xs + n, ts->scale, ts->zero,
+                                                dy, dx, acc);
+            else
+                mdy_mul_channel_nhwc_s8_igrad_s(ty->h * ty->w, ty->c, xs, tx->scale, tx->zero, dy,
+                                                dx, acc);
+            return MDY_OK;
+        }
+        default:
+            break;
+        }
     switch (op->kind) {
     case MDY_OP_CONV2D:
         mdy_conv2d_nhwc_f32_igrad(&op->p.conv, op->weight, dy, dx, acc);
@@ -56,6 +114,10 @@ static mdy_status input_grad(const mdy_ctx *ctx, const mdy_op *op, int j, const 
         break;
     case MDY_OP_FULLY_CONNECTED:
         mdy_fully_connected_f32_igrad(op->p.conv.in_c, op->p.conv.out_c, op->weight, dy, dx, acc);
+        break;
+    case MDY_OP_DEQUANTIZE:
+        /* real-unit gradients: the dequantization passes them straight through */
+        mdy_add_f32_igrad(n, dy, dx, acc);
         break;
     case MDY_OP_CLAMP:
         if (!st)

@@ -24,7 +24,7 @@ static uint64_t now(const mdy_ctx *ctx)
 }
 
 mdy_status mdy_train_epoch_sample(mdy_ctx *ctx, const mdy_epoch *ep, uint32_t i,
-                                  const float *x, int32_t label)
+                                  const void *x, int32_t label)
 {
     uint32_t b0, size;
     uint64_t t0, t1, t2;
@@ -61,7 +61,7 @@ mdy_status mdy_train_epoch(mdy_ctx *ctx, const mdy_epoch *ep, mdy_sample_fn samp
         return MDY_ERR_ARG;
     for (i = 0; i < ep->count; i++) {
         int32_t label = -1;
-        const float *x = sample(user, i, &label);
+        const void *x = sample(user, i, &label);
         mdy_status st = mdy_train_epoch_sample(ctx, ep, i, x, label);
         if (st != MDY_OK)
             return st;
@@ -71,7 +71,7 @@ mdy_status mdy_train_epoch(mdy_ctx *ctx, const mdy_epoch *ep, mdy_sample_fn samp
     return MDY_OK;
 }
 
-mdy_status mdy_eval_sample(mdy_ctx *ctx, const float *x, int32_t label, mdy_eval_stats *acc,
+mdy_status mdy_eval_sample(mdy_ctx *ctx, const void *x, int32_t label, mdy_eval_stats *acc,
                            float *logits)
 {
     const mdy_model *m;

@@ -15,24 +15,72 @@ mdy_status mdy_init(mdy_ctx *ctx, const mdy_model *model, uint8_t *arena)
     ctx->model = model;
     ctx->arena = arena;
     ctx->first_op = model->n_ops;
+    /* Any fixed nonzero seed gives host and device the same draws; the model
+     * hash makes it the plan's. */
+    ctx->rng = model->hash != 0u ? model->hash : 0x9E3779B9u;
+    {
+        uint16_t i;
+        /* The planner sized each op's scratch; refuse a plan whose sizes are
+         * not the kernels' own (*_get_buffer_size). */
+        for (i = 0; i < model->n_ops; i++) {
+            const mdy_op *op = &model->ops[i];
+            int32_t need = mdy_op_scratch_need(ctx, op);
+            if (need > 0 && (op->scratch_offset == MDY_NO_OFFSET ||
+                             op->scratch_size < (uint32_t)need))
+                return MDY_ERR_ARG;
+        }
+    }
     mdy_reset_stats(ctx);
     return MDY_OK;
 }
 
-/* NHWC -> channel-planar copy of the selected channels' input maps. */
-static void save_selected_maps(const mdy_ctx *ctx, const mdy_op *op, const float *x)
+uint32_t mdy_input_bytes(const mdy_model *model)
+{
+    const mdy_tensor *t = &model->tensors[model->input];
+    return (uint32_t)mdy_numel(t) * (t->dtype == MDY_S8 ? 1u : (uint32_t)sizeof(float));
+}
+
+void mdy_input_from_f32(const mdy_model *model, const float *x, uint32_t first, uint32_t n,
+                        void *buf)
+{
+    const mdy_tensor *t = &model->tensors[model->input];
+    if (t->dtype == MDY_S8)
+        mdy_quantize_f32_s8((int32_t)n, x, t->scale, t->zero, (int8_t *)buf + first);
+    else
+        memcpy((float *)buf + first, x, (size_t)n * sizeof(float));
+}
+
+/* NHWC -> channel-planar copy of the selected channels' input maps (the int8
+ * codes themselves on the int8 path: 1 byte per element). */
+static void save_selected_maps(const mdy_ctx *ctx, const mdy_op *op)
 {
     const mdy_tensor *t = &ctx->model->tensors[op->input[0]];
     mdy_block b = mdy_layer_block(ctx, op->layer);
     const uint16_t *ch = mdy_sel_channels(ctx) + b.first;
     int32_t hw = t->h * t->w, c = t->c;
     uint32_t k;
-    for (k = 0; k < b.count; k++) {
-        float *map = b.maps + k * (uint32_t)hw;
-        const float *src = x + ch[k];
-        int32_t i;
-        for (i = 0; i < hw; i++)
-            map[i] = src[i * c];
+    if (t->dtype == MDY_S8) {
+        const int8_t *x = mdy_value_s8(ctx, op->input[0]);
+        int8_t *maps = (int8_t *)b.maps;
+        for (k = 0; k < b.count; k++) {
+            int8_t *map = maps + k * (uint32_t)hw;
+            const int8_t *src = x + ch[k];
+            int32_t i;
+            for (i = 0; i < hw; i++)
+                map[i] = src[i * c];
+        }
+        return;
+    }
+    {
+        const float *x = mdy_value(ctx, op->input[0]);
+        float *maps = (float *)(void *)b.maps;
+        for (k = 0; k < b.count; k++) {
+            float *map = maps + k * (uint32_t)hw;
+            const float *src = x + ch[k];
+            int32_t i;
+            for (i = 0; i < hw; i++)
+                map[i] = src[i * c];
+        }
     }
 }
 
@@ -57,7 +105,13 @@ static mdy_status run_forward(mdy_ctx *ctx, int training)
         int32_t n = mdy_numel(ty);
 
         if (training && op->layer != MDY_NONE)
-            save_selected_maps(ctx, op, x);
+            save_selected_maps(ctx, op);
+        if (mdy_op_is_s8(ctx, op)) {
+            mdy_status s8 = mdy_forward_op_s8(ctx, op, st);
+            if (s8 != MDY_OK)
+                return s8;
+            continue;
+        }
 
         switch (op->kind) {
         case MDY_OP_CONV2D:
@@ -123,7 +177,7 @@ static mdy_status run_forward(mdy_ctx *ctx, int training)
     return MDY_OK;
 }
 
-mdy_status mdy_forward(mdy_ctx *ctx, const float *input, float *out)
+mdy_status mdy_forward(mdy_ctx *ctx, const void *input, float *out)
 {
     mdy_status st;
     if (!ctx || !input)
@@ -136,7 +190,7 @@ mdy_status mdy_forward(mdy_ctx *ctx, const float *input, float *out)
     return st;
 }
 
-mdy_status mdy_train_forward(mdy_ctx *ctx, const float *input)
+mdy_status mdy_train_forward(mdy_ctx *ctx, const void *input)
 {
     if (!ctx || !input)
         return MDY_ERR_ARG;
@@ -144,7 +198,7 @@ mdy_status mdy_train_forward(mdy_ctx *ctx, const float *input)
     return run_forward(ctx, 1);
 }
 
-mdy_status mdy_train_sample(mdy_ctx *ctx, const float *input, int32_t label, int32_t batch)
+mdy_status mdy_train_sample(mdy_ctx *ctx, const void *input, int32_t label, int32_t batch)
 {
     mdy_status st = mdy_train_forward(ctx, input);
     if (st != MDY_OK)

@@ -27,9 +27,11 @@ float *mdy_stats(const mdy_ctx *ctx)
     return (float *)(void *)(ctx->arena + ctx->model->stats_offset);
 }
 
+/* Words (4 bytes) one selected channel takes in the pool: its fp32 slice and
+ * its saved map (fp32, or int8 codes rounded up to whole words). */
 static uint32_t entry_cost(const mdy_layer *l)
 {
-    return (uint32_t)l->slice_size + (uint32_t)l->map_size;
+    return (uint32_t)l->slice_size + (uint32_t)l->map_words;
 }
 
 mdy_block mdy_layer_block(const mdy_ctx *ctx, uint16_t layer)
@@ -49,7 +51,7 @@ mdy_block mdy_layer_block(const mdy_ctx *ctx, uint16_t layer)
         k++;
     b.count = k - b.first;
     b.slices = pool + off;
-    b.maps = b.slices + b.count * (uint32_t)m->layers[layer].slice_size;
+    b.maps = (uint8_t *)(void *)(b.slices + b.count * (uint32_t)m->layers[layer].slice_size);
     return b;
 }
 

@@ -28,17 +28,31 @@ mdy_status mdy_sgd_step(mdy_ctx *ctx, float lr)
          * strided by in_c; a depthwise slice is contiguous. */
         int depthwise = op->kind == MDY_OP_DEPTHWISE_CONV2D;
         int32_t stride = depthwise ? 1 : op->p.conv.in_c;
+        int s8 = m->tensors[op->output].dtype == MDY_S8;
+        /* QAS groups of an int8 slice: one run per output channel (dense conv:
+         * k_h*k_w taps; fully connected: 1); a depthwise slice is its m output
+         * channels. */
+        int32_t taps = op->kind == MDY_OP_FULLY_CONNECTED ? 1 : op->p.conv.k_h * op->p.conv.k_w;
+        int32_t groups = ly->slice_size / taps;
         uint32_t k;
         for (k = 0; k < b.count; k++) {
-            float *w = ly->weight + (depthwise ? (int32_t)ch[k] * ly->slice_size : (int32_t)ch[k]);
+            int32_t first = depthwise ? (int32_t)ch[k] * ly->slice_size : (int32_t)ch[k];
             float *g = b.slices + k * (uint32_t)ly->slice_size;
-            float g2 = mdy_sgd_slice_f32(ly->slice_size, w, stride, g, lr);
+            float g2;
+            if (s8)
+                g2 = mdy_sgd_slice_s8(groups, taps, (int8_t *)ly->weight + first, stride,
+                                      op->w_scales + (depthwise ? (int32_t)ch[k] * groups : 0),
+                                      g, lr, &ctx->rng);
+            else
+                g2 = mdy_sgd_slice_f32(ly->slice_size, (float *)ly->weight + first, stride, g, lr);
             stats[b.first + k] += g2;
             finite &= isfinite(g2) != 0;
         }
         if (ly->train_bias) {
-            float g2 = mdy_sgd_slice_f32(op->p.conv.out_c, ly->bias, 1,
-                                         (float *)(void *)(ctx->arena + ly->bias_grad_offset), lr);
+            float *g = (float *)(void *)(ctx->arena + ly->bias_grad_offset);
+            float g2 = s8 ? mdy_sgd_bias_s32(op->p.conv.out_c, (int32_t *)ly->bias,
+                                             ly->bias_scales, g, lr, &ctx->rng)
+                          : mdy_sgd_slice_f32(op->p.conv.out_c, (float *)ly->bias, 1, g, lr);
             finite &= isfinite(g2) != 0;
         }
     }

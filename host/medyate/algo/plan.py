@@ -27,7 +27,7 @@ from .trainer import EngineFactory, HostEngineFactory
 MemoryFnFor = Callable[[Sequence[str], bool], Callable[[int], int]]
 
 
-def planner_memory_fn(graph, board=None) -> MemoryFnFor:
+def planner_memory_fn(graph, board=None, precision: str = "fp32") -> MemoryFnFor:
     """memory_fn from the planner's exact figures for a set of trainable
     layers: arena + trainable weights in RAM, and with `board` also the
     firmware's static data and stack there (planner.footprint)."""
@@ -37,7 +37,7 @@ def planner_memory_fn(graph, board=None) -> MemoryFnFor:
 
     def for_layers(trainable, train_bias):
         def memory_fn(budget: int) -> int:
-            prog = lower(graph.copy(), list(trainable), train_bias)
+            prog = lower(graph.copy(), list(trainable), train_bias, precision)
             plan_arena(prog, int(budget))
             if board is None:
                 return int(memory_breakdown(prog)["total"])
@@ -112,7 +112,7 @@ def plan_training(factory: EngineFactory, x: np.ndarray, y: np.ndarray, *,
 def make_plan(path, graph, task, *, ram=None, elements=None, layer_metric="lara",
               board="nucleo-f746", strategy="medyate", temperature=1.0, train_bias=False,
               batch=8, epochs=10, lr=None, seed=0, ranking_samples=256, head=None,
-              log=print):
+              precision="fp32", log=print):
     """What `medyate plan` decides: rank the layers on `task` with the host
     engine, pre-select, and solve the budget against the whole footprint on
     `board`. When backward through the ranked layers does not fit the RAM,
@@ -125,9 +125,9 @@ def make_plan(path, graph, task, *, ram=None, elements=None, layer_metric="lara"
 
     if (ram is None) == (elements is None):
         raise MedyateError("give a RAM budget (--ram 256KiB) or a channel budget (--elements N)")
-    memory_fn_for = planner_memory_fn(graph, board)
+    memory_fn_for = planner_memory_fn(graph, board, precision)
 
-    factory = HostEngineFactory(graph)
+    factory = HostEngineFactory(graph, precision=precision)
     lr_test = None
     if lr is None:
         # No learning rate given: the one this model tolerates on this data,
@@ -179,5 +179,5 @@ def make_plan(path, graph, task, *, ram=None, elements=None, layer_metric="lara"
                      ram_bytes=tp.ram_bytes, importance=tp.importance,
                      lr_source="range-test" if lr_test else "given",
                      lr_range_test=lr_test.as_dict() if lr_test else None,
-                     head=head)
+                     head=head, precision=precision)
     return plan, tp

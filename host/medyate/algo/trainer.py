@@ -41,11 +41,13 @@ class LayerSpec:
     channels: int       # selectable input channels
     slice_size: int     # weight-gradient elements of one channel
     map_size: int       # saved input-map elements of one channel
+    map_words: int | None = None   # 4-byte pool words of that map when not map_size (int8)
 
     @property
     def cost(self) -> int:
-        """Paper-style cost of one input channel, in elements."""
-        return self.slice_size + self.map_size
+        """Pool cost of one input channel, in 4-byte words: the paper's elements
+        on the fp32 path (planner.program.Layer.cost)."""
+        return self.slice_size + (self.map_size if self.map_words is None else self.map_words)
 
     @property
     def total_cost(self) -> int:
@@ -70,7 +72,8 @@ class EngineFactory(Protocol):
 
 
 def layer_specs(engine: Trainer) -> list[LayerSpec]:
-    return [LayerSpec(l.name, int(l.channels), int(l.slice_size), int(l.map_size))
+    return [LayerSpec(l.name, int(l.channels), int(l.slice_size), int(l.map_size),
+                      int(getattr(l, "map_words", l.map_size)))
             for l in engine.layers]
 
 
@@ -108,10 +111,12 @@ class HostEngineFactory:
         self.graph = graph
         self.engine_kwargs = engine_kwargs
         self.layers = []
+        # int8 maps are codes: a quarter of a pool word each (planner.program.Layer)
+        map_bytes = 1 if engine_kwargs.get("precision", "fp32") == "int8" else 4
         for node in graph.trainable_nodes():
             s, m = channel_cost(graph, node)
             self.layers.append(LayerSpec(node.name, int(input_channels(graph, node)),
-                                         int(s), int(m)))
+                                         int(s), int(m), -(-int(m) * map_bytes // 4)))
 
     def __call__(self, trainable, budget_elements, train_bias):
         from ..engine.host import HostEngine

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import add_data_args, add_model_args, load_model_and_data
+from .common import (add_data_args, add_model_args, add_precision_arg, load_model_and_data,
+                     resolve_precision)
 
 
 def run(args) -> int:
@@ -22,6 +23,7 @@ def run(args) -> int:
     out = check_output_dir(args.out, "build directory")
     plan = load_plan(args.plan)
     path, graph, task, _ = load_model_and_data(args, plan)
+    plan.precision = resolve_precision(args.precision or plan.precision, graph)
     print(f"generating and building {path.name} for {args.board} in {out}/ ...", flush=True)
     # a build that fails (a plan that does not fit, an image that does not
     # link) leaves no build tree it created
@@ -65,4 +67,5 @@ def register(subparsers) -> None:
     p.add_argument("--report", action="store_true",
                    help="print the memory report (default: only memory.json)")
     add_data_args(p, required=False, absent="no samples in flash: a session streams them")
+    add_precision_arg(p, of_plan=True)
     p.set_defaults(func=run)

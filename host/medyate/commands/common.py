@@ -49,6 +49,29 @@ def add_model_args(p, required: bool = True) -> None:
                         "(default: the model's)")
 
 
+def add_precision_arg(p, of_plan: bool = False) -> None:
+    if of_plan:
+        help_ = ("kernels' number format, overriding the plan's: int8 (a quantized model on "
+                 "the int8 kernels) or fp32 (default: the plan's)")
+    else:
+        help_ = ("kernels' number format: int8 (a quantized model on the int8 kernels: int8 "
+                 "activations and saved maps, fp32 gradients) or fp32 (default: int8 when the "
+                 "model is quantized, else fp32)")
+    p.add_argument("--precision", choices=("int8", "fp32"), default=None, help=help_)
+
+
+def resolve_precision(asked, graph) -> str:
+    """--precision, or its default: int8 for a quantized model, fp32 otherwise."""
+    from ..errors import MedyateError
+    if asked is None:
+        return "int8" if graph.is_quantized else "fp32"
+    if asked == "int8" and not graph.is_quantized:
+        raise MedyateError(f"--precision int8: the model {graph.name} is float; quantize it "
+                           "first with `medyate convert MODEL --data DATA` (onnxruntime's "
+                           "quantize_static, calibrated on your training data)")
+    return asked
+
+
 def add_data_args(p, required: bool = True, absent: str | None = None) -> None:
     """--data and its subset options; `absent` says what happens without --data
     (when it is not required)."""

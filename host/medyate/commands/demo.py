@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from .common import option
+from .common import add_precision_arg, option
 
 
 def _h(step: str) -> None:
@@ -29,6 +29,8 @@ def run(args) -> int:
     bundled_model(args.model)
     task = load_task(args.task, n_train=args.n_train, n_test=args.n_test)
     path, graph, head = load_for_task(args.model, task=task, seed=args.seed)
+    from .common import resolve_precision
+    precision = resolve_precision(args.precision, graph)
 
     _h(f"1/4 profile {path.name}")
     tot = profile_graph(graph)["totals"]
@@ -41,7 +43,7 @@ def run(args) -> int:
        f"{len(task.x_test)} test samples), RAM budget {args.ram}")
     plan, tp = make_plan(path, graph, task, ram=args.ram, layer_metric="lara",
                          board="qemu-mps2-an500", batch=args.batch, epochs=args.epochs,
-                         lr=args.lr, seed=args.seed, head=head)
+                         lr=args.lr, seed=args.seed, head=head, precision=precision)
     out.mkdir(parents=True, exist_ok=True)
     plan.save(out / "plan.json")
     print(describe_plan(plan, tp, graph, "qemu-mps2-an500"))
@@ -107,4 +109,5 @@ def register(subparsers) -> None:
                    help="seed of the sampling and of the new head (default 0)")
     p.add_argument("--out", default="runs/demo",
                    help="directory of the plan and the run (default runs/demo)")
+    add_precision_arg(p)
     p.set_defaults(func=run)

@@ -4,7 +4,7 @@ largest channel budget whose whole training footprint fits the RAM budget."""
 from __future__ import annotations
 
 from ..strategy_names import PLANNED_STRATEGIES
-from .common import add_data_args, add_model_args, load_model_and_data, option
+from .common import add_data_args, add_model_args, add_precision_arg, load_model_and_data, option
 
 
 def describe_plan(plan, tp, graph, board: str) -> str:
@@ -15,6 +15,7 @@ def describe_plan(plan, tp, graph, board: str) -> str:
     lines = [f"{len(plan.layers)} of {len(tp.scores)} layers pre-selected "
              f"(top by {plan.layer_metric}):"]
     lines += [f"  {'*' if n in plan.layers else ' '} {v:10.4g}  {n}" for n, v in ranked]
+    lines.append(f"precision: {plan.precision}")
     lines.append(f"channel budget: {plan.budget_elements} elements ({format_size(plan.budget_bytes)})")
     lines.append(f"RAM on {board}: arena {format_size(ram['arena'])} + trainable weights "
                  f"{format_size(ram['trainable_weights'])} + firmware static "
@@ -31,12 +32,14 @@ def run(args) -> int:
     print(f"ranking layers ({args.layer_metric}) on {task.name}: "
           f"{min(args.ranking_samples, len(task.x_train))} samples of full backprop ...", flush=True)
     from ..algo.plan import make_plan
+    from .common import resolve_precision
+    precision = resolve_precision(args.precision, graph)
     plan, tp = make_plan(path, graph, task, ram=args.ram, elements=args.elements,
                          layer_metric=args.layer_metric, board=args.board,
                          strategy=args.strategy, temperature=args.temperature,
                          train_bias=args.train_bias, batch=args.batch, epochs=args.epochs,
                          lr=args.lr, seed=args.seed, ranking_samples=args.ranking_samples,
-                         head=head)
+                         head=head, precision=precision)
     # described (which lays out its arena) before it is written: a plan that
     # cannot be laid out is never written
     text = describe_plan(plan, tp, graph, args.board)
@@ -57,6 +60,7 @@ def register(subparsers) -> None:
                     "plan.json (readable, editable).")
     add_model_args(p)
     add_data_args(p)
+    add_precision_arg(p)
     # exactly one budget, checked by argparse: a missing budget is said before the
     # data is read and the ranking run spent
     budget = p.add_mutually_exclusive_group(required=True)

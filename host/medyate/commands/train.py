@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import MedyateError
-from .common import add_data_args, add_model_args, load_model_and_data, option
+from .common import (add_data_args, add_model_args, add_precision_arg, load_model_and_data,
+                     option, resolve_precision)
 
 
 def run(args) -> int:
@@ -43,6 +44,7 @@ def run(args) -> int:
     plan = load_plan(args.plan)
     path, graph, task, _ = load_model_and_data(args, plan)
     record = record_files(record_of(args), plan)
+    plan.precision = resolve_precision(args.precision or plan.precision, graph)
     val = None
     if args.val_split is not None:
         from ..session.run import split_validation
@@ -54,7 +56,7 @@ def run(args) -> int:
     title = f"{path.stem} on {task.name}: {plan.strategy}, budget {plan.budget_elements} elements"
     if args.board == "host":
         from ..algo.trainer import HostEngineFactory
-        factory = HostEngineFactory(graph)
+        factory = HostEngineFactory(graph, precision=plan.precision)
         summary = run_session(graph, plan, task, factory, out, args.epochs,
                               resume=bool(args.resume), progress=progress,
                               title=title + " (host)", val=val, board="host",
@@ -85,6 +87,7 @@ def register(subparsers) -> None:
     p.add_argument("--plan", help="plan.json from `medyate plan` (required; with --resume, "
                                   "default: the run's copy RUN/plan.json)")
     add_data_args(p, required=False, absent="required, but with --resume the run's")
+    add_precision_arg(p, of_plan=True)
     p.set_defaults(data_seed=None)
     p.add_argument("--board",
                    help="host (simulation), qemu-mps2-an500, or nucleo-f746 (with --port) "

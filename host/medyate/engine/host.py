@@ -11,10 +11,11 @@ import numpy as np
 
 from ..errors import MedyateError
 from ..ir.graph import Graph
-from ..planner.arena import NO_OFFSET, plan_arena
+from ..planner.arena import plan_arena
 from ..planner.compute import wgrad_macs_per_channel
-from ..planner.program import (AVGPOOL, CLAMP, DEPTHWISE_CONV2D, FULLY_CONNECTED, HARDSIGMOID,
-                               MAXPOOL, NONE, Program, lower)
+from ..planner.int8 import dequantized_weights, quantize_weights
+from ..planner.model_table import Ref, model_table, public
+from ..planner.program import DEPTHWISE_CONV2D, FULLY_CONNECTED, S8, Program, lower
 from .build import kernel_selection, load_engine
 
 STATUS = {-1: "bad argument", -2: "layer or channel index out of range",
@@ -35,10 +36,11 @@ class LayerInfo:
     map_size: int
     out_c: int
     wgrad_macs_per_channel: int
+    map_words: int = 0            # pool words of one saved map (planner.program.Layer)
 
     @property
     def cost(self) -> int:
-        return self.slice_size + self.map_size
+        return self.slice_size + self.map_words
 
 
 @dataclass
@@ -50,18 +52,14 @@ class EpochResult:
     nonfinite: int = 0            # samples with a NaN/inf loss + SGD steps with a NaN/inf gradient
 
 
-def _off(v: int | None) -> int:
-    return NO_OFFSET if v is None else v
-
-
 class HostEngine:
     """One model with a training plan, running on the host build of the C engine."""
 
     def __init__(self, graph: Graph, trainable=(), budget_elements: int = 0,
                  train_bias: bool = False, program: Program | None = None,
-                 board=None, kernels=None):
+                 board=None, kernels=None, precision: str = "fp32"):
         self.graph = graph
-        self.program = program or lower(graph.copy(), list(trainable), train_bias)
+        self.program = program or lower(graph.copy(), list(trainable), train_bias, precision)
         self.plan = plan_arena(self.program, budget_elements)
         # The kernels the simulated board (default: the host board, which selects
         # what the Cortex-M7 boards select) compiles, unless `kernels` names them.
@@ -80,63 +78,50 @@ class HostEngine:
         return self.ffi.cast(ctype, self.ffi.from_buffer(arr))
 
     def _build_model(self) -> None:
-        ffi, p = self.ffi, self.program
-        tensors = ffi.new("mdy_tensor[]", len(p.tensors))
-        for i, t in enumerate(p.tensors):
-            tensors[i].offset = _off(t.offset)
-            tensors[i].grad_offset = _off(t.grad_offset)
-            tensors[i].h, tensors[i].w, tensors[i].c = t.h, t.w, t.c
-        ops = ffi.new("mdy_op[]", len(p.ops))
-        for i, op in enumerate(p.ops):
-            o = ops[i]
-            o.kind = op.kind
-            o.input[0] = op.inputs[0]
-            o.input[1] = op.inputs[1] if len(op.inputs) > 1 else NONE
-            o.output = op.output
-            o.layer = NONE if op.layer is None else op.layer
-            o.saved_offset = _off(op.saved_offset)
-            o.scratch_offset = NO_OFFSET
-            o.grad_accumulate[0], o.grad_accumulate[1] = op.grad_accumulate
-            if op.weight is not None:
-                for k, v in op.params.items():
-                    setattr(o.p.conv, k, v)
-                o.weight = self._ptr(op.weight)
-                o.bias = self._ptr(op.bias)
-            elif op.kind in (AVGPOOL, MAXPOOL):
-                for k, v in op.params.items():
-                    setattr(o.p.pool, k, v)
-            elif op.kind == CLAMP:
-                o.p.clamp.lo, o.p.clamp.hi = op.params["lo"], op.params["hi"]
-            elif op.kind == HARDSIGMOID:
-                o.p.hsig.alpha, o.p.hsig.beta = op.params["alpha"], op.params["beta"]
-        layers = ffi.new("mdy_layer[]", max(1, len(p.layers)))
-        for i, l in enumerate(p.layers):
-            op = p.ops[l.op]
-            layers[i].op = l.op
-            layers[i].train_bias = int(l.train_bias)
-            layers[i].channels = l.channels
-            layers[i].slice_size = l.slice_size
-            layers[i].map_size = l.map_size
-            layers[i].weight = self._ptr(op.weight)
-            layers[i].bias = self._ptr(op.bias)
-            layers[i].bias_grad_offset = _off(l.bias_grad_offset)
+        """mdy_model from the planner's model table (codegen prints the same table)."""
+        ffi = self.ffi
+        table = model_table(self.program)
+        syms = {a.symbol: self._ptr(a.data, f"{a.ctype} *") for a in table.arrays}
+        for st in table.structs:
+            arr = ffi.new(f"{st.ctype}[]", len(st.items))
+            for k, item in enumerate(st.items):
+                self._fill(arr[k], item, syms)
+            self._keep.append(arr)
+            syms[st.symbol] = arr
+        records = {}
+        for name, ctype, rows in (("tensors", "mdy_tensor", table.tensors),
+                                  ("ops", "mdy_op", table.ops),
+                                  ("layers", "mdy_layer", table.layers)):
+            arr = ffi.new(f"{ctype}[]", max(1, len(rows)))
+            for k, row in enumerate(rows):
+                self._fill(arr[k], public(row), syms)
+            self._keep.append(arr)
+            records[name] = arr
         m = ffi.new("mdy_model *")
-        m.hash = p.hash32(self.plan.budget_elements)
-        m.n_ops, m.n_tensors, m.n_layers = len(p.ops), len(p.tensors), len(p.layers)
-        m.input, m.output, m.classes = p.input, p.output, p.classes
-        m.ops, m.tensors, m.layers = ops, tensors, layers
-        m.arena_size = self.plan.arena_size
-        m.pool_offset, m.pool_size = self.plan.pool_offset, self.plan.pool_size
-        m.max_selected = self.plan.max_selected
-        m.stats_offset, m.sel_offset = self.plan.stats_offset, self.plan.sel_offset
-        self._keep += [tensors, ops, layers]
+        self._fill(m, table.model, syms)
+        m.ops, m.tensors, m.layers = records["ops"], records["tensors"], records["layers"]
         self.model = m
+
+    def _fill(self, c, fields: dict, syms: dict) -> None:
+        for k, v in fields.items():
+            if isinstance(v, Ref):
+                setattr(c, k, syms[v])
+            elif v is None:
+                setattr(c, k, self.ffi.NULL)
+            elif isinstance(v, dict):
+                self._fill(getattr(c, k), v, syms)
+            elif isinstance(v, list):
+                arr = getattr(c, k)
+                for j, e in enumerate(v):
+                    arr[j] = e
+            else:
+                setattr(c, k, v)
 
     # ------------------------------------------------------------ public API
     @property
     def layers(self) -> list[LayerInfo]:
         return [LayerInfo(l.name, l.channels, l.slice_size, l.map_size, l.out_c,
-                          wgrad_macs_per_channel(self.program, i))
+                          wgrad_macs_per_channel(self.program, i), l.map_words)
                 for i, l in enumerate(self.program.layers)]
 
     def set_selection(self, pairs) -> None:
@@ -155,10 +140,25 @@ class HostEngine:
                             for c in range(l.channels)])
 
     def _nhwc(self, x: np.ndarray) -> np.ndarray:
+        """NCHW float samples as the engine takes them: NHWC rows, float32 or,
+        for an int8 model, the input's int8 codes from the runtime's own
+        mdy_input_from_f32 (the arithmetic a device quantizes with)."""
         x = np.asarray(x, dtype=np.float32)
         if x.ndim == 4:
             x = x.transpose(0, 2, 3, 1)
-        return np.ascontiguousarray(x.reshape(x.shape[0], -1))
+        x = np.ascontiguousarray(x.reshape(x.shape[0], -1))
+        if self.program.tensors[self.program.input].dtype != S8:
+            return x
+        codes = np.zeros(x.shape, dtype=np.int8)
+        src = self.ffi.cast("float *", self.ffi.from_buffer(x))
+        dst = self.ffi.cast("int8_t *", self.ffi.from_buffer(codes))
+        n = x.shape[1]
+        for i in range(len(x)):
+            self.lib.mdy_input_from_f32(self.model, src + i * n, 0, n, dst + i * n)
+        return codes
+
+    def _sample_ptr(self, row: np.ndarray):
+        return self.ffi.cast("void *", self.ffi.from_buffer(row))
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Logits (N, classes) for an NCHW batch."""
@@ -166,8 +166,7 @@ class HostEngine:
         out = np.zeros((len(xs), self.program.classes), dtype=np.float32)
         buf = self.ffi.new("float[]", self.program.classes)
         for i in range(len(xs)):
-            check(self.lib.mdy_forward(self.ctx, self.ffi.from_buffer("float[]", xs[i]), buf),
-                  "forward")
+            check(self.lib.mdy_forward(self.ctx, self._sample_ptr(xs[i]), buf), "forward")
             out[i] = np.frombuffer(self.ffi.buffer(buf), dtype=np.float32)
         return out
 
@@ -185,13 +184,14 @@ class HostEngine:
             raise MedyateError(f"batch must be >= 1, got {batch}")
         if n and not (0 <= order.min() and order.max() < len(xs)):
             raise MedyateError("order: sample index outside the data")
-        base = ffi.cast("float *", ffi.from_buffer(xs))
+        base = ffi.cast("uint8_t *", ffi.from_buffer(xs))
+        row = xs.strides[0]
 
         @ffi.callback("mdy_sample_fn")
         def sample(_user, i, label):
             k = int(order[i])
             label[0] = int(y[k])
-            return base + k * per
+            return ffi.cast("void *", base + k * row)
 
         done_fn = ffi.NULL
         if progress:
@@ -217,24 +217,39 @@ class HostEngine:
         y = np.asarray(y, dtype=np.int64)
         acc = self.ffi.new("mdy_eval_stats *")
         for i in range(len(xs)):
-            check(self.lib.mdy_eval_sample(self.ctx, self.ffi.from_buffer("float[]", xs[i]),
-                                           int(y[i]), acc, self.ffi.NULL), f"evaluate sample {i}")
+            check(self.lib.mdy_eval_sample(self.ctx, self._sample_ptr(xs[i]), int(y[i]), acc,
+                                           self.ffi.NULL), f"evaluate sample {i}")
         n = max(1, acc.count)
         return acc.loss_sum / n, acc.correct / n
 
     # ------------------------------------------------------------ weights
     def weights(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Trainable layers' weights in the IR's (ONNX) layout."""
-        return {l.name: (to_onnx_layout(self.program, l.op), self.program.ops[l.op].bias.copy())
-                for l in self.program.layers}
+        """Trainable layers' weights in the IR's (ONNX) layout, in real units
+        (an int8 layer's codes times their scales)."""
+        out = {}
+        for l in self.program.layers:
+            op = self.program.ops[l.op]
+            if op.s8 is not None:
+                w, b = dequantized_weights(op)
+                out[l.name] = (to_onnx_layout(self.program, l.op, w), b)
+            else:
+                out[l.name] = (to_onnx_layout(self.program, l.op), op.bias.copy())
+        return out
 
     def load_weights(self, weights: dict) -> None:
+        """Put weights (as `weights` returns them) back. An int8 layer takes
+        the nearest codes of its fixed scales (planner.int8.quantize_weights, the
+        device's arithmetic): what `weights` gave comes back as the same codes."""
         for l in self.program.layers:
             if l.name in weights:
                 w, b = weights[l.name]
                 op = self.program.ops[l.op]
-                op.weight[...] = from_onnx_layout(self.program, l.op, np.asarray(w))
-                op.bias[...] = np.asarray(b, dtype=np.float32)
+                w = from_onnx_layout(self.program, l.op, np.asarray(w, dtype=np.float32))
+                if op.s8 is not None:
+                    quantize_weights(op, w, b)
+                else:
+                    op.weight[...] = w
+                    op.bias[...] = np.asarray(b, dtype=np.float32)
 
     def trained_graph(self) -> Graph:
         """The IR with the trained weights put back (for ONNX export)."""

@@ -112,7 +112,7 @@ def quantize_model(src, dst, x_calib, max_samples: int = 256,
     onnx.save(q, os.fspath(dst))
 
 
-def _float_logits(graph: Graph) -> set[str]:
+def float_logits(graph: Graph) -> set[str]:
     """The head writing the graph output and the shape ops after it, when the logits
     have no int8 parameters: allowed, the head's int32 accumulator is dequantized to
     fp32 logits (a new head, ir/head.py)."""
@@ -136,7 +136,7 @@ def int8_problems(graph: Graph) -> list[str]:
         return [f"the model {graph.name} is not quantized (no QuantizeLinear/"
                 "DequantizeLinear or QLinear* nodes)"]
     q = graph.quant
-    fl = _float_logits(graph)
+    fl = float_logits(graph)
     fl_tensors = {graph.node(n).outputs[0] for n in fl}
     out = []
     for n in graph.nodes:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from ..errors import MedyateError
 from .program import (CLAMP, CONCAT, HARDSIGMOID, HARDSWISH, IN_PLACE, MAXPOOL, MUL_CHANNEL,
                       RESHAPE, Program)
+from .int8 import scratch_bytes
 
 ALIGN = 16
 NO_OFFSET = 0xFFFFFFFF
@@ -27,7 +28,7 @@ def _align(n: int) -> int:
 @dataclass
 class Buffer:
     name: str
-    kind: str          # value | grad | saved | pool | selection | stats | bias_grad
+    kind: str          # value | grad | saved | scratch | pool | selection | stats | bias_grad
     size: int          # bytes, aligned
     start: int
     end: int           # inclusive
@@ -90,15 +91,17 @@ def _maxpool_mask_bytes(params: dict) -> int:
 
 def _saved_bytes(program: Program, i: int) -> int:
     op = program.ops[i]
-    n = program.tensors[op.output].numel
+    y = program.tensors[op.output]
+    n = y.numel
     if op.kind in (CLAMP, HARDSIGMOID):
         return (n + 7) // 8
     if op.kind == MAXPOOL:
         return _maxpool_mask_bytes(op.params)
+    # copies of the inputs, in their own element type (int8 codes on the int8 path)
     if op.kind == HARDSWISH:
-        return 4 * n
+        return program.tensors[op.inputs[0]].nbytes
     if op.kind == MUL_CHANNEL:
-        return 4 * n + 4 * program.tensors[op.output].c
+        return program.tensors[op.inputs[0]].nbytes + program.tensors[op.inputs[1]].nbytes
     return 0
 
 
@@ -172,8 +175,8 @@ def plan_arena(program: Program, budget_elements: int) -> ArenaPlan:
         end = max([2 * n - tensors[t].producer for t in members
                    if tensors[t].producer is not None and tensors[t].producer >= d]
                   + ([n] if program.output in members else []))
-        buffers.append(Buffer(f"grad:{tensors[g].name}", "grad", _align(tensors[g].nbytes),
-                              start, end))
+        buffers.append(Buffer(f"grad:{tensors[g].name}", "grad",
+                              _align(tensors[g].grad_nbytes), start, end))
     # Backward state of the ops the gradient passes through.
     for i in range(d + 1, n):
         op = ops[i]
@@ -181,6 +184,11 @@ def plan_arena(program: Program, budget_elements: int) -> ArenaPlan:
         op.saved_bytes = _saved_bytes(program, i) if has_dx else 0
         if op.saved_bytes:
             buffers.append(Buffer(f"saved:{op.name}", "saved", _align(op.saved_bytes), i, 2 * n - i))
+    # Kernel scratch, live while the op runs its forward.
+    for i, op in enumerate(ops):
+        op.scratch_bytes = scratch_bytes(op, tensors)
+        if op.scratch_bytes:
+            buffers.append(Buffer(f"scratch:{op.name}", "scratch", _align(op.scratch_bytes), i, i))
     # Persistent: channel pool, selection (2 x uint16 per entry), stats, bias grads.
     msel = max_selected(program, budget_elements)
     buffers.append(Buffer("pool", "pool", _align(4 * budget_elements), *full))
@@ -202,6 +210,8 @@ def plan_arena(program: Program, budget_elements: int) -> ArenaPlan:
     for op in ops:
         sb = by_name.get(f"saved:{op.name}")
         op.saved_offset = sb.offset if sb and op.saved_bytes else None
+        cb = by_name.get(f"scratch:{op.name}")
+        op.scratch_offset = cb.offset if cb else None
     for l in program.layers:
         bb = by_name.get(f"bias_grad:{l.name}")
         l.bias_grad_offset = bb.offset if bb else None

@@ -24,7 +24,8 @@ from __future__ import annotations
 # checks the whole static part against the map file of a real image, so it
 # cannot silently drift.
 DEVICE_STATIC_BASE_BYTES = 6 * 1024
-# The device also keeps one model input (fp32) to assemble a streamed sample
+# The device also keeps one model input (fp32, or int8 codes for an int8 model) to
+# assemble a streamed sample
 # that is larger than one frame (docs/PROTOCOL.md, SAMPLE_CHUNK). A caller that
 # does not name the model gets the bundled models' 28x28x1 input.
 DEFAULT_INPUT_BYTES = 4 * 28 * 28 * 1
@@ -35,6 +36,7 @@ ARENA_PARTS = {
     "grad": "activation gradients of the backward pass",
     "saved": "backward state of ops the gradient passes through (ReLU masks, "
              "MaxPool window indices, HardSwish/Mul inputs)",
+    "scratch": "kernel scratch (int8 pools' per-channel sums), live while the op runs",
     "pool": "channel pool: weight-gradient slices and saved input maps of the "
             "selected channels (the channel budget x 4 B)",
     "selection": "the current selection, (layer, channel) pairs",
@@ -45,9 +47,13 @@ ARENA_PARTS = {
 
 def layer_weight_bytes(program) -> dict[str, int]:
     """Bytes of each trainable layer's weights and bias, which live in RAM
-    (they are updated) while every other parameter stays in flash."""
-    return {l.name: 4 * (program.ops[l.op].weight.size + program.ops[l.op].bias.size)
-            for l in program.layers}
+    (they are updated) while every other parameter stays in flash: fp32
+    weights and bias, or int8 weights and an int32 bias."""
+    def nbytes(op):
+        if op.s8 is not None:
+            return op.s8.weight_q.size + 4 * op.s8.bias_q.size
+        return 4 * (op.weight.size + op.bias.size)
+    return {l.name: nbytes(program.ops[l.op]) for l in program.layers}
 
 
 def memory_breakdown(program) -> dict[str, int]:
@@ -64,15 +70,16 @@ def memory_breakdown(program) -> dict[str, int]:
 
 
 def input_bytes(model=None) -> int:
-    """Bytes of one fp32 model input. model: a planner Program, an IR graph,
-    a number of bytes, or None (DEFAULT_INPUT_BYTES)."""
+    """Bytes of one model input as the device holds it: fp32, or int8 codes for
+    an int8 program. model: a planner Program, an IR graph (fp32), a number of
+    bytes, or None (DEFAULT_INPUT_BYTES)."""
     if model is None:
         return DEFAULT_INPUT_BYTES
     if isinstance(model, int):
         return model
-    shape = getattr(model, "input_shape", None)
-    if shape is None:                      # an IR graph
-        shape = model.shapes[model.input]
+    if hasattr(model, "tensors"):          # a Program: its input tensor's own dtype
+        return model.tensors[model.input].nbytes
+    shape = model.shapes[model.input]      # an IR graph
     n = 1
     for d in tuple(shape)[1:]:             # without the batch dimension
         n *= int(d)
@@ -108,7 +115,8 @@ def plan_footprint(graph, plan, board) -> dict[str, int]:
     and arena-planned exactly as its firmware is built."""
     from .arena import plan_arena
     from .program import lower
-    prog = lower(graph.copy(), plan.layers, plan.train_bias)
+    prog = lower(graph.copy(), plan.layers, plan.train_bias,
+                 getattr(plan, "precision", "fp32"))
     plan_arena(prog, plan.budget_elements)
     return ram_footprint(prog, board)
 

@@ -81,6 +81,9 @@ class TrainPlan:
     # the new classifier head, when the model's outputs differ from the task's
     # classes (`new_head`): layer, model_outputs, classes, seed, init, weights_sha256
     head: dict | None = None
+    # the kernels' number format (planner.program.PRECISIONS): int8 runs a
+    # quantized model on the int8 kernels (docs/ALGORITHM.md section 6)
+    precision: str = "fp32"
 
     @property
     def budget_bytes(self) -> int:
@@ -167,6 +170,7 @@ class PlanSchema(Strict):
     lr_source: Literal["given", "range-test"] = "given"
     lr_range_test: Optional[LrRangeRecord] = None
     head: Optional[HeadRecord] = None
+    precision: Literal["fp32", "int8"] = "fp32"
 
     @model_validator(mode="after")
     def _consistent(self):

@@ -18,12 +18,18 @@ from ..ir.graph import Graph, Node
 
 # mdy_op_kind (medyate.h)
 CONV2D, DEPTHWISE_CONV2D, FULLY_CONNECTED, CLAMP, HARDSIGMOID, HARDSWISH, ADD, \
-    MUL_CHANNEL, GLOBAL_AVGPOOL, AVGPOOL, MAXPOOL, CONCAT, RESHAPE, SOFTMAX = range(1, 15)
+    MUL_CHANNEL, GLOBAL_AVGPOOL, AVGPOOL, MAXPOOL, CONCAT, RESHAPE, SOFTMAX, \
+    DEQUANTIZE = range(1, 16)
 KIND_NAMES = {CONV2D: "conv2d", DEPTHWISE_CONV2D: "depthwise_conv2d",
               FULLY_CONNECTED: "fully_connected", CLAMP: "clamp", HARDSIGMOID: "hardsigmoid",
               HARDSWISH: "hardswish", ADD: "add", MUL_CHANNEL: "mul_channel",
               GLOBAL_AVGPOOL: "global_avgpool", AVGPOOL: "avgpool", MAXPOOL: "maxpool",
-              CONCAT: "concat", RESHAPE: "reshape", SOFTMAX: "softmax"}
+              CONCAT: "concat", RESHAPE: "reshape", SOFTMAX: "softmax",
+              DEQUANTIZE: "dequantize"}
+# mdy_dtype (medyate.h) and bytes per element of a value
+F32, S8 = 0, 1
+ELEMENT_BYTES = {F32: 4, S8: 1}
+PRECISIONS = ("fp32", "int8")
 WEIGHTED = (CONV2D, DEPTHWISE_CONV2D, FULLY_CONNECTED)
 # Unary elementwise ops that may overwrite their input (value and gradient).
 IN_PLACE = (CLAMP, HARDSIGMOID, HARDSWISH)
@@ -40,6 +46,9 @@ class Tensor:
     alias: int | None = None             # tensor id whose bytes (value and grad) it shares
     offset: int | None = None            # arena byte offset of the value
     grad_offset: int | None = None       # arena byte offset of the gradient
+    dtype: int = F32                     # of the value; gradients are always fp32
+    scale: float = 0.0                   # S8: real = scale * (code - zero)
+    zero: int = 0
 
     @property
     def numel(self) -> int:
@@ -47,6 +56,10 @@ class Tensor:
 
     @property
     def nbytes(self) -> int:
+        return ELEMENT_BYTES[self.dtype] * self.numel
+
+    @property
+    def grad_nbytes(self) -> int:
         return 4 * self.numel
 
 
@@ -62,7 +75,11 @@ class Op:
     layer: int | None = None             # trainable-layer index
     saved_bytes: int = 0                 # backward state, 0 if backward never reaches it
     saved_offset: int | None = None
+    scratch_bytes: int = 0               # kernel scratch (the kernel's *_get_buffer_size)
+    scratch_offset: int | None = None
     grad_accumulate: list[int] = field(default_factory=lambda: [0, 0])
+    # int8 ops (see planner.int8): what the int8 kernels take instead of the above
+    s8: "object | None" = None           # planner.int8.S8Params
 
     @property
     def kind_name(self) -> str:
@@ -79,11 +96,18 @@ class Layer:
     out_c: int
     train_bias: bool
     bias_grad_offset: int | None = None
+    map_bytes: int = 4                   # per saved element: 4 (fp32) or 1 (int8 codes)
+
+    @property
+    def map_words(self) -> int:
+        """4-byte words one saved map takes in the channel pool."""
+        return -(-self.map_size * self.map_bytes // 4)
 
     @property
     def cost(self) -> int:
-        """Paper-style elements of one input channel: gradient slice + saved map."""
-        return self.slice_size + self.map_size
+        """Pool words of one input channel: gradient slice + saved map. On the
+        fp32 path these are the paper's elements; an int8 map counts a quarter."""
+        return self.slice_size + self.map_words
 
 
 @dataclass
@@ -99,6 +123,7 @@ class Program:
     output_softmax: bool                 # the ONNX model ends in Softmax (dropped here)
     source_sha256: str
     memory: "object | None" = None       # planner.arena.ArenaPlan once planned
+    precision: str = "fp32"              # fp32 | int8 (PRECISIONS)
 
     @property
     def deepest_trainable_op(self) -> int:
@@ -111,6 +136,8 @@ class Program:
         for l in self.layers:
             h.update(f"{l.name}:{int(l.train_bias)};".encode())
         h.update(str(budget_elements).encode())
+        if self.precision != "fp32":
+            h.update(self.precision.encode())
         return int.from_bytes(h.digest()[:4], "little")
 
 
@@ -159,8 +186,39 @@ def _pool_params(graph: Graph, node: Node) -> dict:
                 count_include_pad=int(node.attrs.get("count_include_pad", 0)))
 
 
-def lower(graph: Graph, trainable: list[str] = (), train_bias: bool = False) -> Program:
-    """Lower `graph`; `trainable` names the pre-selected layers (ONNX node names)."""
+def c_weight_layout(graph: Graph, node: Node, w: np.ndarray) -> np.ndarray:
+    """A Conv/Gemm weight (ONNX layout; float values or int8 codes) in the C
+    kernels' layout: OHWI, [O][kh][kw] (depthwise), [O][I] with NHWC columns."""
+    if node.op == "Conv":
+        if node.is_depthwise:
+            return w.reshape(w.shape[0], w.shape[2], w.shape[3])
+        return w.transpose(0, 2, 3, 1)                       # OIHW -> OHWI
+    src = _flatten_source(graph, node.inputs[0])
+    if src is not None:
+        # ONNX flattens NCHW (c-major); our memory is NHWC (c-minor): permute
+        # the columns once so the math is unchanged.
+        _, c, h, wd = src
+        w = w.reshape(w.shape[0], c, h, wd).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+    return w
+
+
+def lower(graph: Graph, trainable: list[str] = (), train_bias: bool = False,
+          precision: str = "fp32") -> Program:
+    """Lower `graph`; `trainable` names the pre-selected layers (ONNX node names).
+    `precision` int8 runs a quantized graph on the int8 kernels (planner.int8):
+    the model input is int8 codes (whoever feeds the engine quantizes samples with
+    the runtime's mdy_input_from_f32), the logits are dequantized by a last
+    DEQUANTIZE op, and every op in between is int8."""
+    if precision not in PRECISIONS:
+        raise MedyateError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    s8 = precision == "int8"
+    float_tail: set[str] = set()
+    if s8:
+        from ..ir.quantize import float_logits, require_int8
+        require_int8(graph)
+        # A head without int8 output parameters (a new head, ir/head.py) runs in
+        # fp32 on its dequantized input: no logit range has to be guessed.
+        float_tail = float_logits(graph)
     unknown = [t for t in trainable if t not in {n.name for n in graph.nodes}]
     if unknown:
         raise MedyateError("unknown layer(s) in the plan: " + ", ".join(unknown))
@@ -182,6 +240,7 @@ def lower(graph: Graph, trainable: list[str] = (), train_bias: bool = False) -> 
     ops: list[Op] = []
     output_name = graph.output
     softmax = False
+    nodes_of: list = [None] * len(ops)     # the IR node of each op (None: added here)
     for node in graph.nodes:
         if node.op == "Softmax":
             if node.outputs[0] != graph.output:
@@ -191,31 +250,29 @@ def lower(graph: Graph, trainable: list[str] = (), train_bias: bool = False) -> 
             output_name = node.inputs[0]
             continue
         ins = [tensor(t) for t in node.inputs]
+        if node.name in float_tail and node.op in ("Conv", "Gemm"):
+            ins[0] = len(tensors)
+            tensors.append(Tensor(f"{node.inputs[0]}:float", *_nhwc(graph.shapes[node.inputs[0]]),
+                                  producer=len(ops)))
+            ops.append(Op(f"{node.name}:dequantize", DEQUANTIZE, [tid[node.inputs[0]]], ins[0]))
+            nodes_of.append(None)
         out = tensor(node.outputs[0])
         op = Op(node.name, 0, ins, out)
         a = node.attrs
         if node.op == "Conv":
             p = _conv_params(graph, node)
-            w = node.params["weight"]
             if node.is_depthwise:
                 op.kind = DEPTHWISE_CONV2D
-                op.weight = w.reshape(w.shape[0], w.shape[2], w.shape[3])
             elif p["groups"] == 1:
                 op.kind = CONV2D
-                op.weight = w.transpose(0, 2, 3, 1)          # OIHW -> OHWI
             else:
                 raise MedyateError(f"node {node.name}: grouped convolution with "
                                    f"{p['groups']} groups is not supported")
+            op.weight = c_weight_layout(graph, node, node.params["weight"])
             op.params = p
             op.bias = node.params["bias"]
         elif node.op == "Gemm":
-            w = node.params["weight"]
-            src = _flatten_source(graph, node.inputs[0])
-            if src is not None:
-                # ONNX flattens NCHW (c-major); our memory is NHWC (c-minor):
-                # permute the columns once so the math is unchanged.
-                _, c, h, wd = src
-                w = w.reshape(w.shape[0], c, h, wd).transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+            w = c_weight_layout(graph, node, node.params["weight"])
             op.kind = FULLY_CONNECTED
             op.weight = w
             op.bias = node.params["bias"]
@@ -262,11 +319,22 @@ def lower(graph: Graph, trainable: list[str] = (), train_bias: bool = False) -> 
             op.bias = np.ascontiguousarray(op.bias, dtype=np.float32)
         tensors[out].producer = len(ops)
         ops.append(op)
+        nodes_of.append(node)
 
     out = tid[output_name]
     classes = tensors[out].numel
     if tensors[out].h * tensors[out].w != 1:
         raise MedyateError(f"model output {output_name} is not a vector of class scores")
+    if s8:
+        from .int8 import quantize_program
+        quantize_program(graph, ops, tensors, nodes_of, inp, float_tail)
+        if tensors[out].dtype == S8:
+            # The loss and its gradient are fp32: dequantize the logits last.
+            logits = len(tensors)
+            tensors.append(Tensor(f"{output_name}:float", *_nhwc(graph.shapes[output_name]),
+                                  producer=len(ops)))
+            ops.append(Op(f"{output_name}:dequantize", DEQUANTIZE, [out], logits))
+            out = logits
 
     # Aliases: reshapes share their input's bytes; in-place unary ops reuse
     # their input when nothing else reads it.
@@ -303,7 +371,9 @@ def lower(graph: Graph, trainable: list[str] = (), train_bias: bool = False) -> 
         else:
             slice_size, map_size = p["out_c"], 1
         op.layer = len(layers)
-        layers.append(Layer(op.name, i, p["in_c"], slice_size, map_size, p["out_c"], train_bias))
+        layers.append(Layer(op.name, i, p["in_c"], slice_size, map_size, p["out_c"], train_bias,
+                            map_bytes=ELEMENT_BYTES[tensors[op.inputs[0]].dtype]))
 
     return Program(graph.name, ops, tensors, layers, inp, out, classes,
-                   tuple(graph.shapes[graph.input]), softmax, graph.source_sha256)
+                   tuple(graph.shapes[graph.input]), softmax, graph.source_sha256,
+                   precision=precision)

@@ -66,7 +66,7 @@ class DeviceTrainer:
                                f"the task {len(task.x_train)}/{len(task.x_test)}")
         self.info = info
         self.layers = [LayerInfo(l.name, l.channels, l.slice_size, l.map_size, l.out_c,
-                                 wgrad_macs_per_channel(program, i))
+                                 wgrad_macs_per_channel(program, i), l.map_words)
                        for i, l in enumerate(program.layers)]
         self.on_progress = None
         self.n_selected = 0
@@ -183,7 +183,7 @@ class DeviceFactory:
     def __init__(self, trainer: DeviceTrainer, plan):
         from ..algo.trainer import LayerSpec
         self.trainer, self.plan = trainer, plan
-        self.layers = [LayerSpec(l.name, l.channels, l.slice_size, l.map_size)
+        self.layers = [LayerSpec(l.name, l.channels, l.slice_size, l.map_size, l.map_words)
                        for l in trainer.program.layers]
 
     def __call__(self, trainable, budget_elements, train_bias):
@@ -256,6 +256,13 @@ def _device_session(graph, plan, task, out, *, board: str, port: str | None, epo
             image = out / "dataset.bin"
             write_dataset_image(image, task.x_train, task.y_train, task.x_test, task.y_test,
                                 classes=task.n_classes)
+            if b.dataset_size is not None and image.stat().st_size > b.dataset_size:
+                # larger than the region QEMU loads it into: the samples are streamed
+                progress.line(f"training data: streamed over serial: the dataset image "
+                              f"({image.stat().st_size} B) exceeds the board's dataset region "
+                              f"({b.dataset_size} B)")
+                image.unlink()
+                image = None
             qemu = QemuMachine(build.elf, image, board=b, timeout=2.0).start()
             stack.callback(qemu.close)
             ser, reopen = qemu.serial, None

@@ -1,0 +1,182 @@
+#!/usr/bin/env python
+"""The int8 path on the real ImageNet models (TTE's mcunet-5fps, mbv2-w0.35,
+proxyless-w0.3, QDQ, 3x128x128) with a new head for each downstream task:
+
+- RAM: a MeDyate plan within 256 KiB on the QEMU board (F746 sizes), as the
+  planner counts it (arena, trainable int8 weights in RAM, firmware static
+  data, stack) and as the linked image holds it (.data + .bss + stack reserve);
+  and the smallest RAM budget at which each model still trains (one channel of
+  its cheapest layer, backward reaching only that layer);
+- accuracy after fine-tuning with MeDyate under that plan, in the host
+  simulation (the same C as the QEMU image, equal losses: tests/session), against
+  a linear probe on the frozen features of the same split (models/linear_probe.py);
+- instructions per training step in QEMU (a few streamed samples of one epoch).
+
+    PYTHONPATH=host .venv/bin/python bench/int8_models.py          # about 25 minutes
+    PYTHONPATH=host .venv/bin/python bench/int8_models.py --quick  # RAM only, about 5
+
+Writes bench/results/int8_models.{json,md}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "host"))
+sys.path.insert(0, str(REPO / "models"))
+
+from medyate.algo import HostEngineFactory, planner_memory_fn, run_strategy  # noqa: E402
+from medyate.algo.plan import make_plan  # noqa: E402
+from medyate.algo.strategies import MeDyate  # noqa: E402
+from medyate.data import load_task  # noqa: E402
+from medyate.errors import MedyateError  # noqa: E402
+from medyate.planner.footprint import plan_footprint  # noqa: E402
+from medyate.session.model import load_for_task  # noqa: E402
+
+MODELS = ("mcunet-5fps", "mbv2-w0.35", "proxyless-w0.3")
+TASKS = ("digits-rgb128", "fmnist-5to9-rgb128")
+BOARD = "qemu-mps2-an500"
+RAM = "256KiB"
+OUT = REPO / "bench" / "results"
+
+
+def smallest_budget(graph, factory) -> tuple[int, str]:
+    """Whole-device RAM of the cheapest plan that trains anything: one channel
+    of one layer, backward reaching only that layer."""
+    fn = planner_memory_fn(graph, BOARD, "int8")
+    best = min((fn([s.name], False)(s.cost), s.name) for s in factory.layers)
+    return int(best[0]), best[1]
+
+
+def linear_probe(model: str, task) -> float:
+    from linear_probe import features
+    from sklearn.linear_model import LogisticRegression
+    path = str(REPO / "models" / f"{model}.onnx")
+    clf = LogisticRegression(max_iter=2000)
+    clf.fit(features(path, task.x_train), task.y_train)
+    return float(clf.score(features(path, task.x_test), task.y_test))
+
+
+def image_ram(graph, plan) -> dict:
+    from medyate.session.firmware import build_device_firmware
+    from medyate.session.memory_report import firmware_memory
+    with tempfile.TemporaryDirectory() as d:
+        program, build = build_device_firmware(graph, plan, BOARD, d, log=lambda s: None)
+        rep = firmware_memory(program, build, BOARD, plan.ram_bytes)
+    return {"ram": rep["image"]["ram"]["total"], "flash": rep["image"]["flash"]["total"]}
+
+
+def qemu_steps(graph, plan, task, samples: int) -> dict:
+    """Instructions per training step (forward, sparse backward, its share of
+    the update) of `samples` streamed samples in QEMU."""
+    from medyate.session.device_session import device_session
+    from medyate.session.run import Progress
+    import dataclasses
+    small = dataclasses.replace(task, x_train=task.x_train[:samples],
+                                y_train=task.y_train[:samples], x_test=task.x_test[:2],
+                                y_test=task.y_test[:2])
+    with tempfile.TemporaryDirectory() as d:
+        device_session(graph, plan, small, Path(d) / "run", board=BOARD, port=None, epochs=1,
+                       resume=False, progress=Progress(open('/dev/null', 'w')), title="bench")
+        rec = json.loads((Path(d) / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    return {"samples": samples, "instructions_per_step": rec["cycles"] / samples}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="RAM only: no training, no QEMU")
+    ap.add_argument("--n-train", type=int, default=200)
+    ap.add_argument("--n-test", type=int, default=200)
+    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--qemu-samples", type=int, default=4)
+    args = ap.parse_args()
+    rows = []
+    for model in MODELS:
+        for ti, tname in enumerate(TASKS):
+            if args.quick and ti > 0:
+                continue
+            t0 = time.perf_counter()
+            task = load_task(tname, n_train=args.n_train, n_test=args.n_test, seed=0)
+            path, graph, head = load_for_task(str(REPO / "models" / f"{model}.onnx"), task=task,
+                                              seed=0, log=lambda s: None)
+            factory = HostEngineFactory(graph, precision="int8")
+            try:
+                plan, tp = make_plan(path, graph, task, ram=RAM, board=BOARD, batch=8,
+                                     epochs=args.epochs, ranking_samples=64, head=head,
+                                     precision="int8", log=lambda s: print("  " + s))
+            except MedyateError as e:   # does not fit: say by how much
+                row = {"model": model, "task": tname, "fits": False, "error": str(e)}
+                row["smallest_ram"], row["smallest_layer"] = smallest_budget(graph, factory)
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+                continue
+            row = {"model": model, "task": tname, "fits": True, "layers": plan.layers,
+                   "budget_elements": plan.budget_elements, "lr": plan.lr,
+                   "plan_ram": plan_footprint(graph, plan, BOARD)}
+            row["smallest_ram"], row["smallest_layer"] = smallest_budget(graph, factory)
+            if ti == 0:
+                row["image"] = image_ram(graph, plan)
+            if not args.quick:
+                hist = run_strategy(factory, task,
+                                    MeDyate(layers=plan.layers, importance=plan.importance),
+                                    epochs=args.epochs, batch=plan.batch, lr=plan.lr,
+                                    seed=plan.seed, budget=plan.budget_elements)
+                row["test_acc"] = [float(h["test_acc"]) for h in hist]
+                row["before_acc"] = float(factory(plan.layers, plan.budget_elements, False)
+                                          .evaluate(task.x_test, task.y_test)[1])
+                row["linear_probe"] = linear_probe(model, task)
+                if ti == 0:
+                    row["qemu"] = qemu_steps(graph, plan, task, args.qemu_samples)
+            row["seconds"] = round(time.perf_counter() - t0, 1)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    OUT.mkdir(exist_ok=True)
+    name = "int8_models_quick" if args.quick else "int8_models"
+    (OUT / f"{name}.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (OUT / f"{name}.md").write_text(report(rows, args))
+    print((OUT / f"{name}.md").read_text())
+    return 0
+
+
+def report(rows, args) -> str:
+    kib = lambda b: f"{b / 1024:.1f}"  # noqa: E731
+    lines = [f"# int8 path on the real models ({'RAM only' if args.quick else 'RAM, accuracy, QEMU'})",
+             "", "`PYTHONPATH=host .venv/bin/python bench/int8_models.py"
+             + (" --quick" if args.quick else "") + "`", "",
+             f"Board {BOARD} (F746 sizes), RAM budget {RAM}; MeDyate plan with LaRa "
+             "pre-selection, int8 forward, fp32 gradients, QAS updates of int8 codes "
+             f"(docs/ALGORITHM.md section 6). {args.n_train} train / {args.n_test} test "
+             f"samples per task, {args.epochs} epochs, batch 8.", "",
+             "| model | task | plan RAM KiB (arena + weights + static + stack) | image RAM KiB | "
+             "smallest RAM that trains KiB | layers | budget | test acc before -> after | "
+             "linear probe | instr/step (QEMU) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if not r["fits"]:
+            lines.append(f"| {r['model']} | {r['task']} | does not fit | - | "
+                         f"{kib(r['smallest_ram'])} | - | - | - | - | - |")
+            continue
+        p = r["plan_ram"]
+        cells = [r["model"], r["task"],
+                 f"{kib(p['total'])} ({kib(p['arena'])} + {kib(p['trainable_weights'])} + "
+                 f"{kib(p['static'])} + {kib(p['stack'])})",
+                 kib(r["image"]["ram"]) if "image" in r else "-", kib(r["smallest_ram"]),
+                 str(len(r["layers"])), str(r["budget_elements"]),
+                 f"{100 * r['before_acc']:.1f} -> {100 * r['test_acc'][-1]:.1f}"
+                 if "test_acc" in r else "-",
+                 f"{100 * r['linear_probe']:.1f}" if "linear_probe" in r else "-",
+                 f"{r['qemu']['instructions_per_step'] / 1e6:.0f} M" if "qemu" in r else "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Accuracy is the host simulation's (the same C as the QEMU image; the "
+              "session tests show equal losses). Before: the new head's, untrained. Full fine-tuning in float is not run here."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
