@@ -1,6 +1,8 @@
 """Arguments and loading shared by several subcommands."""
 from __future__ import annotations
 
+import sys
+
 from ..data.models import resolve_model
 
 
@@ -8,17 +10,30 @@ def load_model_and_data(args, plan=None):
     """(model path, graph, task or None, head record or None) of a command's
     arguments (`session.model.load_for_task`): without `plan` (`medyate plan`) the
     graph gets a new head when its outputs differ from the task's classes, seeded
-    by --seed; with a plan, the head the plan records."""
+    by --seed; with a plan, the head the plan records. With a plan that records
+    its data set, an image folder is normalised as the plan's was, and data other
+    than the plan's is warned about (data.record)."""
     from ..data import load_task
+    from ..data.record import differences, normalisation
     from ..session.model import input_shape_of, load_for_task
     from .profile import parse_shape
     resolve_model(args.model)     # a missing model is said before the data is read
     shape = parse_shape(args.input_shape) if getattr(args, "input_shape", None) else None
     task = None
+    record = plan.data if plan is not None else None
     if getattr(args, "data", None):
+        mean, std = normalisation(record) or (None, None)
         # image folders are read at the model's channels and size
         task = load_task(args.data, seed=args.data_seed, n_train=args.n_train,
-                         n_test=args.n_test, input_shape=input_shape_of(args.model, shape))
+                         n_test=args.n_test, input_shape=input_shape_of(args.model, shape),
+                         mean=mean, std=std)
+        if record is not None:
+            diff = differences(record, task, args.data)
+            if diff:
+                print("warning: this is not the data the plan was made on: "
+                      + "; ".join(diff) + ". Its layer ranking, budget and learning rate "
+                      "were chosen for that data; `medyate plan` on this data makes a plan "
+                      "for it", file=sys.stderr, flush=True)
     path, graph, head = load_for_task(args.model, task=task, plan=plan,
                                       seed=getattr(args, "seed", 0), input_shape=shape,
                                       log=lambda s: print(s, flush=True))

@@ -44,6 +44,8 @@ def run(args) -> int:
     plan, tp = make_plan(path, graph, task, ram=args.ram, layer_metric="lara",
                          board="qemu-mps2-an500", batch=args.batch, epochs=args.epochs,
                          lr=args.lr, seed=args.seed, head=head, precision=precision)
+    from ..data.record import data_record
+    plan.data = data_record(task, args.task)
     out.mkdir(parents=True, exist_ok=True)
     plan.save(out / "plan.json")
     print(describe_plan(plan, tp, graph, "qemu-mps2-an500"))

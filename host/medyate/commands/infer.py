@@ -9,6 +9,25 @@ import numpy as np
 from ..errors import MedyateError
 
 
+def _normalised(x: np.ndarray, plan_path, where) -> np.ndarray:
+    """uint8 pixels scaled to [0, 1] and normalised as the plan's data set was
+    (data.record): what the model was planned and trained on."""
+    from ..data.record import normalisation
+    from ..planner.plan import load_plan
+    norm = normalisation(load_plan(plan_path).data)
+    if norm is None:
+        raise MedyateError(f"input {where} holds uint8 pixels, but plan {plan_path} records "
+                           "no normalisation of its data (made from float data, or by an older "
+                           "medyate): give the input as normalised float32")
+    mean, std = (np.asarray(v, np.float32) for v in norm)
+    c = x.shape[-3] if x.ndim >= 3 else 0
+    if mean.size not in (1, c):
+        raise MedyateError(f"input {where} has {c} channels, the plan's normalisation "
+                           f"{mean.size}")
+    shape = (-1, 1, 1)
+    return (x.astype(np.float32) / 255.0 - mean.reshape(shape)) / std.reshape(shape)
+
+
 def run(args) -> int:
     from ..engine.host import HostEngine
     from ..ir.onnx_import import load_onnx
@@ -30,6 +49,8 @@ def run(args) -> int:
         raise MedyateError(f"input {args.input} is an .npz archive; give one .npy array")
     if x.dtype.kind not in "biuf":
         raise MedyateError(f"input {args.input} holds {x.dtype} values; expected numbers")
+    if args.plan is not None and x.dtype == np.uint8 and x.size:
+        x = _normalised(x, args.plan, args.input)
     if x.size == 0:
         raise MedyateError(f"input {args.input} is empty (shape {x.shape})")
     if not np.isfinite(x).all():
@@ -64,4 +85,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help=".npy file to write the output to (required)")
     p.add_argument("--input-shape", help="static input shape if the model's is dynamic, e.g. "
                                          "1,3,32,32 (default: the model's)")
+    p.add_argument("--plan", help="plan.json whose data set's normalisation is applied to "
+                                  "uint8 (0-255) pixels; float input is taken as normalised "
+                                  "(default: none, the input is used as given)")
     p.set_defaults(func=run)

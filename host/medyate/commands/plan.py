@@ -40,6 +40,8 @@ def run(args) -> int:
                          train_bias=args.train_bias, batch=args.batch, epochs=args.epochs,
                          lr=args.lr, seed=args.seed, ranking_samples=args.ranking_samples,
                          head=head, precision=precision)
+    from ..data.record import data_record
+    plan.data = data_record(task, args.data, args.data_seed)
     # described (which lays out its arena) before it is written: a plan that
     # cannot be laid out is never written
     text = describe_plan(plan, tp, graph, args.board)

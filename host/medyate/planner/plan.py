@@ -21,6 +21,9 @@ Example:
       "seed": 0,
       "importance": {"<layer>": [per-channel floats]}, # optional: initial channel importance
       "selection": [[layer_index, channel], ...],       # optional: initial / static selection
+      "data": {"source": "fmnist-5to9", "sha256": "...",  # the data set it was made on
+               "n_train": 1000, "n_test": 500, "data_seed": 0, "classes": [...],
+               "sample_shape": [1, 28, 28], "mean": [0.286], "std": [0.353]},
       "head": {                                         # only when the head was replaced
         "layer": "classifier", "model_outputs": 1000, "classes": 5, "seed": 0,
         "init": "uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)), bias 0",
@@ -84,6 +87,9 @@ class TrainPlan:
     # the kernels' number format (planner.program.PRECISIONS): int8 runs a
     # quantized model on the int8 kernels (docs/ALGORITHM.md section 6)
     precision: str = "fp32"
+    # the data set the plan was made on (data.record): train warns on other data
+    # and reads an image folder with its normalisation
+    data: dict | None = None
 
     @property
     def budget_bytes(self) -> int:
@@ -142,6 +148,21 @@ class HeadRecord(Strict):
     weights_sha256: Sha256
 
 
+class DataRecord(Strict):
+    """The data set a plan was made on (`data.record.data_record`)."""
+    source: Annotated[str, Field(min_length=1)]
+    sha256: Sha256
+    n_train: Annotated[int, Field(ge=1)]
+    n_test: Annotated[int, Field(ge=1)]
+    data_seed: Seed = 0
+    classes: Annotated[list[str], Field(min_length=2)]
+    sample_shape: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=3, max_length=3)]
+    # (x - mean) / std on [0, 1] pixels, one value or one per channel; both
+    # empty when float data was used as given
+    mean: list[Finite] = []
+    std: list[Annotated[float, Field(gt=0.0, allow_inf_nan=False)]] = []
+
+
 class PlanSchema(Strict):
     """What plan.json may hold: the fields of `TrainPlan` (a test keeps the two
     equal), with their types and limits. What needs the model (layer names,
@@ -171,6 +192,7 @@ class PlanSchema(Strict):
     lr_range_test: Optional[LrRangeRecord] = None
     head: Optional[HeadRecord] = None
     precision: Literal["fp32", "int8"] = "fp32"
+    data: Optional[DataRecord] = None
 
     @model_validator(mode="after")
     def _consistent(self):

@@ -13,7 +13,8 @@ object can be smuggled in: loading never runs code). It holds
     strategy.<key>  what the strategy learnt (e.g. MeDyate's channel energies)
 
 Hashes: `model_sha256` (the ONNX file), `plan_sha256` (every plan field but
-`model`, a path, and `epochs`, which --epochs may change anyway), `data_sha256`
+`model`, a path, `epochs`, which --epochs may change anyway, and `data`,
+which the next hash checks), `data_sha256`
 (the task's arrays) and `content_sha256` over the meta and every array, so a
 flipped byte anywhere is an error rather than a silently changed weight.
 
@@ -34,6 +35,7 @@ from typing import Annotated, Any, Literal, Optional
 import numpy as np
 from pydantic import Field, model_validator
 
+from ..data.record import data_sha256
 from ..errors import MedyateError
 from ..outputs import atomic_write
 from ..schema import EpochIndex, Finite, Sha256, Strict, non_finite_paths, validate
@@ -101,6 +103,9 @@ def _plan_fields(plan) -> dict:
     d = asdict(plan)
     d.pop("model", None)
     d.pop("epochs", None)
+    # the data is checked by data_sha256 itself (and plans made before the
+    # plan recorded its data keep their hash)
+    d.pop("data", None)
     return d
 
 
@@ -110,15 +115,6 @@ def _sha(obj) -> str:
 
 def plan_sha256(plan) -> str:
     return _sha(_plan_fields(plan))
-
-
-def data_sha256(task) -> str:
-    h = hashlib.sha256()
-    for name in ("x_train", "y_train", "x_test", "y_test"):
-        a = np.ascontiguousarray(getattr(task, name))
-        h.update(f"{name} {a.dtype.str} {a.shape}\n".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
 
 
 def _content_sha256(meta: dict, arrays: dict[str, np.ndarray]) -> str:
