@@ -505,6 +505,10 @@ uint32_t mdy_input_bytes(const mdy_model *model);
  * mdy_quantize_f32_s8, so every target quantizes with the same arithmetic. */
 void mdy_input_from_f32(const mdy_model *model, const float *x, uint32_t first, uint32_t n,
                         void *buf);
+/* The input's own arena region when the planner placed it there (int8 models),
+ * else NULL. Free between samples: a device assembles or converts a sample in
+ * it instead of keeping a buffer of its own. */
+void *mdy_input_buffer(const mdy_ctx *ctx);
 /* Validate and install a selection (copied into the arena). Bias-only
  * training is an empty selection with train_bias layers. */
 mdy_status mdy_set_selection(mdy_ctx *ctx, const mdy_channel *sel, uint32_t n);

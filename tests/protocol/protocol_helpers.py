@@ -53,6 +53,6 @@ def model_config(out_dir: Path, fixture: str) -> Path:
     (d / "model_config.h").write_text(
         "#ifndef MDY_MODEL_CONFIG_H\n#define MDY_MODEL_CONFIG_H\n"
         f"#define MDY_MODEL_INPUT_H {h}\n#define MDY_MODEL_INPUT_W {w}\n"
-        f"#define MDY_MODEL_INPUT_C {c}\n#define MDY_MODEL_INPUT_BYTES {4 * h * w * c}u\n"
+        f"#define MDY_MODEL_INPUT_C {c}\n#define MDY_MODEL_SAMPLE_BUFFER_BYTES {4 * h * w * c}u\n"
         "#endif\n")
     return d

@@ -9,11 +9,14 @@
 #include "mdy_generated.h"
 #include "model_config.h"
 
-/* Exactly one model input as the engine takes it (fp32, or the int8 codes of
- * an int8 model), to assemble a streamed sample or convert one
- * (mdy_req_sample.c). Sized at compile time from the generated
- * model_config.h; mdy_device_init checks it against the model. */
-static uint8_t sample[MDY_MODEL_INPUT_BYTES] __attribute__((aligned(4)));
+/* Exactly one model input as the engine takes it, to assemble a streamed
+ * sample or convert one (mdy_req_sample.c): this buffer for an fp32 model
+ * (sized at compile time from the generated model_config.h; mdy_device_init
+ * checks it against the model), the input's own arena region for an int8
+ * model (mdy_input_buffer; no buffer here). */
+#if MDY_MODEL_SAMPLE_BUFFER_BYTES > 0
+static uint8_t sample[MDY_MODEL_SAMPLE_BUFFER_BYTES] __attribute__((aligned(4)));
+#endif
 
 static mdy_device device;
 
@@ -120,10 +123,16 @@ void mdy_device_init(void)
     memset(d, 0, sizeof(*d));   /* a restart starts afresh, as from a zeroed .bss */
     d->model = m;
     d->model_name = mdy_generated_name;
-    d->sample = sample;
-    d->sample_ok = mdy_input_bytes(m) == (uint32_t)sizeof(sample);
     mdy_rx_init(&d->rx, mdy_rx_frame(d), MDY_PROTO_FRAME_MAX);
     d->init_status = mdy_init(&d->ctx, m, mdy_generated_arena);
+    d->sample = (uint8_t *)mdy_input_buffer(&d->ctx);
+    d->sample_ok = d->sample != (uint8_t *)0;
+#if MDY_MODEL_SAMPLE_BUFFER_BYTES > 0
+    if (!d->sample) {
+        d->sample = sample;
+        d->sample_ok = mdy_input_bytes(m) == (uint32_t)sizeof(sample);
+    }
+#endif
     d->ctx.clock = board_cycles;
     d->ds_status = mdy_dataset_open(&d->ds, board_dataset(), board_dataset_size());
     if (d->ds_status == 0) {

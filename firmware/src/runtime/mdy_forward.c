@@ -40,6 +40,12 @@ uint32_t mdy_input_bytes(const mdy_model *model)
     return (uint32_t)mdy_numel(t) * (t->dtype == MDY_S8 ? 1u : (uint32_t)sizeof(float));
 }
 
+void *mdy_input_buffer(const mdy_ctx *ctx)
+{
+    uint32_t off = ctx->model->tensors[ctx->model->input].offset;
+    return off == MDY_NO_OFFSET ? (void *)0 : (void *)(ctx->arena + off);
+}
+
 void mdy_input_from_f32(const mdy_model *model, const float *x, uint32_t first, uint32_t n,
                         void *buf)
 {

@@ -95,7 +95,8 @@ def render(program: Program, source: str = "") -> dict[str, str]:
                model=model, classes=program.classes, max_selected=plan.max_selected,
                arena_size=max(plan.arena_size, 16), name=program.name.replace('"', "'"),
                input_h=h, input_w=w, input_c=c, n_layers=len(layers),
-               input_bytes=program.tensors[program.input].nbytes,
+               sample_buffer_bytes=(0 if program.tensors[program.input].offset is not None
+                                    else program.tensors[program.input].nbytes),
                trainable_bytes=table.trainable_bytes, frozen_bytes=table.frozen_bytes)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
                              undefined=jinja2.StrictUndefined, trim_blocks=False,

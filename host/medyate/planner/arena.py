@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ..errors import MedyateError
 from .program import (CLAMP, CONCAT, HARDSIGMOID, HARDSWISH, IN_PLACE, MAXPOOL, MUL_CHANNEL,
-                      RESHAPE, Program)
+                      RESHAPE, S8, Program)
 from .int8 import scratch_bytes
 
 ALIGN = 16
@@ -155,11 +155,14 @@ def plan_arena(program: Program, budget_elements: int) -> ArenaPlan:
     buffers: list[Buffer] = []
     full = (0, 2 * n)
 
-    # Values.
+    # Values. The model input of an int8 program is planned too: a device
+    # quantizes each float sample into it (mdy_input_buffer), where no
+    # separate sample buffer is needed; an fp32 input is read in place.
+    input_in_arena = tensors[program.input].dtype == S8
     for g, members in groups.items():
-        if g == program.input:
+        if g == program.input and not input_in_arena:
             continue
-        start = min(tensors[t].producer for t in members)
+        start = 0 if g == program.input else min(tensors[t].producer for t in members)
         end = start
         for i, op in enumerate(ops):
             if any(t in members for t in op.inputs):
@@ -204,7 +207,8 @@ def plan_arena(program: Program, budget_elements: int) -> ArenaPlan:
     by_name = {b.name: b for b in buffers}
     for t, x in enumerate(tensors):
         r = root(t)
-        x.offset = None if r == program.input else by_name[f"value:{tensors[r].name}"].offset
+        x.offset = (None if r == program.input and not input_in_arena
+                    else by_name[f"value:{tensors[r].name}"].offset)
         gb = by_name.get(f"grad:{tensors[r].name}") if r in grad_groups else None
         x.grad_offset = gb.offset if gb else None
     for op in ops:

@@ -78,7 +78,9 @@ def input_bytes(model=None) -> int:
     if isinstance(model, int):
         return model
     if hasattr(model, "tensors"):          # a Program: its input tensor's own dtype
-        return model.tensors[model.input].nbytes
+        t = model.tensors[model.input]
+        # an input planned in the arena (int8) needs no buffer of its own
+        return 0 if t.offset is not None else t.nbytes
     shape = model.shapes[model.input]      # an IR graph
     n = 1
     for d in tuple(shape)[1:]:             # without the batch dimension
