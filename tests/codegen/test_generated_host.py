@@ -24,25 +24,31 @@ def setup(tmp_path_factory):
     return g, eng, out
 
 
-def test_generated_training_matches_host_engine(setup):
-    g, eng, out = setup
-    ffi, lib = load_generated(out)
+def _same_selection(ffi, lib, eng, rng, per_layer):
+    """The generated model initialised, checked against the engine's, and the
+    same random selection (`per_layer` channels of each layer) on both."""
     model = lib.mdy_generated_model_ptr()
-    arena = lib.mdy_generated_arena_ptr()
     ctx = ffi.new("mdy_ctx *")
-    assert lib.mdy_init(ctx, model, arena) == 0
+    assert lib.mdy_init(ctx, model, lib.mdy_generated_arena_ptr()) == 0
     assert model.arena_size == eng.plan.arena_size
     assert model.hash == eng.model.hash
-
-    rng = np.random.default_rng(5)
     layers = eng.program.layers
     sel = sorted({(li, int(c)) for li in range(len(layers))
-                  for c in rng.choice(layers[li].channels, 2, replace=False)})
+                  for c in rng.choice(layers[li].channels, per_layer, replace=False)})
     eng.set_selection(sel)
     csel = ffi.new("mdy_channel[]", len(sel))
     for k, (a, b) in enumerate(sel):
         csel[k].layer, csel[k].channel = a, b
     assert lib.mdy_set_selection(ctx, csel, len(sel)) == 0
+    return model, ctx, sel
+
+
+def test_generated_training_matches_host_engine(setup):
+    g, eng, out = setup
+    ffi, lib = load_generated(out)
+    rng = np.random.default_rng(5)
+    model, ctx, sel = _same_selection(ffi, lib, eng, rng, 2)
+    layers = eng.program.layers
 
     x = rng.standard_normal((8,) + g.shapes[g.input][1:]).astype(np.float32)
     y = rng.integers(0, 10, 8)
@@ -105,19 +111,9 @@ def test_generated_int8_training_matches_host_engine(setup_int8):
     draws from the same model-seeded generator) as the cffi-filled engine."""
     g, eng, out = setup_int8
     ffi, lib = load_generated(out)
-    model = lib.mdy_generated_model_ptr()
-    ctx = ffi.new("mdy_ctx *")
-    assert lib.mdy_init(ctx, model, lib.mdy_generated_arena_ptr()) == 0
-    assert model.hash == eng.model.hash and model.arena_size == eng.plan.arena_size
     rng = np.random.default_rng(3)
+    model, ctx, sel = _same_selection(ffi, lib, eng, rng, 3)
     layers = eng.program.layers
-    sel = sorted({(li, int(c)) for li in range(len(layers))
-                  for c in rng.choice(layers[li].channels, 3, replace=False)})
-    eng.set_selection(sel)
-    csel = ffi.new("mdy_channel[]", len(sel))
-    for k, (a, b) in enumerate(sel):
-        csel[k].layer, csel[k].channel = a, b
-    assert lib.mdy_set_selection(ctx, csel, len(sel)) == 0
     x = rng.uniform(-1, 1, (4,) + g.shapes[g.input][1:]).astype(np.float32)
     y = rng.integers(0, 10, 4)
     res = eng.train_epoch(x, y, batch=2, lr=0.5)
