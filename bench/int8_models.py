@@ -86,7 +86,7 @@ def qemu_steps(graph, plan, task, samples: int) -> dict:
         device_session(graph, plan, small, Path(d) / "run", board=BOARD, port=None, epochs=1,
                        resume=False, progress=Progress(open('/dev/null', 'w')), title="bench")
         rec = json.loads((Path(d) / "run" / "metrics.jsonl").read_text().splitlines()[0])
-    return {"samples": samples, "instructions_per_step": rec["cycles"] / samples}
+    return {"samples": samples, "instructions_per_step": rec["instructions"] / samples}
 
 
 def main() -> int:
