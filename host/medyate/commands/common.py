@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 from ..data.models import resolve_model
+from ..errors import MedyateError
 
 
 def load_model_and_data(args, plan=None):
@@ -19,14 +20,27 @@ def load_model_and_data(args, plan=None):
     from .profile import parse_shape
     resolve_model(args.model)     # a missing model is said before the data is read
     shape = parse_shape(args.input_shape) if getattr(args, "input_shape", None) else None
+    if shape is None and plan is not None and plan.input_shape:
+        shape = tuple(plan.input_shape)          # given once, when the plan was made
     task = None
     record = plan.data if plan is not None else None
     if getattr(args, "data", None):
         mean, std = normalisation(record) or (None, None)
-        # image folders are read at the model's channels and size
-        task = load_task(args.data, seed=args.data_seed, n_train=args.n_train,
-                         n_test=args.n_test, input_shape=input_shape_of(args.model, shape),
-                         mean=mean, std=std)
+        kw = dict(seed=args.data_seed, n_train=args.n_train, n_test=args.n_test, mean=mean,
+                  std=std)
+        try:
+            model_shape = input_shape_of(args.model, shape)
+        except MedyateError as e:
+            if shape is not None or "dynamic dimension" not in str(e) or _is_folder(args.data):
+                raise
+            # dynamic H and W: the data's own shape (an .npz or a builtin task)
+            task = load_task(args.data, **kw)
+            shape = (1,) + tuple(task.x_train.shape[1:])
+            print(f"input shape {shape}: the model's is dynamic, taken from the data",
+                  flush=True)
+        else:
+            # image folders are read at the model's channels and size
+            task = load_task(args.data, input_shape=model_shape, **kw)
         if record is not None:
             diff = differences(record, task, args.data)
             if diff:
@@ -39,7 +53,14 @@ def load_model_and_data(args, plan=None):
                                       log=lambda s: print(s, flush=True))
     if task is not None:
         print(describe_loaded(task, graph), flush=True)
+    # recorded in a plan made from these arguments (commands/plan.py)
+    args.resolved_input_shape = list(graph.shapes[graph.input])
     return path, graph, task, head
+
+
+def _is_folder(data) -> bool:
+    from pathlib import Path
+    return Path(str(data)).is_dir()
 
 
 def describe_loaded(task, graph) -> str:

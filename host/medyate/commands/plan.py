@@ -42,6 +42,7 @@ def run(args) -> int:
                          head=head, precision=precision)
     from ..data.record import data_record
     plan.data = data_record(task, args.data, args.data_seed)
+    plan.input_shape = list(args.resolved_input_shape)
     # described (which lays out its arena) before it is written: a plan that
     # cannot be laid out is never written
     text = describe_plan(plan, tp, graph, args.board)

@@ -87,6 +87,9 @@ class TrainPlan:
     # the kernels' number format (planner.program.PRECISIONS): int8 runs a
     # quantized model on the int8 kernels (docs/ALGORITHM.md section 6)
     precision: str = "fp32"
+    # the model input's static shape (N, C, H, W) the plan was made with: a model
+    # with dynamic dimensions needs it given once (--input-shape, or the data's)
+    input_shape: list[int] | None = None
     # the data set the plan was made on (data.record): train warns on other data
     # and reads an image folder with its normalisation
     data: dict | None = None
@@ -192,6 +195,8 @@ class PlanSchema(Strict):
     lr_range_test: Optional[LrRangeRecord] = None
     head: Optional[HeadRecord] = None
     precision: Literal["fp32", "int8"] = "fp32"
+    input_shape: Optional[Annotated[list[Annotated[int, Field(ge=1, le=65535)]],
+                                    Field(min_length=2, max_length=4)]] = None
     data: Optional[DataRecord] = None
 
     @model_validator(mode="after")
