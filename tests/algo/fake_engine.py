@@ -18,7 +18,7 @@ import numpy as np
 
 from medyate.algo.trainer import LayerSpec
 # The engine's own result types (plain dataclasses, no C behind them).
-from medyate.engine.host import EpochResult, LayerInfo
+from medyate.engine.host import EpochResult
 from medyate.errors import MedyateError
 
 
@@ -80,7 +80,7 @@ class FakeEngine:
         for i in self.layer_index:
             n, W, _ = model.params[i]
             mp = 1 if i == len(names) - 1 else model.hw
-            self.layers.append(LayerInfo(n, W.shape[1], W.shape[0], mp, W.shape[0],
+            self.layers.append(LayerSpec(n, W.shape[1], W.shape[0], mp, None, W.shape[0],
                                          W.shape[0] * mp))
         self.budget = int(budget_elements)
         self.train_bias = bool(train_bias)

@@ -3,7 +3,8 @@
 Any engine with this interface works: the host build of the C engine
 (`medyate.engine.host.HostEngine`), a device session, or a numpy stand-in in tests.
 
-    eng.layers                 LayerInfo-like: name, channels, slice_size, map_size
+    eng.layers                 LayerSpec (planner.program): name, channels, slice_size,
+                               map_size, map_words
     eng.set_selection(pairs)   sorted (layer_index, channel) pairs, within the budget
     eng.train_epoch(x, y, batch, lr, order) -> EpochResult(loss, accuracy, steps,
                                channel_stats)   # per selected pair: sum over the
@@ -25,33 +26,15 @@ compared in one harness all start from the same point.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
 import numpy as np
 
+from ..planner.program import LayerSpec
+
 # A selection as the algorithm keeps it: (layer name, input channel). Engines
 # number layers by their own order; `to_engine_pairs` translates.
 Pair = tuple[str, int]
-
-
-@dataclass(frozen=True)
-class LayerSpec:
-    name: str
-    channels: int       # selectable input channels
-    slice_size: int     # weight-gradient elements of one channel
-    map_size: int       # saved input-map elements of one channel
-    map_words: int | None = None   # 4-byte pool words of that map when not map_size (int8)
-
-    @property
-    def cost(self) -> int:
-        """Pool cost of one input channel, in 4-byte words: the paper's elements
-        on the fp32 path (planner.program.Layer.cost)."""
-        return self.slice_size + (self.map_size if self.map_words is None else self.map_words)
-
-    @property
-    def total_cost(self) -> int:
-        return self.channels * self.cost
 
 
 class Trainer(Protocol):

@@ -15,7 +15,8 @@ from ..planner.arena import plan_arena
 from ..planner.compute import wgrad_macs_per_channel
 from ..planner.int8 import dequantized_weights, quantize_weights
 from ..planner.model_table import Ref, model_table, public
-from ..planner.program import DEPTHWISE_CONV2D, FULLY_CONNECTED, S8, Program, lower
+from ..planner.program import (DEPTHWISE_CONV2D, FULLY_CONNECTED, S8, LayerSpec, Program,
+                               lower)
 from .build import kernel_selection, load_engine
 
 STATUS = {-1: "bad argument", -2: "layer or channel index out of range",
@@ -26,21 +27,6 @@ STATUS = {-1: "bad argument", -2: "layer or channel index out of range",
 def check(status: int, what: str) -> None:
     if status != 0:
         raise MedyateError(f"{what}: {STATUS.get(status, f'error {status}')}")
-
-
-@dataclass
-class LayerInfo:
-    name: str
-    channels: int
-    slice_size: int
-    map_size: int
-    out_c: int
-    wgrad_macs_per_channel: int
-    map_words: int = 0            # pool words of one saved map (planner.program.Layer)
-
-    @property
-    def cost(self) -> int:
-        return self.slice_size + self.map_words
 
 
 @dataclass
@@ -119,10 +105,8 @@ class HostEngine:
 
     # ------------------------------------------------------------ public API
     @property
-    def layers(self) -> list[LayerInfo]:
-        return [LayerInfo(l.name, l.channels, l.slice_size, l.map_size, l.out_c,
-                          wgrad_macs_per_channel(self.program, i), l.map_words)
-                for i, l in enumerate(self.program.layers)]
+    def layers(self) -> list[LayerSpec]:
+        return [layer_spec(self.program, i) for i in range(len(self.program.layers))]
 
     def set_selection(self, pairs) -> None:
         pairs = [(int(a), int(b)) for a, b in pairs]
@@ -282,6 +266,13 @@ def evaluate_logits(logits, y) -> tuple[float, float]:
         correct += int(lib.mdy_argmax_f32(n, p) == yi)
     count = max(1, len(y))
     return float(loss_sum) / count, correct / count
+
+
+def layer_spec(program: Program, i: int) -> LayerSpec:
+    """Layer i of a lowered program as the algorithm sees it."""
+    l = program.layers[i]
+    return LayerSpec(l.name, l.channels, l.slice_size, l.map_size, l.map_words, l.out_c,
+                     wgrad_macs_per_channel(program, i))
 
 
 def loss_and_accuracy(logits, y) -> tuple[float, float]:

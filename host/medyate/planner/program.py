@@ -86,6 +86,31 @@ class Op:
         return KIND_NAMES[self.kind]
 
 
+@dataclass(frozen=True)
+class LayerSpec:
+    """A trainable layer as the algorithm plans with it, and as every engine
+    (the host engine, a device session, a test's stand-in) reports it: the one
+    record of a layer's selectable channels and their pool cost. (The device's
+    LAYERS answer, protocol.device.LayerInfo, is the wire's own.)"""
+    name: str
+    channels: int               # selectable input channels
+    slice_size: int             # weight-gradient elements of one channel
+    map_size: int               # saved input-map elements of one channel
+    map_words: int | None = None   # 4-byte pool words of that map when not map_size (int8)
+    out_c: int = 0
+    wgrad_macs_per_channel: int = 0
+
+    @property
+    def cost(self) -> int:
+        """Pool cost of one input channel, in 4-byte words: the paper's elements
+        on the fp32 path (Layer.cost)."""
+        return self.slice_size + (self.map_size if self.map_words is None else self.map_words)
+
+    @property
+    def total_cost(self) -> int:
+        return self.channels * self.cost
+
+
 @dataclass
 class Layer:
     name: str

@@ -36,8 +36,7 @@ class DeviceTrainer:
     without one, are streamed in the frames."""
 
     def __init__(self, device, program, task, memory: dict, counter: str = "cycles"):
-        from ..engine.host import LayerInfo
-        from ..planner.compute import wgrad_macs_per_channel
+        from ..engine.host import layer_spec
         self.device, self.program, self.task, self._memory = device, program, task, memory
         self.counter = counter
         info = device.info()
@@ -65,9 +64,7 @@ class DeviceTrainer:
             raise MedyateError(f"the device's dataset has {info.n_train}/{info.n_test} samples, "
                                f"the task {len(task.x_train)}/{len(task.x_test)}")
         self.info = info
-        self.layers = [LayerInfo(l.name, l.channels, l.slice_size, l.map_size, l.out_c,
-                                 wgrad_macs_per_channel(program, i), l.map_words)
-                       for i, l in enumerate(program.layers)]
+        self.layers = [layer_spec(program, i) for i in range(len(program.layers))]
         self.on_progress = None
         self.n_selected = 0
         self.pairs: list = []
@@ -181,10 +178,10 @@ class DeviceFactory:
     one plan, so the strategy must ask for exactly that."""
 
     def __init__(self, trainer: DeviceTrainer, plan):
-        from ..algo.trainer import LayerSpec
+        from ..engine.host import layer_spec
         self.trainer, self.plan = trainer, plan
-        self.layers = [LayerSpec(l.name, l.channels, l.slice_size, l.map_size, l.map_words)
-                       for l in trainer.program.layers]
+        self.layers = [layer_spec(trainer.program, i)
+                       for i in range(len(trainer.program.layers))]
 
     def __call__(self, trainable, budget_elements, train_bias):
         if list(trainable) != list(self.plan.layers) or int(budget_elements) != \
