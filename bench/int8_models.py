@@ -94,7 +94,11 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="RAM only: no training, no QEMU")
     ap.add_argument("--n-train", type=int, default=200)
     ap.add_argument("--n-test", type=int, default=200)
-    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--lr", type=float, default=0.05,
+                    help="peak learning rate (default 0.05; the plan's range test picks "
+                         "0.0002-0.0015 on these models, too low for a new head: measured "
+                         "4.5 -> 19 %% on digits-rgb128 in 6 epochs, against 63.5 %% at 0.05)")
     ap.add_argument("--qemu-samples", type=int, default=4)
     args = ap.parse_args()
     rows = []
@@ -109,7 +113,7 @@ def main() -> int:
             factory = HostEngineFactory(graph, precision="int8")
             try:
                 plan, tp = make_plan(path, graph, task, ram=RAM, board=BOARD, batch=8,
-                                     epochs=args.epochs, ranking_samples=64, head=head,
+                                     epochs=args.epochs, lr=args.lr, ranking_samples=64, head=head,
                                      precision="int8", log=lambda s: print("  " + s))
             except MedyateError as e:   # does not fit: say by how much
                 row = {"model": model, "task": tname, "fits": False, "error": str(e)}
@@ -153,7 +157,8 @@ def report(rows, args) -> str:
              f"Board {BOARD} (F746 sizes), RAM budget {RAM}; MeDyate plan with LaRa "
              "pre-selection, int8 forward, fp32 gradients, QAS updates of int8 codes "
              f"(docs/ALGORITHM.md section 6). {args.n_train} train / {args.n_test} test "
-             f"samples per task, {args.epochs} epochs, batch 8.", "",
+             f"samples per task, {args.epochs} epochs, batch 8, peak lr {args.lr} (cosine "
+             "schedule with warm-up).", "",
              "| model | task | plan RAM KiB (arena + weights + static + stack) | image RAM KiB | "
              "smallest RAM that trains KiB | layers | budget | test acc before -> after | "
              "linear probe | instr/step (QEMU) |", "|---|---|---|---|---|---|---|---|---|---|"]
