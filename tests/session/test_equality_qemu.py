@@ -6,7 +6,13 @@ statistics of the epoch before: a difference anywhere in the arithmetic
 (kernels, exp/log, sums, what crosses the serial link) would show up as other
 statistics, then other selections. Nothing is given a tolerance: the same
 plan, data and seed must give the same selections, channel statistics,
-losses, accuracies and trained weights on both."""
+losses, accuracies and trained weights on both.
+
+Each test runs twice: on the bundled float model (fp32 path) and on the same
+model quantized by onnxruntime (QDQ, calibrated on the task's training
+samples) on the int8 path: int8 forward, STE backward and SGD on the int8
+codes with stochastic rounding, whose random draws must be the same on both.
+The int8 one is the faster (about 35 s): `-k int8`."""
 import json
 import shutil
 
@@ -50,20 +56,38 @@ def _record(monkeypatch, cls, log):
     monkeypatch.setattr(cls, "train_epoch", rec_train_epoch)
 
 
+def _task():
+    return load_task("fmnist-5to9", n_train=72, n_test=40)
+
+
+@pytest.fixture(scope="module", params=["fp32", "int8"])
+def model(request, tmp_path_factory):
+    """(precision, path of the model): mcunet-tiny as bundled, or quantized."""
+    path = bundled_model("mcunet-tiny")
+    if request.param == "int8":
+        from medyate.ir.quantize import quantize_model
+        dst = tmp_path_factory.mktemp("int8") / "mcunet-tiny-int8.onnx"
+        quantize_model(path, dst, _task().x_train)
+        path = dst
+    return request.param, path
+
+
 @pytest.fixture(scope="module")
-def sessions(tmp_path_factory):
+def sessions(model, tmp_path_factory):
     from medyate.algo.plan import make_plan
     from medyate.algo.trainer import HostEngineFactory
     from medyate.engine.host import HostEngine
     from medyate.session.device_session import DeviceTrainer, device_session
 
+    precision, path = model
     tmp = tmp_path_factory.mktemp("equality")
-    path = bundled_model("mcunet-tiny")
     graph = load_onnx(str(path))
-    task = load_task("fmnist-5to9", n_train=72, n_test=40)
+    assert graph.is_quantized == (precision == "int8")
+    task = _task()
     plan, _ = make_plan(path, graph, task, elements=3000, board="qemu-mps2-an500", batch=8,
-                        epochs=EPOCHS, lr=0.05, seed=3, ranking_samples=32, log=lambda s: None)
-    assert plan.strategy == "medyate"
+                        epochs=EPOCHS, lr=0.05, seed=3, ranking_samples=32,
+                        precision=precision, log=lambda s: None)
+    assert plan.strategy == "medyate" and plan.precision == precision
     # a held-out split: its samples are not in the dataset image and stream
     task, val = split_validation(task, 0.1, plan.seed)
     logs = {"host": [], "qemu": []}
@@ -73,7 +97,8 @@ def sessions(tmp_path_factory):
                        epochs=EPOCHS, resume=False, progress=Quiet(), title="t", val=val)
     with pytest.MonkeyPatch.context() as mp:
         _record(mp, HostEngine, logs["host"])
-        run_session(graph, plan, task, HostEngineFactory(graph), tmp / "host", EPOCHS,
+        run_session(graph, plan, task, HostEngineFactory(graph, precision=precision),
+                    tmp / "host", EPOCHS,
                     progress=Quiet(), val=val)
     metrics = {k: [json.loads(l) for l in (tmp / k / METRICS).read_text().splitlines()]
                for k in logs}
@@ -123,3 +148,22 @@ def test_same_trained_weights(sessions):
         sh = json.loads((tmp / "host" / name).read_text())
         sq = json.loads((tmp / "qemu" / name).read_text())
         assert sq["before"] == sh["before"] and sq["after"] == sh["after"]
+
+
+def test_the_trained_layers_moved(sessions):
+    """Training changed the weights (the equalities above are not of two
+    untouched models); on the int8 path the trained weights are still codes of
+    the quantized model's frozen per-channel scales."""
+    plan, graph, tmp, _, _ = sessions
+    trained = load_onnx(str(tmp / "host" / "finetuned.onnx"))
+    moved = 0
+    for name in plan.layers:
+        before, after = graph.node(name), trained.node(name)
+        w = after.params["weight"]
+        moved += int(np.count_nonzero(w != before.params["weight"]))
+        if plan.precision == "int8":
+            s = before.quant.weight_scale.astype(np.float32).reshape((-1,) + (1,) * (w.ndim - 1))
+            codes = np.rint(w / s)
+            assert np.all(np.abs(codes) <= 127)
+            np.testing.assert_array_equal(codes.astype(np.float32) * s, w)
+    assert moved > 0
