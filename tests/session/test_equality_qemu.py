@@ -12,7 +12,7 @@ Each test runs twice: on the bundled float model (fp32 path) and on the same
 model quantized by onnxruntime (QDQ, calibrated on the task's training
 samples) on the int8 path: int8 forward, STE backward and SGD on the int8
 codes with stochastic rounding, whose random draws must be the same on both.
-The int8 one is the faster (about 35 s): `-k int8`."""
+`-k int8` runs the int8 ones."""
 import json
 import shutil
 
@@ -167,3 +167,62 @@ def test_the_trained_layers_moved(sessions):
             assert np.all(np.abs(codes) <= 127)
             np.testing.assert_array_equal(codes.astype(np.float32) * s, w)
     assert moved > 0
+
+
+class StopAfter(Quiet):
+    """Stops the session after epoch `n`, as a Ctrl-C there would."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.n = n
+
+    def line(self, text):
+        if text.startswith(f"epoch {self.n}/"):
+            raise KeyboardInterrupt
+
+
+def test_a_resumed_session_is_the_same_on_both(model, sessions):
+    """Stop an int8 session after epoch 2 and resume it, on the host and in a
+    fresh QEMU. The resumed engine starts its stochastic-rounding generator
+    from the model hash again (mdy_init), so epoch 3 does not draw what an
+    uninterrupted run draws (docs/ALGORITHM.md); but the host and the device
+    restart it alike, and their resumed sessions must still be equal bit for bit.
+    (On the fp32 path a resume ends where an uninterrupted run does:
+    tests/session/test_session_qemu.py.)"""
+    if model[0] != "int8":
+        pytest.skip("int8 only")
+    from medyate.algo.trainer import HostEngineFactory
+    from medyate.session.device_session import device_session
+    plan, graph, tmp, _, metrics = sessions
+    task, val = split_validation(_task(), 0.1, plan.seed)
+    fw = tmp / "qemu" / "firmware"          # the same plan's: built once
+    with pytest.raises(KeyboardInterrupt):
+        device_session(graph, plan, task, tmp / "qemu-r", board="qemu-mps2-an500", port=None,
+                       epochs=EPOCHS, resume=False, progress=StopAfter(2), title="t", val=val,
+                       build_dir=fw)
+    device_session(graph, plan, task, tmp / "qemu-r", board="qemu-mps2-an500", port=None,
+                   epochs=EPOCHS, resume=True, progress=Quiet(), title="t", val=val,
+                   build_dir=fw)
+    factory = HostEngineFactory(graph, precision="int8")
+    with pytest.raises(KeyboardInterrupt):
+        run_session(graph, plan, task, factory, tmp / "host-r", EPOCHS, progress=StopAfter(2),
+                    val=val)
+    run_session(graph, plan, task, factory, tmp / "host-r", EPOCHS, resume=True,
+                progress=Quiet(), val=val)
+    keys = ("epoch", "lr", "loss", "train_acc", "test_loss", "test_acc", "val_loss", "val_acc",
+            "channels", "elements", "layers")
+    m = {k: [json.loads(l) for l in (tmp / k / METRICS).read_text().splitlines()]
+         for k in ("host-r", "qemu-r")}
+    assert len(m["host-r"]) == len(m["qemu-r"]) == EPOCHS
+    for h, q in zip(m["host-r"], m["qemu-r"]):
+        assert {k: q[k] for k in keys} == {k: h[k] for k in keys}
+    # the last completed epoch's weights, whichever epoch finetuned.onnx is
+    ch, cq = np.load(tmp / "host-r" / "checkpoint.npz"), np.load(tmp / "qemu-r" / "checkpoint.npz")
+    names = [k for k in ch.files if k.startswith(("weight_", "bias_"))]
+    assert names and sorted(names) == sorted(k for k in cq.files if k.startswith(("weight_", "bias_")))
+    for k in names:
+        np.testing.assert_array_equal(cq[k], ch[k])
+    # what was checkpointed is the uninterrupted run's; the resumed epoch still trains
+    assert [{k: r[k] for k in keys} for r in m["host-r"][:2]] == \
+        [{k: r[k] for k in keys} for r in metrics["host"][:2]]
+    assert m["host-r"][2]["loss"] < m["host-r"][1]["loss"]
