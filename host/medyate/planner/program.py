@@ -211,6 +211,13 @@ def _pool_params(graph: Graph, node: Node) -> dict:
                 count_include_pad=int(node.attrs.get("count_include_pad", 0)))
 
 
+def clamp_bounds(node: Node) -> tuple[float, float]:
+    """[lo, hi] of a Relu ([0, inf)) or Clip node."""
+    if node.op == "Relu":
+        return 0.0, math.inf
+    return float(node.attrs.get("min", -math.inf)), float(node.attrs.get("max", math.inf))
+
+
 def c_weight_layout(graph: Graph, node: Node, w: np.ndarray) -> np.ndarray:
     """A Conv/Gemm weight (ONNX layout; float values or int8 codes) in the C
     kernels' layout: OHWI, [O][kh][kw] (depthwise), [O][I] with NHWC columns."""
@@ -304,11 +311,9 @@ def lower(graph: Graph, trainable: list[str] = (), train_bias: bool = False,
             op.params = dict(in_h=1, in_w=1, in_c=w.shape[1], out_h=1, out_w=1, out_c=w.shape[0],
                              k_h=1, k_w=1, stride_h=1, stride_w=1, pad_top=0, pad_left=0,
                              groups=1)
-        elif node.op == "Relu":
-            op.kind, op.params = CLAMP, dict(lo=0.0, hi=math.inf)
-        elif node.op == "Clip":
-            op.kind, op.params = CLAMP, dict(lo=float(a.get("min", -math.inf)),
-                                             hi=float(a.get("max", math.inf)))
+        elif node.op in ("Relu", "Clip"):
+            lo, hi = clamp_bounds(node)
+            op.kind, op.params = CLAMP, dict(lo=lo, hi=hi)
         elif node.op == "HardSigmoid":
             op.kind, op.params = HARDSIGMOID, dict(alpha=float(a["alpha"]), beta=float(a["beta"]))
         elif node.op == "HardSwish":

@@ -197,18 +197,11 @@ def mul_quant(x_scale: float, x_zero: int, s_scale: float, s_zero: int, y_scale:
                 shift=sh, act_min=int(act[0]), act_max=int(act[1]))
 
 
-def check_accumulator(bias, taps: int, x_zero: int, what: str = "conv", weights=None) -> None:
+def check_accumulator(bias, taps: int, x_zero: int, what: str = "conv") -> None:
     """Refuse a layer whose int32 accumulator could overflow: |bias| plus the
-    largest sum of `taps` products (x - x_zero) * w. With `weights` (int8 codes,
-    output channel first) the bound is each channel's own sum of |w|, else
-    |w| <= 128 everywhere."""
-    span = max(QMAX - int(x_zero), int(x_zero) - QMIN)       # largest |x - x_zero|
-    b = np.abs(np.asarray(bias, np.int64)).reshape(-1) if np.size(bias) else np.zeros(1, np.int64)
-    if weights is not None:
-        w = np.abs(np.asarray(weights, np.int64)).reshape(len(b), -1).sum(axis=1)
-        worst = int(np.max(b + w * span))
-    else:
-        worst = int(np.max(b)) + int(taps) * span * 128
+    largest sum of `taps` products (x - x_zero) * w, |w| <= 128."""
+    worst = int(np.max(np.abs(np.asarray(bias, np.int64)))) if np.size(bias) else 0
+    worst += int(taps) * (127 + abs(int(x_zero)) + 1) * 128
     if worst > INT32_MAX:
         raise MedyateError(f"{what}: int32 accumulator may overflow ({worst} > 2^31 - 1 "
                            f"with {taps} taps per output); the bias or the layer is too large")

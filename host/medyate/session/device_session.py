@@ -222,7 +222,7 @@ def _device_session(graph, plan, task, out, *, board: str, port: str | None, epo
                     frame_size: int | None = None, retries: int = 5, record=None) -> dict:
     from ..boards import get_board
     from ..planner.footprint import ram_footprint
-    from ..protocol.dataset_image import write_dataset_image
+    from ..protocol.dataset_image import dataset_image_bytes
     from ..protocol.device import Device
     from ..protocol.link import Link
     from .firmware import build_device_firmware
@@ -250,16 +250,17 @@ def _device_session(graph, plan, task, out, *, board: str, port: str | None, epo
             if not b.is_emulated:
                 raise MedyateError(f"{board} is real hardware: flash it (medyate-flash) and give "
                                    "--port")
-            image = out / "dataset.bin"
-            write_dataset_image(image, task.x_train, task.y_train, task.x_test, task.y_test,
-                                classes=task.n_classes)
-            if b.dataset_size is not None and image.stat().st_size > b.dataset_size:
+            blob = dataset_image_bytes(task.x_train, task.y_train, task.x_test, task.y_test,
+                                       classes=task.n_classes)
+            image = None
+            if b.dataset_size is not None and len(blob) > b.dataset_size:
                 # larger than the region QEMU loads it into: the samples are streamed
                 progress.line(f"training data: streamed over serial: the dataset image "
-                              f"({image.stat().st_size} B) exceeds the board's dataset region "
+                              f"({len(blob)} B) exceeds the board's dataset region "
                               f"({b.dataset_size} B)")
-                image.unlink()
-                image = None
+            else:
+                image = out / "dataset.bin"
+                image.write_bytes(blob)
             qemu = QemuMachine(build.elf, image, board=b, timeout=2.0).start()
             stack.callback(qemu.close)
             ser, reopen = qemu.serial, None
