@@ -13,11 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kernels"))
-
-from int8_refs import conv_s8_ref, add_s8_ref, global_avgpool_s8_ref  # noqa: E402
-from kernel_refs import conv_ref  # noqa: E402
-
+from int8_program import numpy_program  # noqa: E402
 from medyate.engine.host import HostEngine  # noqa: E402
 from medyate.errors import MedyateError  # noqa: E402
 from medyate.ir.head import replace_head  # noqa: E402
@@ -44,35 +40,6 @@ def _images(n, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.uniform(-1, 1, (n, 3, 16, 16)).astype(np.float32)
     return np.repeat(np.repeat(x, 8, axis=2), 8, axis=3)
-
-
-def numpy_program(prog: P.Program, x_codes: np.ndarray) -> np.ndarray:
-    """Logits of an int8 Program from numpy integer references of each op,
-    walking the op list as the runtime does (values by tensor id, NHWC)."""
-    v = {prog.input: x_codes.reshape(prog.tensors[prog.input].h, prog.tensors[prog.input].w, -1)}
-    for op in prog.ops:
-        ty = prog.tensors[op.output]
-        x = v[op.inputs[0]]
-        s = op.s8
-        if op.kind in (P.CONV2D, P.DEPTHWISE_CONV2D) and s is not None:
-            y = conv_s8_ref(op.params, s.quant[0], x, s.weight_q, s.bias_q)
-        elif op.kind == P.CONV2D:                 # the fp32 head on dequantized input
-            y = conv_ref(op.params, x, op.weight, op.bias)
-        elif op.kind == P.CLAMP:
-            y = s.table[x.astype(np.int64) + 128]
-        elif op.kind == P.ADD:
-            y = add_s8_ref(s.quant[0], x, v[op.inputs[1]])
-        elif op.kind == P.GLOBAL_AVGPOOL:
-            y = global_avgpool_s8_ref(s.quant[0], x).reshape(1, 1, -1)
-        elif op.kind == P.DEQUANTIZE:
-            t = prog.tensors[op.inputs[0]]
-            y = (x.astype(np.float32) - np.float32(t.zero)) * np.float32(t.scale)
-        elif op.kind == P.RESHAPE:
-            y = x
-        else:
-            raise AssertionError(f"op kind {op.kind_name} not in this reference")
-        v[op.output] = np.asarray(y).reshape(ty.h, ty.w, ty.c)
-    return v[prog.output].reshape(-1)
 
 
 def test_forward_bit_exact_against_numpy_integer_program(mcunet10):

@@ -85,6 +85,23 @@ class WeightQuant:
                            None if self.bias_q is None else self.bias_q.copy())
 
 
+# The largest int32 bias code whose float32 value is still an int32 (2^31 - 128).
+BIAS_CODE_MAX = 2147483520.0
+
+
+def nearest_codes(w, w_scales, b, bias_scales) -> tuple[np.ndarray, np.ndarray]:
+    """Real-unit (weight, bias) of an int8 Conv/Gemm (any layout with the output channel
+    first) -> the nearest (int8 weight codes, int32 bias codes) of its fixed scales, in
+    the float32 arithmetic of the runtime's mdy_layer_param_set: codes times scales in
+    float32 (what the engine reports) come back as the same codes."""
+    w = np.asarray(w, np.float32)
+    shape = (-1,) + (1,) * (w.ndim - 1)
+    q = np.clip(np.rint(w / np.asarray(w_scales, np.float32).reshape(shape)), -127, 127)
+    qb = np.clip(np.rint(np.asarray(b, np.float32) / np.asarray(bias_scales, np.float32)),
+                 -BIAS_CODE_MAX, BIAS_CODE_MAX)
+    return q.astype(np.int8), qb.astype(np.int32)
+
+
 @dataclass
 class Node:
     name: str

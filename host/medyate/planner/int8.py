@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import MedyateError
-from ..ir.graph import Graph, Node
+from ..ir.graph import Graph, Node, nearest_codes
 from . import quant as Q
 from .program import (ADD, AVGPOOL, CLAMP, CONCAT, CONV2D, DEPTHWISE_CONV2D, FULLY_CONNECTED,
                       DEQUANTIZE, GLOBAL_AVGPOOL, HARDSIGMOID, HARDSWISH, MAXPOOL, MUL_CHANNEL,
@@ -184,8 +184,4 @@ def quantize_weights(op: Op, w: np.ndarray, b: np.ndarray) -> None:
     """Store real-unit (weight, bias), C layout, as the nearest codes of an int8
     op's fixed scales: the runtime's mdy_layer_param_set, in float32."""
     s = op.s8
-    shape = (-1,) + (1,) * (s.weight_q.ndim - 1)
-    q = np.rint(np.asarray(w, np.float32) / s.w_scales.reshape(shape))
-    s.weight_q[...] = np.clip(q, -127, 127)
-    qb = np.rint(np.asarray(b, np.float32) / s.bias_scales)
-    s.bias_q[...] = np.clip(qb, -2147483520.0, 2147483520.0)
+    s.weight_q[...], s.bias_q[...] = nearest_codes(w, s.w_scales, b, s.bias_scales)

@@ -8,7 +8,7 @@ RUN/ holds:
                        cycles (a board), nanoseconds (the host build))
     checkpoint.npz     weights + strategy state + RNG after the last epoch
                        (data only, validated before use: session/checkpoint.py)
-    finetuned.onnx     the fine-tuned model
+    finetuned.onnx     the fine-tuned model (float ONNX; QDQ int8 ONNX for an int8 plan)
     training.png       accuracy and loss per epoch
     summary.json       before/after accuracy, memory, timing
     run.json, plan.json  what the session was started with and its plan
@@ -352,7 +352,8 @@ def _session(graph, plan, task, factory, out: Path, epochs, resume, progress, ti
     final = best_w if best is not None else last_weights
     trained = graph.with_weights(final) if final is not None else graph
     with atomic_path(out / "finetuned.onnx", "ONNX model") as tmp:
-        export_onnx(trained, str(tmp))
+        # an int8 session's model is QDQ: its trained int8 codes and the frozen scales
+        export_onnx(trained, str(tmp), qdq=plan.precision == "int8")
     if hist:
         hist[0].setdefault("test_acc_before", before["test_acc"])
         with atomic_path(out / "training.png", "plot") as tmp:
