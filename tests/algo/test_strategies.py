@@ -174,3 +174,60 @@ def test_ranking_computed_once_if_not_given():
 def test_unknown_strategy():
     with pytest.raises(ValueError):
         make_strategy("sgd-magic")
+
+
+def test_su_published_scheme_trains_its_layers_and_ratios(problem):
+    from medyate.algo.su_schemes import SUScheme
+    f = problem[0]
+    spec = {s.name: s for s in f.layers}
+    convs = [s.name for s in f.layers][:-1]          # the classifier is not counted
+    scheme = SUScheme(n_bias=2, weight_idx=(0, 1), ratio=(0.5, 0.0))
+    strat, eng, hist = _run(problem, "su", scheme=scheme, always=["layer3"])
+    sels = eng.selections_seen
+    assert all(s == sels[0] for s in sels)
+    names = [l.name for l in eng.layers]
+    # biases of the last 2 convolutions, weights of conv 0, the head in full
+    assert names == [convs[0]] + convs[-2:] + ["layer3"] and eng.train_bias
+    per_layer = {n: sorted(c for l, c in sels[0] if names[l] == n) for n in names}
+    k = math.floor(0.5 * spec[convs[0]].channels + 0.5)
+    mags = channel_magnitudes(dict((n, W) for n, W, _ in f.params)[convs[0]],
+                              spec[convs[0]].channels)
+    assert per_layer[convs[0]] == sorted(np.argsort(-mags)[:k].tolist())
+    assert per_layer[convs[1]] == []                  # ratio 0: listed, frozen
+    assert per_layer["layer3"] == list(range(spec["layer3"].channels))
+    assert hist[0]["elements"] == k * spec[convs[0]].cost + spec["layer3"].total_cost
+
+
+def test_su_scheme_that_does_not_fit_the_model_names_it(problem):
+    from medyate.algo.su_schemes import SUScheme, scheme_layers
+    with pytest.raises(ValueError, match="3 convolutions"):
+        scheme_layers(SUScheme(1, (5,), (1.0,)), ["a", "b", "c"])
+
+
+@pytest.mark.parametrize("name", ["static-random", "trady", "medyate"])
+def test_always_layers_train_in_full_inside_the_budget(problem, name):
+    f = problem[0]
+    spec = {s.name: s for s in f.layers}
+    strat, eng, hist = _run(problem, name, always=["layer3"])
+    names = [l.name for l in eng.layers]
+    head = spec["layer3"]
+    for sel in eng.selections_seen:
+        assert sorted(c for l, c in sel if names[l] == "layer3") == list(range(head.channels))
+        assert sum(spec[names[l]].cost for l, _ in sel) <= BUDGET
+        assert any(names[l] != "layer3" for l, _ in sel)     # the rest is sampled
+    with pytest.raises(Exception, match="does not hold"):
+        f_, task, run = problem
+        run_strategy(f_, task, make_strategy(name, always=["layer3"]), 1, 16, 0.1, 0,
+                     head.total_cost - 1, ranking=run)
+
+
+def test_bias_only_with_the_head_trains_its_weights_too(problem):
+    f = problem[0]
+    f_, task, run = problem
+    strat = make_strategy("bias", always=["layer3"])
+    run_strategy(f_, task, strat, 2, 16, 0.1, 0, 0, ranking=run)
+    eng = f.engines[-1]
+    w = eng.weights()
+    for (name, W, b) in f.params:
+        same = np.array_equal(w[name][0], W.astype(np.float32))
+        assert same == (name != "layer3"), name

@@ -13,7 +13,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 @pytest.mark.parametrize("name, base", [("fmnist-5to9-rgb128", "fmnist-5to9"),
-                                        ("digits-rgb128", "digits")])
+                                        ("digits-rgb128", "digits"),
+                                        ("fmnist-inv-rgb128", "fmnist-inv")])
 def test_rgb128_task_is_the_builtin_task_resized(name, base):
     t = load_task(name, seed=1, n_train=20, n_test=10)
     small = load_task(base, seed=1, n_train=20, n_test=10)
@@ -32,6 +33,18 @@ def test_rgb128_task_is_the_builtin_task_resized(name, base):
     assert np.array_equal(again.x_test, t.x_test)
     assert not np.array_equal(load_task(name, seed=2, n_train=20, n_test=10).train_index,
                               t.train_index)
+
+
+def test_inverted_rgb128_task_is_the_plain_images_inverted():
+    inv = load_task("fmnist-inv-rgb128", seed=0, n_train=8, n_test=4)
+    # the same rows as the 28x28 task; a light background: the corner pixel is 255
+    # (code trunc(255 - 127.5) = 127) where Fashion-MNIST's is 0 (code -127)
+    assert np.allclose(inv.x_train[:, :, 0, 0] * 127.5, 127, atol=1e-4)
+    from medyate.data.builtin import _rgb128, fashion_mnist
+    xtr, _, _, _ = fashion_mnist()
+    plain = _rgb128(xtr[inv.train_index], 1.0)
+    assert np.allclose(plain[:, :, 0, 0] * 127.5, -127, atol=1e-4)
+    assert np.array_equal(inv.x_train, _rgb128(255 - xtr[inv.train_index], 1.0))
 
 
 def test_rgb128_task_fits_the_imagenet_models():

@@ -164,11 +164,17 @@ class LastLayer(Strategy):
 class BiasOnly(Strategy):
     name = "bias"
 
+    def __init__(self, always: Sequence[str] = ()):
+        """always: layers whose weights train too (TinyTL's bias-only keeps the
+        classifier trainable; a new head must be)."""
+        self.always = list(always)
+
     def prepare(self, ctx):
-        return EngineSpec(ctx.layer_names, 0, True)
+        return EngineSpec(ctx.layer_names,
+                          sum(ctx.specs[n].total_cost for n in self.always), True)
 
     def select(self, epoch, ctx, rng):
-        return []
+        return all_pairs([ctx.specs[n] for n in self.always])
 
 
 def channel_magnitudes(weight: np.ndarray, channels: int) -> np.ndarray:
@@ -189,12 +195,48 @@ def channel_magnitudes(weight: np.ndarray, channels: int) -> np.ndarray:
 class StaticSparseUpdate(Strategy):
     name = "su"
 
-    def __init__(self, n_weight_layers: int = 4, n_bias_layers: int | None = None):
+    def __init__(self, n_weight_layers: int = 4, n_bias_layers: int | None = None,
+                 scheme=None, always: Sequence[str] = ()):
+        """scheme: a published scheme (`su_schemes.SUScheme`: biases of the last
+        convolutions, weights of given ones for a ratio of their input channels)
+        instead of the budget-filling rule; always: layers trained in full (a new
+        head), outside the scheme's count of convolutions."""
         self.n_weight_layers = n_weight_layers
         self.n_bias_layers = n_bias_layers
+        self.scheme = scheme
+        self.always = list(always)
         self.fixed: list[Pair] | None = None
 
+    def _prepare_scheme(self, ctx):
+        from .su_schemes import scheme_layers
+        convs = [n for n in ctx.layer_names if n not in self.always]
+        bias, self.ratios = scheme_layers(self.scheme, convs)
+        self.weight_layers = list(self.ratios)
+        self.specs = ctx.specs
+        self.fixed = None
+        trainable = sorted(set(bias) | set(self.ratios) | set(self.always),
+                           key=ctx.layer_names.index)
+        cost = sum(self._scheme_count(n) * ctx.specs[n].cost for n in self.ratios)
+        cost += sum(ctx.specs[n].total_cost for n in self.always)
+        return EngineSpec(trainable, cost, True)
+
+    def _scheme_count(self, name) -> int:
+        # TTE keeps round(ratio * C_in) channels (half away from zero)
+        return min(self.specs[name].channels,
+                   int(math.floor(self.ratios[name] * self.specs[name].channels + 0.5)))
+
+    def _select_scheme(self, ctx):
+        w = ctx.engine.weights()
+        chosen = all_pairs([ctx.specs[n] for n in self.always])
+        for name in self.weight_layers:
+            mags = channel_magnitudes(w[name][0], ctx.specs[name].channels)
+            top = np.argsort(-mags, kind="stable")[:self._scheme_count(name)]
+            chosen += [(name, int(c)) for c in top]
+        return sorted(chosen)
+
     def prepare(self, ctx):
+        if self.scheme is not None:
+            return self._prepare_scheme(ctx)
         names = ctx.layer_names
         nw = min(self.n_weight_layers, len(names))
         nb = self.n_bias_layers
@@ -207,6 +249,8 @@ class StaticSparseUpdate(Strategy):
         return EngineSpec(names[len(names) - nb:], ctx.budget, True)
 
     def select(self, epoch, ctx, rng):
+        if self.fixed is None and self.scheme is not None:
+            self.fixed = self._select_scheme(ctx)
         if self.fixed is None:
             w = ctx.engine.weights()
             left = ctx.budget
@@ -247,27 +291,48 @@ class _TopK(Strategy):
 
     def __init__(self, metric: str | None = None, coverage: float = 0.97,
                  max_layers: int | None = None, layers: Sequence[str] | None = None,
-                 train_bias: bool = False):
-        """layers: a fixed pre-selection (e.g. from a plan) instead of ranking."""
+                 train_bias: bool = False, always: Sequence[str] = ()):
+        """layers: a fixed pre-selection (e.g. from a plan) instead of ranking.
+        always: layers trained in full every epoch, outside the ranking and the
+        sampling (a new head: a randomly initialised classifier that is only
+        partly trained leaves every strategy near chance); their cost comes off
+        the budget first."""
         if metric is not None:
             self.metric = metric
         self.coverage = coverage
         self.max_layers = max_layers
         self.fixed_layers = list(layers) if layers is not None else None
         self.train_bias = train_bias
+        self.always = list(always)
 
     def prepare(self, ctx):
+        always_cost = sum(ctx.specs[n].total_cost for n in self.always)
+        if always_cost > ctx.budget:
+            raise MedyateError(f"the budget ({ctx.budget} elements) does not hold the "
+                               f"layers trained in full ({', '.join(self.always)}: "
+                               f"{always_cost} elements)")
+        self.sample_budget = ctx.budget - always_cost
         if self.fixed_layers is not None:
-            layers = self.fixed_layers
+            layers = [n for n in self.fixed_layers if n not in self.always]
         else:
-            self.scores = layer_scores(ctx.get_ranking(), self.metric)
-            layers = preselect(self.scores, self.coverage, specs=list(ctx.specs.values()),
-                               budget=ctx.budget, max_layers=self.max_layers)
+            scores = layer_scores(ctx.get_ranking(), self.metric)
+            self.scores = {n: v for n, v in scores.items() if n not in self.always}
+            layers = preselect(self.scores, self.coverage,
+                               specs=[s for n, s in ctx.specs.items() if n in self.scores],
+                               budget=self.sample_budget, max_layers=self.max_layers)
         order = ctx.layer_names
         self.specs = ctx.specs
-        self.layers = sorted(layers, key=order.index)
-        self.candidates = all_pairs([ctx.specs[n] for n in self.layers])
+        self.layers = sorted(set(layers) | set(self.always), key=order.index)
+        self.candidates = all_pairs([ctx.specs[n] for n in self.layers
+                                     if n not in self.always])
+        self.fixed_pairs = all_pairs([ctx.specs[n] for n in self.always])
         return EngineSpec(self.layers, ctx.budget, self.train_bias)
+
+    def _sample(self, importance, temperature, rng) -> list[Pair]:
+        """The always-trained layers' channels plus a sample filling the rest."""
+        picked = sample_selection(self.candidates, self.specs, importance,
+                                  self.sample_budget, temperature, rng)
+        return sorted(self.fixed_pairs + picked)
 
 
 class StaticRandom(_TopK):
@@ -279,8 +344,7 @@ class StaticRandom(_TopK):
 
     def select(self, epoch, ctx, rng):
         if self.fixed is None:
-            self.fixed = sample_selection(self.candidates, ctx.specs, None, ctx.budget,
-                                          math.inf, rng)
+            self.fixed = self._sample(None, math.inf, rng)
         return self.fixed
 
     def state_arrays(self):
@@ -299,7 +363,7 @@ class TraDy(_TopK):
     dynamic = True
 
     def select(self, epoch, ctx, rng):
-        return sample_selection(self.candidates, ctx.specs, None, ctx.budget, math.inf, rng)
+        return self._sample(None, math.inf, rng)
 
 
 class MeDyate(_TopK):
@@ -310,10 +374,11 @@ class MeDyate(_TopK):
     def __init__(self, metric: str | None = None, coverage: float = 0.97,
                  max_layers: int | None = None, layers: Sequence[str] | None = None,
                  train_bias: bool = False, temperature: float = 1.0,
-                 momentum: float = 0.0, importance: dict | None = None):
+                 momentum: float = 0.0, importance: dict | None = None,
+                 always: Sequence[str] = ()):
         """importance: initial per-channel energy {layer: [E_c]} (e.g. a plan's);
         without it, the ranking run's."""
-        super().__init__(metric, coverage, max_layers, layers, train_bias)
+        super().__init__(metric, coverage, max_layers, layers, train_bias, always)
         self.temperature = temperature
         self.momentum = momentum
         self.initial = importance
@@ -327,8 +392,7 @@ class MeDyate(_TopK):
 
     def select(self, epoch, ctx, rng):
         imp = self.importance.importances(self.candidates)
-        return sample_selection(self.candidates, ctx.specs, imp, ctx.budget,
-                                self.temperature, rng)
+        return self._sample(imp, self.temperature, rng)
 
     def observe(self, epoch, stats, steps):
         self.importance.update(stats, steps, epoch)

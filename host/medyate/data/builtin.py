@@ -25,7 +25,7 @@ Tasks:
                   10,000). Five of its classes are the source classes, but no image of
                   its training set was seen in pre-training, and the inversion makes the
                   input distribution unlike the source's.
-    fmnist-5to9-rgb128, digits-rgb128
+    fmnist-5to9-rgb128, digits-rgb128, fmnist-inv-rgb128
                   the same tasks (same seeded rows) at 3x128x128 RGB for the bundled
                   ImageNet int8 models, encoded trunc(pixel - 127.5) / 127.5; defaults
                   500 train / 250 test (a sample is 192 KiB in float32). See
@@ -260,7 +260,7 @@ def _digits(seed, n_train, n_test) -> Task:
 # copied to R, G and B, and encoded as those models expect: trunc(pixel - 127.5) / 127.5
 # (TTE's "MCU transform"; see models/README.md). A sample is 192 KiB in float32, hence
 # the smaller default splits.
-RGB128_TASKS = ("fmnist-5to9-rgb128", "digits-rgb128")
+RGB128_TASKS = ("fmnist-5to9-rgb128", "digits-rgb128", "fmnist-inv-rgb128")
 RGB128_SIZE = 128
 RGB128_N_TRAIN = 500
 RGB128_N_TEST = 250
@@ -292,6 +292,8 @@ def load_rgb128(name: str, seed: int = 0, n_train: int | None = None,
     else:
         xtr, _, xte, _ = fashion_mnist()
         raw_tr, raw_te, scale = xtr, xte, 1.0
+        if base == "fmnist-inv":      # the 28x28 task's inversion, on 8-bit pixels
+            raw_tr, raw_te = 255 - raw_tr, 255 - raw_te
     task = Task(name=name, x_train=_rgb128(raw_tr[small.train_index], scale),
                 y_train=small.y_train, x_test=_rgb128(raw_te[small.test_index], scale),
                 y_test=small.y_test, classes=list(small.classes), source=small.source,
