@@ -1,0 +1,498 @@
+#!/usr/bin/env python
+"""Benchmark: every training strategy on the real ImageNet-pretrained int8 models
+(TTE's mcunet-5fps, mbv2-w0.35, proxyless-w0.3, 3x128x128, each with a new head for
+the task), at TTE's own sparse-update memory sizes, with tuned baselines.
+
+    PYTHONPATH=host .venv/bin/python bench/real_models.py --quick    # CI smoke, ~1 min
+    PYTHONPATH=host .venv/bin/python bench/real_models.py --medium   # < 1 h on 2 cores
+    PYTHONPATH=host .venv/bin/python bench/real_models.py            # the full grid, hours
+
+Budgets. For each model, one budget per TTE scheme of that model ("49kb" ... , the
+schemes of `medyate.algo.su_schemes`): the budget is that scheme's training memory
+counted as the paper counts it (weight-gradient slices in fp32 and saved input maps
+in int8 of the trained channels, plus the trained biases' gradients; no firmware, no
+stack, no frozen forward), so SU runs its published scheme and every other budgeted
+strategy gets exactly the same training memory. Each run also reports the
+whole-device RAM of its plan on the F746 (arena + trainable int8 weights + firmware
+static data + stack, `planner_memory_fn`, the figure `medyate plan` solves against).
+
+Strategies (`medyate.algo.strategies`), all with the new head trained in full:
+  full            full fine-tuning in float on the host (the upper bound, fp32 engine
+                  on the model's float view; the int8 graph's full update is the
+                  one TTE reports diverging);
+  last, bias      the head alone; biases of every layer and the head;
+  su              TTE's published scheme for the model and memory;
+  static-random, trady   top-K layers by RGN, channels drawn uniformly once / each epoch;
+  medyate         top-K layers by LaRa, importance-weighted resampling each epoch.
+Everything but `full` runs on the int8 path (int8 forward, fp32 gradients, QAS updates
+of int8 codes): the host build of the device's C.
+
+Fairness. A validation split (a fixed, seeded fifth of the training data) chooses
+each strategy's learning rate from the same grid (and, for last/bias, the number of
+epochs from {E, 3E}), per model, task and budget, at seed 0; the final runs train on
+the whole training split with the chosen values, every seed, and the test split is
+used once, for the table. Same data order, seeds and epochs for every strategy.
+
+Layer ranking quality: per model and task, an oracle trains each layer (all its
+channels, plus the head) alone for a few epochs on the training part and measures the
+validation accuracy it adds over the head alone; the table gives Spearman's rho of
+LaRa's and RGN's layer scores against that gain.
+
+Writes, in --out (default bench/results/): real_models{_quick,_medium}.jsonl (every
+run), .md (tables, goal check) and .png (accuracy against training memory).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import multiprocessing as mp
+import os
+import platform
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "host"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from strategies import fmt_time, _mean_std  # noqa: E402  (the toy grid's helpers)
+
+BOARD = "nucleo-f746"
+HEAD = "classifier"
+MODELS = ("mcunet-5fps", "mbv2-w0.35", "proxyless-w0.3")
+TASKS = ("fmnist-5to9-rgb128", "digits-rgb128", "fmnist-inv-rgb128")
+ORDER = ("full", "last", "bias", "su", "static-random", "trady", "medyate")
+BUDGETED = ("su", "static-random", "trady", "medyate")
+GRIDS = {
+    "full": dict(models=MODELS, tasks=TASKS, schemes=[0, 1, 2, 3, 4], seeds=[0, 1, 2],
+                 epochs=10, n_train=400, n_test=400, batch=8, lrs=[0.01, 0.03, 0.1],
+                 oracle_layers=None, oracle_epochs=3),
+    "medium": dict(models=MODELS, tasks=["fmnist-5to9-rgb128"], schemes=[0, 4], seeds=[0],
+                   epochs=6, n_train=150, n_test=200, batch=8, lrs=[0.02, 0.08],
+                   oracle_layers=8, oracle_epochs=2),
+    "quick": dict(models=["mcunet-5fps"], tasks=["digits-rgb128"], schemes=[0], seeds=[0],
+                  epochs=1, n_train=20, n_test=16, batch=8, lrs=[0.05],
+                  oracle_layers=2, oracle_epochs=1),
+}
+VAL_FRACTION = 0.2
+RANKING_SAMPLES = 64
+RANKING_LR = 0.01          # the ranking run's lr: one for every strategy and candidate
+
+# ------------------------------------------------------------------ per-process cache
+_CACHE: dict = {}
+
+
+def model_for_task(model: str, task):
+    """(graph with the task's new head, int8 factory, fp32 factory), once per process."""
+    key = ("model", model, len(task.classes))
+    if key not in _CACHE:
+        from medyate.algo import HostEngineFactory
+        from medyate.session.model import load_for_task
+        _, graph, _ = load_for_task(str(ROOT / "models" / f"{model}.onnx"), task=task,
+                                    seed=0, log=lambda s: None)
+        _CACHE[key] = (graph, HostEngineFactory(graph, precision="int8"),
+                       HostEngineFactory(graph, precision="fp32"))
+    return _CACHE[key]
+
+
+def task_split(name: str, seed: int, cfg: dict, split: str):
+    """split 'select': training part + validation part (as x_test); 'final': the
+    whole training split + the test split. The validation rows are fixed and
+    seeded, the same for every strategy."""
+    key = ("task", name, seed, cfg["n_train"], cfg["n_test"], split)
+    if key not in _CACHE:
+        from medyate.data import load_task
+        t = load_task(name, seed=seed, n_train=cfg["n_train"], n_test=cfg["n_test"])
+        if split == "select":
+            perm = np.random.default_rng([seed, 0xDA7A]).permutation(len(t.x_train))
+            nv = max(1, int(round(VAL_FRACTION * len(perm))))
+            va, tr = np.sort(perm[:nv]), np.sort(perm[nv:])
+            t = dataclasses.replace(t, x_train=t.x_train[tr], y_train=t.y_train[tr],
+                                    x_test=t.x_train[va], y_test=t.y_train[va])
+        _CACHE[key] = t
+    return _CACHE[key]
+
+
+def ranking_for(model, task_name, seed, cfg, split):
+    key = ("ranking", model, task_name, seed, split)
+    if key not in _CACHE:
+        from medyate.algo.ranking import ranking_run
+        task = task_split(task_name, seed, cfg, split)
+        _, f8, _ = model_for_task(model, task)
+        _CACHE[key] = ranking_run(f8, task.x_train, task.y_train, samples=RANKING_SAMPLES,
+                                  batch=cfg["batch"], lr=RANKING_LR, seed=seed)
+    return _CACHE[key]
+
+
+# ---------------------------------------------------------------------- budgets
+
+def scheme_budget(model, task, key) -> dict:
+    """The training memory of TTE's scheme `key` for `model`, in 4-byte words:
+    the pool words of its channels plus its trained biases."""
+    from medyate.algo.strategies import RunContext, StaticSparseUpdate
+    from medyate.algo.su_schemes import TTE_SCHEMES
+    graph, f8, _ = model_for_task(model, task)
+    su = StaticSparseUpdate(scheme=TTE_SCHEMES[model][key], always=[HEAD])
+    spec = su.prepare(RunContext(f8, task, 0, 0, 8, 0.01, 1))
+    specs = {s.name: s for s in f8.layers}
+    biases = sum(specs[n].out_c for n in spec.trainable)
+    return {"pool_words": int(spec.budget_elements), "bias_words": int(biases),
+            "words": int(spec.budget_elements + biases)}
+
+
+def make_strategy(name, budget_words=None, scheme=None, layers=None):
+    from medyate.algo import strategies as S
+    if name == "su":
+        return S.StaticSparseUpdate(scheme=scheme, always=[HEAD])
+    if name == "bias":
+        return S.BiasOnly(always=[HEAD])
+    if name in ("static-random", "trady", "medyate"):
+        return S.STRATEGIES[name](always=[HEAD], layers=layers)
+    return S.STRATEGIES[name]()
+
+
+# ------------------------------------------------------------------------- runs
+
+def run_job(job: dict) -> dict:
+    """One training run (a worker); returns its record."""
+    from medyate.algo import planner_memory_fn
+    from medyate.algo.strategies import Diverged, run_strategy
+    from medyate.algo.su_schemes import TTE_SCHEMES
+    cfg = job["cfg"]
+    task = task_split(job["task"], job["seed"], cfg, job["split"])
+    graph, f8, f32 = model_for_task(job["model"], task)
+    strat_name = job["strategy"]
+    factory = f32 if strat_name == "full" else f8
+    scheme = TTE_SCHEMES[job["model"]][job["scheme"]] if job.get("scheme") else None
+    strategy = make_strategy(strat_name, scheme=scheme, layers=job.get("layers"))
+    budget = {"full": sum(s.total_cost for s in f32.layers),
+              "last": sum(s.total_cost for s in f8.layers[-1:])}.get(strat_name, 0)
+    if strat_name in ("static-random", "trady", "medyate"):
+        budget = job["budget_words"]
+    ranking = ranking_for(job["model"], job["task"], job["seed"], cfg, job["split"]) \
+        if strat_name in ("static-random", "trady", "medyate") and not job.get("layers") \
+        else None
+    t0 = time.perf_counter()
+    rec = {k: job.get(k) for k in ("kind", "model", "task", "seed", "split", "strategy",
+                                   "scheme", "budget_words", "lr", "epochs", "layer")}
+    try:
+        hist = run_strategy(factory, task, strategy, epochs=job["epochs"],
+                            batch=cfg["batch"], lr=job["lr"], seed=job["seed"],
+                            budget=budget, ranking=ranking, log=lambda s: None)
+    except Diverged as e:
+        return dict(rec, acc=float("nan"), diverged=str(e),
+                    seconds=time.perf_counter() - t0)
+    layers = list(getattr(strategy, "layers", None) or
+                  [s.name for s in factory.layers])
+    spec_of = {s.name: s for s in factory.layers}
+    train_bias = strat_name in ("full", "last", "bias", "su")
+    if strat_name == "last":
+        layers = [factory.layers[-1].name]
+    elif strat_name == "bias":
+        layers = [s.name for s in factory.layers]
+    pool = max(h["elements"] for h in hist)
+    bias_words = sum(spec_of[n].out_c for n in layers) if train_bias else 0
+    rec.update(acc=float(hist[-1]["test_acc"]), best_acc=max(h["test_acc"] for h in hist),
+               loss=float(hist[-1]["loss"]), train_mem=4 * (pool + bias_words),
+               pool_words=int(pool), bias_words=int(bias_words), n_layers=len(layers),
+               seconds=time.perf_counter() - t0,
+               retries=sum(h.get("retries", 0) for h in hist))
+    if job["split"] == "final" and job["seed"] == cfg["seeds"][0]:
+        # whole-device RAM of this strategy's plan on the board (the planner's count)
+        prec = "fp32" if strat_name == "full" else "int8"
+        fn = planner_memory_fn(graph, BOARD, prec)
+        rec["device_ram"] = int(fn(layers, train_bias)(max(pool, 1)))
+    return rec
+
+
+def _worker_init():
+    for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[v] = "1"
+
+
+def run_all(jobs, workers, log, label):
+    """Run `jobs`, longest first; progress and ETA on the log."""
+    weight = lambda j: j["epochs"] * (2.0 if j["strategy"] in ("full", "bias") else 1.0)  # noqa: E731
+    order = sorted(range(len(jobs)), key=lambda i: -weight(jobs[i]))
+    total = sum(weight(j) for j in jobs)
+    done, out, t0 = 0.0, [None] * len(jobs), time.perf_counter()
+    if workers > 1:
+        pool = mp.get_context("spawn").Pool(workers, initializer=_worker_init)
+        it = pool.imap_unordered(_indexed, [(i, jobs[i]) for i in order])
+    else:
+        pool, it = None, map(_indexed, [(i, jobs[i]) for i in order])
+    for k, (i, rec) in enumerate(it, 1):
+        out[i] = rec
+        done += weight(jobs[i])
+        el = time.perf_counter() - t0
+        what = rec["layer"] if rec.get("layer") else (rec.get("scheme") or "-")
+        log(f"  {label} [{k}/{len(jobs)}] {rec['model']} {rec['task']} s{rec['seed']} "
+            f"{rec['strategy']:<13} {what:<22} lr {rec['lr']:<6g} ep {rec['epochs']:>2} "
+            f"acc {rec['acc']:.3f}  {rec['seconds']:5.1f}s  elapsed {fmt_time(el)} "
+            f"ETA {fmt_time(el / done * (total - done))}")
+    if pool is not None:
+        pool.close()
+        pool.join()
+    return out
+
+
+def _indexed(a):
+    i, job = a
+    return i, run_job(job)
+
+
+def grid_jobs(cfg, split, chosen=None):
+    """Training jobs of one phase. `chosen` {(model, task, strategy, scheme): (lr,
+    epochs)} for the final phase; None: every candidate at seed 0 (selection)."""
+    from medyate.algo.su_schemes import TTE_SCHEMES
+    jobs = []
+    seeds = cfg["seeds"] if split == "final" else cfg["seeds"][:1]
+    for model in cfg["models"]:
+        keys = list(TTE_SCHEMES[model])
+        for task_name in cfg["tasks"]:
+            for seed in seeds:
+                task = task_split(task_name, seed, cfg, split)
+                cells = [(s, None, None) for s in ("full", "last", "bias")]
+                for i in cfg["schemes"]:
+                    key = keys[i]
+                    words = scheme_budget(model, task, key)["words"]
+                    cells += [(s, key, words) for s in BUDGETED]
+                for strat, key, words in cells:
+                    if chosen is None:
+                        eps = [cfg["epochs"], 3 * cfg["epochs"]] if strat in ("last", "bias") \
+                            else [cfg["epochs"]]
+                        cands = [(lr, e) for lr in cfg["lrs"] for e in eps]
+                    else:
+                        cands = [chosen[(model, task_name, strat, key)]]
+                    for lr, ep in cands:
+                        jobs.append(dict(kind=split, cfg=cfg, model=model, task=task_name,
+                                         seed=seed, split=split, strategy=strat, scheme=key,
+                                         budget_words=words, lr=lr, epochs=ep))
+    return jobs
+
+
+def choose(selection):
+    """Best validation accuracy per (model, task, strategy, scheme); ties: the
+    first candidate (smaller lr, fewer epochs)."""
+    best = {}
+    for r in selection:
+        k = (r["model"], r["task"], r["strategy"], r["scheme"])
+        acc = -1.0 if math.isnan(r["acc"]) else r["acc"]
+        if k not in best or acc > best[k][0]:
+            best[k] = (acc, (r["lr"], r["epochs"]))
+    return {k: v[1] for k, v in best.items()}
+
+
+def oracle_jobs(cfg, chosen):
+    """Per model and task: the head alone, and each (sampled) layer with the head,
+    all channels, on the selection split at seed 0, at MeDyate's chosen lr."""
+    from medyate.algo.su_schemes import TTE_SCHEMES
+    jobs = []
+    for model in cfg["models"]:
+        for task_name in cfg["tasks"]:
+            task = task_split(task_name, 0, cfg, "select")
+            _, f8, _ = model_for_task(model, task)
+            names = [s.name for s in f8.layers if s.name != HEAD]
+            if cfg["oracle_layers"]:
+                idx = np.unique(np.linspace(0, len(names) - 1, cfg["oracle_layers"]).round()
+                                .astype(int))
+                names = [names[i] for i in idx]
+            first = list(TTE_SCHEMES[model])[cfg["schemes"][0]]
+            lr = chosen.get((model, task_name, "medyate", first), (cfg["lrs"][0], 0))[0]
+            base = dict(kind="oracle", cfg=cfg, model=model, task=task_name, seed=0,
+                        split="select", scheme=None, lr=lr, epochs=cfg["oracle_epochs"])
+            jobs.append(dict(base, strategy="last", layer=HEAD, budget_words=None))
+            total = {s.name: s.total_cost for s in f8.layers}
+            for n in names:
+                jobs.append(dict(base, strategy="trady", layer=n, layers=[n],
+                                 budget_words=total[n] + total[HEAD]))
+    return jobs
+
+
+def spearman(oracle, cfg):
+    """{(model, task): {metric: rho, 'layers': n}} of LaRa and RGN layer scores
+    against the oracle's accuracy gain over the head alone."""
+    from scipy.stats import spearmanr
+    from medyate.algo.ranking import layer_scores
+    out = {}
+    by = defaultdict(list)
+    for r in oracle:
+        by[(r["model"], r["task"])].append(r)
+    for (model, task_name), rs in by.items():
+        head = [r["acc"] for r in rs if r["layer"] == HEAD][0]
+        gains = {r["layer"]: r["acc"] - head for r in rs if r["layer"] != HEAD}
+        rk = ranking_for(model, task_name, 0, cfg, "select")
+        row = {"layers": len(gains), "head_acc": head,
+               "gain": {k: float(v) for k, v in gains.items()}}
+        for metric in ("lara", "rgn"):
+            sc = layer_scores(rk, metric)
+            names = sorted(gains)
+            rho = spearmanr([sc[n] for n in names], [gains[n] for n in names]).statistic
+            row[metric] = float(rho)
+        out[(model, task_name)] = row
+    return out
+
+
+# ------------------------------------------------------------------------ report
+
+def write_report(final, chosen, rho, cfg, grid, seconds, out_md, out_png, command):
+    from medyate.algo.su_schemes import TTE_SCHEMES
+    L = [f"# Training strategies on the real int8 models ({grid} grid)", "",
+         f"Reproduce: `{command}` ({fmt_time(seconds)} on {cfg['workers']} worker "
+         f"process(es), {platform.machine()}, Python {platform.python_version()}).", "",
+         f"Grid: models {', '.join(cfg['models'])}; tasks {', '.join(cfg['tasks'])}; "
+         f"seeds {', '.join(map(str, cfg['seeds']))}; {cfg['n_train']} training samples "
+         f"(a fifth held out for the choice of lr/epochs) and {cfg['n_test']} test samples "
+         f"per task; {cfg['epochs']} epochs, batch {cfg['batch']}, SGD without momentum, "
+         f"cosine with warm-up; lr grid {cfg['lrs']} (last/bias also choose "
+         f"{cfg['epochs']} or {3 * cfg['epochs']} epochs) on the validation part at seed 0. "
+         "Budgets: TTE's scheme sizes per model, as training memory counted the paper's "
+         "way (fp32 weight-gradient slices + int8 saved maps of the trained channels + "
+         "trained bias gradients), in KiB; SU runs that scheme, the other budgeted "
+         "strategies the same memory. `full` (float, host) is the upper bound; `last` "
+         "and `bias` take no budget and are repeated in every column. Accuracy: top-1 "
+         "test accuracy (%) after the last epoch, mean ± std over tasks and seeds. The "
+         "new head (task classes) trains in full in every strategy.", ""]
+    agg = defaultdict(list)
+    mem = defaultdict(list)
+    dev = {}
+    for r in final:
+        agg[(r["model"], r["strategy"], r["scheme"])].append(100 * r["acc"])
+        mem[(r["model"], r["strategy"], r["scheme"])].append(r.get("train_mem", 0))
+        if "device_ram" in r:
+            dev[(r["model"], r["strategy"], r["scheme"])] = r["device_ram"]
+    goals = []
+    for model in cfg["models"]:
+        keys = [list(TTE_SCHEMES[model])[i] for i in cfg["schemes"]]
+        L += [f"## {model}", "",
+              "| strategy | " + " | ".join(f"{k}: acc | train mem KiB | device RAM KiB"
+                                           for k in keys) + " |",
+              "|---|" + "---|---|---|" * len(keys)]
+        for s in ORDER:
+            cells = []
+            for k in keys:
+                kk = None if s in ("full", "last", "bias") else k
+                a = agg.get((model, s, kk))
+                if not a:
+                    cells += ["-", "-", "-"]
+                    continue
+                mu, sd = _mean_std(a)
+                d = dev.get((model, s, kk))
+                cells += [f"{mu:.1f} ± {sd:.1f}", f"{max(mem[(model, s, kk)]) / 1024:.1f}",
+                          "-" if d is None else f"{d / 1024:.1f}" + (" †" if d > 320 * 1024 else "")]
+            L.append(f"| {s} | " + " | ".join(cells) + " |")
+        L += ["", "Chosen (lr, epochs) per task: " + "; ".join(
+            f"{s}{'@' + k if k else ''} {t.split('-rgb128')[0]} {lr:g}/{ep}"
+            for (m, t, s, k), (lr, ep) in sorted(chosen.items(), key=str) if m == model), ""]
+        fulls = agg.get((model, "full", None), [float("nan")])
+        full_mu, full_mem = float(np.mean(fulls)), max(mem[(model, "full", None)] or [0])
+        for k in keys:
+            med = agg.get((model, "medyate", k))
+            if not med:
+                continue
+            mmu = float(np.mean(med))
+            others = {s: float(np.mean(agg[(model, s, None if s in ('last', 'bias') else k)]))
+                      for s in ("last", "bias", "su", "static-random", "trady")
+                      if agg.get((model, s, None if s in ('last', 'bias') else k))}
+            below = [f"{s} {v:.1f}" for s, v in others.items() if v > mmu + 1e-9]
+            tenth = max(mem[(model, "medyate", k)]) <= full_mem / 10
+            goals.append(f"- {model} {k}: MeDyate {mmu:.1f} — "
+                         + ("**at or above every other strategy**" if not below else
+                            "**below** " + ", ".join(below))
+                         + f"; full fine-tuning {full_mu:.1f} ({mmu - full_mu:+.1f} points) at "
+                         f"{full_mem / 1024:.0f} KiB of training memory, MeDyate at "
+                         f"{max(mem[(model, 'medyate', k)]) / 1024:.1f} KiB "
+                         f"({'≤' if tenth else '>'} 1/10): within 1 point at ≤ 1/10: "
+                         + ("**met**" if tenth and mmu >= full_mu - 1 else "**not met**") + ".")
+    L += ["## Goal check", "", "MeDyate at or above every other strategy on average at every "
+          "budget; within 1 point of full fine-tuning at ≤ 1/10 of its training memory.", ""]
+    L += goals + [""]
+    L += ["## Layer ranking against a per-layer training oracle", "",
+          f"Oracle: each of the layers listed trains alone (all channels, with the head) for "
+          f"{cfg['oracle_epochs']} epochs on the training part; gain = its validation accuracy "
+          "minus the head alone's. Spearman's rho of the ranking run's layer scores "
+          f"({RANKING_SAMPLES} samples) against the gain.", "",
+          "| model | task | layers | head alone acc | rho LaRa | rho RGN |", "|---|---|---|---|---|---|"]
+    for (m, t), r in sorted(rho.items()):
+        L.append(f"| {m} | {t} | {r['layers']} | {100 * r['head_acc']:.1f} | "
+                 f"{r['lara']:+.2f} | {r['rgn']:+.2f} |")
+    L.append("")
+    Path(out_md).write_text("\n".join(L))
+    _plot(agg, mem, cfg, out_png)
+
+
+def _plot(agg, mem, cfg, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from medyate.algo.su_schemes import TTE_SCHEMES
+    fig, axes = plt.subplots(1, len(cfg["models"]), figsize=(6 * len(cfg["models"]), 4.5),
+                             squeeze=False)
+    for ax, model in zip(axes[0], cfg["models"]):
+        keys = [list(TTE_SCHEMES[model])[i] for i in cfg["schemes"]]
+        for s, mk in zip(ORDER, "osD^v<*"):
+            kk = [None] if s in ("full", "last", "bias") else keys
+            pts = [(max(mem[(model, s, k)]) / 1024, float(np.mean(agg[(model, s, k)])))
+                   for k in kk if agg.get((model, s, k))]
+            if pts:
+                xs, ys = zip(*pts)
+                ax.plot(xs, ys, marker=mk, lw=2.5 if s == "medyate" else 1.2, label=s)
+        ax.set_xscale("log")
+        ax.set_xlabel("training memory (KiB, paper's count, log)")
+        ax.set_ylabel("top-1 test accuracy (%)")
+        ax.set_title(model)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--quick", action="store_true", help="CI smoke grid (about a minute)")
+    g.add_argument("--medium", action="store_true", help="3 models, 1 task, 2 budgets, "
+                   "1 seed (under an hour on 2 cores)")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    args = p.parse_args(argv)
+    grid = "quick" if args.quick else "medium" if args.medium else "full"
+    cfg = dict(GRIDS[grid], workers=args.workers)
+    stem = "real_models" + ("" if grid == "full" else f"_{grid}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = lambda s: print(s, flush=True)  # noqa: E731
+    command = "PYTHONPATH=host .venv/bin/python bench/real_models.py" + \
+        ("" if grid == "full" else f" --{grid}")
+    t0 = time.perf_counter()
+    log(f"{grid} grid: {json.dumps(cfg)}")
+    sel_jobs = grid_jobs(cfg, "select")
+    log(f"choosing lr/epochs on the validation part: {len(sel_jobs)} runs")
+    selection = run_all(sel_jobs, args.workers, log, "select")
+    chosen = choose(selection)
+    fin_jobs = grid_jobs(cfg, "final", chosen)
+    log(f"final runs: {len(fin_jobs)}")
+    final = run_all(fin_jobs, args.workers, log, "final")
+    orc_jobs = oracle_jobs(cfg, chosen)
+    log(f"layer oracle: {len(orc_jobs)} runs")
+    oracle = run_all(orc_jobs, args.workers, log, "oracle")
+    rho = spearman(oracle, cfg)
+    seconds = time.perf_counter() - t0
+    with open(out / f"{stem}.jsonl", "w") as f:
+        for r in selection + final + oracle:
+            f.write(json.dumps({k: v for k, v in r.items() if k != "cfg"}) + "\n")
+    write_report(final, chosen, rho, cfg, grid, seconds, out / f"{stem}.md",
+                 out / f"{stem}.png", command)
+    log((out / f"{stem}.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Smoke test of the real-model benchmark: its --quick grid chooses each strategy's
+learning rate on the validation part, runs every strategy on mcunet-5fps's int8 path
+(full fine-tuning in float), the layer oracle, and writes the table, plot and records."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+STRATEGIES = ("full", "last", "bias", "su", "static-random", "trady", "medyate")
+
+
+def test_quick_grid(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "real_models.py"), "--quick",
+                           "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=400, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ETA" in proc.stdout
+    table = (tmp_path / "real_models_quick.md").read_text()
+    rows = {line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ")}
+    assert set(STRATEGIES) <= rows
+    assert "Goal check" in table and "rho LaRa" in table
+    assert (tmp_path / "real_models_quick.png").stat().st_size > 1000
+
+    recs = [json.loads(l) for l in (tmp_path / "real_models_quick.jsonl").read_text().splitlines()]
+    final = [r for r in recs if r["kind"] == "final"]
+    assert {r["strategy"] for r in final} == set(STRATEGIES)
+    for r in final:
+        assert math.isfinite(r["acc"]) and 0.0 <= r["acc"] <= 1.0
+        assert r["device_ram"] > 0 and r["train_mem"] > 0
+    by = {r["strategy"]: r for r in final}
+    # SU runs TTE's scheme; the budget is that scheme's training memory, and every
+    # other budgeted strategy gets the same
+    su = by["su"]
+    assert su["scheme"] == "49kb" and su["train_mem"] == 4 * su["budget_words"]
+    for s in ("static-random", "trady", "medyate"):
+        assert by[s]["budget_words"] == su["budget_words"]
+        assert 0.9 * su["train_mem"] < by[s]["train_mem"] <= su["train_mem"], by[s]
+    assert by["full"]["train_mem"] > 10 * su["train_mem"]
+    # the float upper bound runs the float engine: its device RAM is the fp32 plan's
+    assert by["full"]["device_ram"] > by["medyate"]["device_ram"]
+    # the choice is made on the validation part only
+    sel = [r for r in recs if r["kind"] == "select"]
+    assert sel and all(r["split"] == "select" for r in sel)
+    assert {r["epochs"] for r in sel if r["strategy"] == "last"} == {1, 3}
+    assert any(r["kind"] == "oracle" for r in recs)
