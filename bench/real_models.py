@@ -33,10 +33,11 @@ epochs from {E, 3E}), per model, task and budget, at seed 0; the final runs trai
 the whole training split with the chosen values, every seed, and the test split is
 used once, for the table. Same data order, seeds and epochs for every strategy.
 
-Layer ranking quality: per model and task, an oracle trains each layer (all its
-channels, plus the head) alone for a few epochs on the training part and measures the
-validation accuracy it adds over the head alone; the table gives Spearman's rho of
-LaRa's and RGN's layer scores against that gain.
+Layer ranking quality: per model and task, the project's oracle (`algo.measure`)
+trains each layer alone with the head, under the same channel budget for every layer,
+for a few epochs on the training part, and measures how much it lowers the validation
+loss below the head alone's; the table gives Spearman's rho of LaRa's and RGN's layer
+scores against that gain.
 
 Writes, in --out (default bench/results/): real_models{_quick,_medium}.jsonl (every
 run), .md (tables, goal check) and .png (accuracy against training memory).
@@ -146,14 +147,14 @@ def scheme_budget(model, task, key) -> dict:
             "words": int(spec.budget_elements + biases)}
 
 
-def make_strategy(name, budget_words=None, scheme=None, layers=None):
+def make_strategy(name, scheme=None):
     from medyate.algo import strategies as S
     if name == "su":
         return S.StaticSparseUpdate(scheme=scheme, always=[HEAD])
     if name == "bias":
         return S.BiasOnly(always=[HEAD])
     if name in ("static-random", "trady", "medyate"):
-        return S.STRATEGIES[name](always=[HEAD], layers=layers)
+        return S.STRATEGIES[name](always=[HEAD])
     return S.STRATEGIES[name]()
 
 
@@ -167,20 +168,24 @@ def run_job(job: dict) -> dict:
     cfg = job["cfg"]
     task = task_split(job["task"], job["seed"], cfg, job["split"])
     graph, f8, f32 = model_for_task(job["model"], task)
+    t0 = time.perf_counter()
+    rec = {k: job.get(k) for k in ("kind", "model", "task", "seed", "split", "strategy",
+                                   "scheme", "budget_words", "lr", "epochs", "layer")}
+    if job["kind"] == "oracle":
+        from medyate.algo.measure import oracle_loss
+        loss = oracle_loss(f8, task, job["layer"], job["budget_words"], epochs=job["epochs"],
+                           batch=cfg["batch"], lr=job["lr"], seed=0, always=[HEAD])
+        return dict(rec, acc=float("nan"), loss=loss, seconds=time.perf_counter() - t0)
     strat_name = job["strategy"]
     factory = f32 if strat_name == "full" else f8
     scheme = TTE_SCHEMES[job["model"]][job["scheme"]] if job.get("scheme") else None
-    strategy = make_strategy(strat_name, scheme=scheme, layers=job.get("layers"))
+    strategy = make_strategy(strat_name, scheme=scheme)
     budget = {"full": sum(s.total_cost for s in f32.layers),
               "last": sum(s.total_cost for s in f8.layers[-1:])}.get(strat_name, 0)
     if strat_name in ("static-random", "trady", "medyate"):
         budget = job["budget_words"]
     ranking = ranking_for(job["model"], job["task"], job["seed"], cfg, job["split"]) \
-        if strat_name in ("static-random", "trady", "medyate") and not job.get("layers") \
-        else None
-    t0 = time.perf_counter()
-    rec = {k: job.get(k) for k in ("kind", "model", "task", "seed", "split", "strategy",
-                                   "scheme", "budget_words", "lr", "epochs", "layer")}
+        if strat_name in ("static-random", "trady", "medyate") else None
     try:
         hist = run_strategy(factory, task, strategy, epochs=job["epochs"],
                             batch=cfg["batch"], lr=job["lr"], seed=job["seed"],
@@ -231,10 +236,11 @@ def run_all(jobs, workers, log, label):
         out[i] = rec
         done += weight(jobs[i])
         el = time.perf_counter() - t0
-        what = rec["layer"] if rec.get("layer") else (rec.get("scheme") or "-")
+        what = rec["layer"] if rec["kind"] == "oracle" else (rec.get("scheme") or "-")
+        what = what or "(head alone)"
         log(f"  {label} [{k}/{len(jobs)}] {rec['model']} {rec['task']} s{rec['seed']} "
             f"{rec['strategy']:<13} {what:<22} lr {rec['lr']:<6g} ep {rec['epochs']:>2} "
-            f"acc {rec['acc']:.3f}  {rec['seconds']:5.1f}s  elapsed {fmt_time(el)} "
+            f"acc {rec['acc']:.3f} loss {rec.get('loss', math.nan):.3f} {rec['seconds']:5.1f}s  elapsed {fmt_time(el)} "
             f"ETA {fmt_time(el / done * (total - done))}")
     if pool is not None:
         pool.close()
@@ -290,8 +296,10 @@ def choose(selection):
 
 
 def oracle_jobs(cfg, chosen):
-    """Per model and task: the head alone, and each (sampled) layer with the head,
-    all channels, on the selection split at seed 0, at MeDyate's chosen lr."""
+    """Per model and task (`medyate.algo.measure`'s oracle): the head alone, and
+    each (sampled) layer with the head, its channels redrawn uniformly under the
+    same channel budget for every layer (the smallest scheme's, less the head), on
+    the selection split at seed 0, at MeDyate's chosen lr."""
     from medyate.algo.su_schemes import TTE_SCHEMES
     jobs = []
     for model in cfg["models"]:
@@ -305,36 +313,34 @@ def oracle_jobs(cfg, chosen):
                 names = [names[i] for i in idx]
             first = list(TTE_SCHEMES[model])[cfg["schemes"][0]]
             lr = chosen.get((model, task_name, "medyate", first), (cfg["lrs"][0], 0))[0]
+            head = {s.name: s for s in f8.layers}[HEAD].total_cost
+            budget = scheme_budget(model, task, first)["pool_words"] - head
             base = dict(kind="oracle", cfg=cfg, model=model, task=task_name, seed=0,
-                        split="select", scheme=None, lr=lr, epochs=cfg["oracle_epochs"])
-            jobs.append(dict(base, strategy="last", layer=HEAD, budget_words=None))
-            total = {s.name: s.total_cost for s in f8.layers}
-            for n in names:
-                jobs.append(dict(base, strategy="trady", layer=n, layers=[n],
-                                 budget_words=total[n] + total[HEAD]))
+                        split="select", scheme=first, lr=lr, epochs=cfg["oracle_epochs"],
+                        budget_words=budget, strategy="oracle")
+            jobs += [dict(base, layer=n) for n in [None] + names]
     return jobs
 
 
-def spearman(oracle, cfg):
-    """{(model, task): {metric: rho, 'layers': n}} of LaRa and RGN layer scores
-    against the oracle's accuracy gain over the head alone."""
-    from scipy.stats import spearmanr
+def spearman_table(oracle, cfg):
+    """{(model, task): {metric: rho, ...}}: LaRa's and RGN's layer scores against
+    the oracle's validation-loss decrease over the head alone."""
+    from medyate.algo.measure import spearman
     from medyate.algo.ranking import layer_scores
     out = {}
     by = defaultdict(list)
     for r in oracle:
         by[(r["model"], r["task"])].append(r)
     for (model, task_name), rs in by.items():
-        head = [r["acc"] for r in rs if r["layer"] == HEAD][0]
-        gains = {r["layer"]: r["acc"] - head for r in rs if r["layer"] != HEAD}
+        head = [r["loss"] for r in rs if r["layer"] is None][0]
+        gains = {r["layer"]: head - r["loss"] for r in rs if r["layer"] is not None}
         rk = ranking_for(model, task_name, 0, cfg, "select")
-        row = {"layers": len(gains), "head_acc": head,
+        row = {"layers": len(gains), "head_loss": head,
                "gain": {k: float(v) for k, v in gains.items()}}
+        names = sorted(gains)
         for metric in ("lara", "rgn"):
             sc = layer_scores(rk, metric)
-            names = sorted(gains)
-            rho = spearmanr([sc[n] for n in names], [gains[n] for n in names]).statistic
-            row[metric] = float(rho)
+            row[metric] = spearman([sc[n] for n in names], [gains[n] for n in names])
         out[(model, task_name)] = row
     return out
 
@@ -414,13 +420,18 @@ def write_report(final, chosen, rho, cfg, grid, seconds, out_md, out_png, comman
           "budget; within 1 point of full fine-tuning at ≤ 1/10 of its training memory.", ""]
     L += goals + [""]
     L += ["## Layer ranking against a per-layer training oracle", "",
-          f"Oracle: each of the layers listed trains alone (all channels, with the head) for "
-          f"{cfg['oracle_epochs']} epochs on the training part; gain = its validation accuracy "
-          "minus the head alone's. Spearman's rho of the ranking run's layer scores "
-          f"({RANKING_SAMPLES} samples) against the gain.", "",
-          "| model | task | layers | head alone acc | rho LaRa | rho RGN |", "|---|---|---|---|---|---|"]
+          "Oracle (`medyate.algo.measure.oracle_loss`): each layer listed trains alone "
+          "with the head, its channels redrawn uniformly each epoch under the same channel "
+          "budget for every layer (the smallest scheme's, less the head), for "
+          f"{cfg['oracle_epochs']} epochs on the training part; gain = the head alone's "
+          "validation loss minus the layer's. Spearman's rho of the ranking run's layer "
+          f"scores ({RANKING_SAMPLES} samples) against the gain"
+          + (f", over {cfg['oracle_layers']} layers evenly spaced in the network."
+             if cfg["oracle_layers"] else ", over every layer but the head."), "",
+          "| model | task | layers | head alone val loss | rho LaRa | rho RGN |",
+          "|---|---|---|---|---|---|"]
     for (m, t), r in sorted(rho.items()):
-        L.append(f"| {m} | {t} | {r['layers']} | {100 * r['head_acc']:.1f} | "
+        L.append(f"| {m} | {t} | {r['layers']} | {r['head_loss']:.3f} | "
                  f"{r['lara']:+.2f} | {r['rgn']:+.2f} |")
     L.append("")
     Path(out_md).write_text("\n".join(L))
@@ -483,7 +494,7 @@ def main(argv=None) -> int:
     orc_jobs = oracle_jobs(cfg, chosen)
     log(f"layer oracle: {len(orc_jobs)} runs")
     oracle = run_all(orc_jobs, args.workers, log, "oracle")
-    rho = spearman(oracle, cfg)
+    rho = spearman_table(oracle, cfg)
     seconds = time.perf_counter() - t0
     with open(out / f"{stem}.jsonl", "w") as f:
         for r in selection + final + oracle:

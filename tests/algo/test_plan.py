@@ -70,3 +70,32 @@ def test_oracle_and_comparison_run(problem):
     assert set(orc) == {s.name for s in f.layers}
     c = compare_metrics(run, orc)
     assert set(c) >= {"rgn", "rgn_norm", "lara"}
+
+
+def test_a_new_head_is_planned_in_full(problem):
+    """With `always`, the head is in the plan's layers, outside the ranking's cut,
+    and the budget holds all of its channels; a budget below it is refused."""
+    f, task, run = problem
+    from medyate.algo.plan import plan_training
+    specs = {s.name: s for s in f.layers}
+    head = f.layers[-1].name
+    tp = plan_training(f, task.x_train, task.y_train, elements=specs[head].total_cost + 50,
+                       ranking=run, always=[head])
+    assert head in tp.layers and tp.budget_elements >= specs[head].total_cost
+    assert len(tp.layers) >= 2
+    with pytest.raises(MedyateError, match="trained in full"):
+        plan_training(f, task.x_train, task.y_train, elements=specs[head].total_cost - 1,
+                      ranking=run, always=[head])
+
+
+def test_oracle_with_a_head_trains_it_for_every_layer(problem):
+    f, task, run = problem
+    head = f.layers[-1].name
+    orc = layer_oracle(f, task, 100, epochs=2, batch=16, lr=0.1, always=[head])
+    assert head not in orc and set(orc) == {s.name for s in f.layers[:-1]}
+    for eng in f.engines[-len(orc):]:
+        names = [l.name for l in eng.layers]
+        assert head in names
+        hi = names.index(head)
+        for sel in eng.selections_seen:
+            assert sorted(c for l, c in sel if l == hi) == list(range(f.layers[-1].channels))

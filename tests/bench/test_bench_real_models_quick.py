@@ -44,4 +44,6 @@ def test_quick_grid(tmp_path):
     sel = [r for r in recs if r["kind"] == "select"]
     assert sel and all(r["split"] == "select" for r in sel)
     assert {r["epochs"] for r in sel if r["strategy"] == "last"} == {1, 3}
-    assert any(r["kind"] == "oracle" for r in recs)
+    oracle = [r for r in recs if r["kind"] == "oracle"]
+    assert [r["layer"] for r in oracle][0] is None and len(oracle) == 3   # head + 2 layers
+    assert all(math.isfinite(r["loss"]) for r in oracle)

@@ -21,35 +21,54 @@ from .trainer import EngineFactory, all_pairs
 
 
 class UniformInLayers(Strategy):
-    """Channels of the given layers only, redrawn uniformly each epoch."""
+    """Channels of the given layers only, redrawn uniformly each epoch; the
+    `always` layers (a new head) in full besides, outside the budget."""
     name = "uniform-in"
     dynamic = True
 
-    def __init__(self, layers: Sequence[str]):
-        self.layers = list(layers)
+    def __init__(self, layers: Sequence[str], always: Sequence[str] = ()):
+        self.layers = [n for n in layers if n not in always]
+        self.always = list(always)
 
     def prepare(self, ctx):
         self.candidates = all_pairs([ctx.specs[n] for n in self.layers])
+        self.fixed = all_pairs([ctx.specs[n] for n in self.always])
         budget = min(ctx.budget, sum(ctx.specs[n].total_cost for n in self.layers))
         self.budget = budget
-        return EngineSpec(self.layers, budget, False)
+        fixed = sum(ctx.specs[n].total_cost for n in self.always)
+        order = ctx.layer_names
+        return EngineSpec(sorted(self.layers + self.always, key=order.index),
+                          budget + fixed, False)
 
     def select(self, epoch, ctx, rng):
-        return sample_selection(self.candidates, ctx.specs, None, self.budget, math.inf, rng)
+        return sorted(self.fixed + sample_selection(self.candidates, ctx.specs, None,
+                                                    self.budget, math.inf, rng))
+
+
+def oracle_loss(factory: EngineFactory, task, layer: str | None, budget: int, *,
+                epochs: int = 3, batch: int = 32, lr: float = 0.05, seed: int = 0,
+                always: Sequence[str] = ()) -> float:
+    """Test loss after training `layer` alone under `budget` (with the `always`
+    layers in full); layer None: the `always` layers alone, or no training."""
+    if layer is None and not always:
+        return float(factory([], 0, False).evaluate(task.x_test, task.y_test)[0])
+    hist = run_strategy(factory, task, UniformInLayers([layer] if layer else [], always),
+                        epochs, batch, lr, seed, budget, warmup=0)
+    return float(hist[-1]["test_loss"])
 
 
 def layer_oracle(factory: EngineFactory, task, budget: int, *, epochs: int = 3,
                  batch: int = 32, lr: float = 0.05, seed: int = 0,
-                 layers: Sequence[str] | None = None) -> dict[str, float]:
-    """Test-loss decrease from training each layer alone under `budget`."""
-    base = factory([], 0, False).evaluate(task.x_test, task.y_test)[0]
-    names = [s.name for s in factory.layers if layers is None or s.name in set(layers)]
-    out = {}
-    for name in names:
-        hist = run_strategy(factory, task, UniformInLayers([name]), epochs, batch, lr,
-                            seed, budget, warmup=0)
-        out[name] = float(base - hist[-1]["test_loss"])
-    return out
+                 layers: Sequence[str] | None = None,
+                 always: Sequence[str] = ()) -> dict[str, float]:
+    """Test-loss decrease from training each layer alone under `budget`, over
+    the `always` layers trained alone (a new head must train for any layer to
+    show a gain)."""
+    kw = dict(epochs=epochs, batch=batch, lr=lr, seed=seed, always=always)
+    base = oracle_loss(factory, task, None, budget, **kw)
+    names = [s.name for s in factory.layers if (layers is None or s.name in set(layers))
+             and s.name not in always]
+    return {n: base - oracle_loss(factory, task, n, budget, **kw) for n in names}
 
 
 def _ranks(v: np.ndarray) -> np.ndarray:

@@ -65,11 +65,13 @@ def plan_training(factory: EngineFactory, x: np.ndarray, y: np.ndarray, *,
                   coverage: float = 0.97, train_bias: bool = False,
                   ranking_samples: int = 256, batch: int = 32, lr: float = 0.05,
                   epochs: int = 10, warmup: int = 5, seed: int = 0,
-                  ranking: RankingRun | None = None,
+                  ranking: RankingRun | None = None, always: Sequence[str] = (),
                   log: Callable[[str], None] | None = None) -> TrainingPlan:
     """Rank, pre-select and size the budget: from a RAM budget (with
     memory_fn_for, e.g. `planner_memory_fn(graph)`) or a channel budget in
-    elements. The ranking run uses the schedule's first-epoch learning rate."""
+    elements. The ranking run uses the schedule's first-epoch learning rate.
+    `always`: layers trained in full every epoch (a new head), outside the
+    ranking; they are in the plan's layers and their cost in its budget."""
     if (ram is None) == (elements is None):
         raise MedyateError("give either a RAM budget or a channel budget in elements")
     first = lr_at(0, epochs, lr, warmup)
@@ -80,30 +82,37 @@ def plan_training(factory: EngineFactory, x: np.ndarray, y: np.ndarray, *,
     # if it only stayed finite at a lower learning rate, the session's
     # schedule is lowered by the same factor.
     session_lr = lr * ranking.lr / first if ranking.retries and ranking.lr else lr
-    scores = layer_scores(ranking, metric)
+    always = [n for n in always if n in {sp.name for sp in ranking.specs}]
+    scores = {n: v for n, v in layer_scores(ranking, metric).items() if n not in always}
     specs = {s.name: s for s in factory.layers}
+    ranked = [specs[n] for n in scores]
     order = [s.name for s in factory.layers]
+    fixed = sum(specs[n].total_cost for n in always)
     ram_bytes = parse_size(ram) if ram is not None else None
     memory = None
     if elements is not None:
         budget = int(elements)
-        layers = preselect(scores, coverage, specs=list(specs.values()), budget=budget)
+        if budget < fixed:
+            raise MedyateError(f"a budget of {budget} elements does not hold the layers "
+                               f"trained in full ({', '.join(always)}: {fixed} elements)")
+        layers = preselect(scores, coverage, specs=ranked, budget=budget - fixed) + always
     else:
         if memory_fn_for is None:
             raise ValueError("a RAM budget needs memory_fn_for")
-        layers = preselect(scores, coverage)
+        layers = preselect(scores, coverage) + always
         budget = None
         for _ in range(len(order) + 1):
             fn = memory_fn_for(sorted(layers, key=order.index), train_bias)
             most = sum(specs[n].total_cost for n in layers)
-            least = min(specs[n].cost for n in layers)
+            rest = [specs[n].cost for n in layers if n not in always]
+            least = fixed + (min(rest) if rest else 0)
             budget = solve_budget(ram_bytes, fn, least, most)
             memory = int(fn(budget))
-            more = preselect(scores, coverage, specs=list(specs.values()), budget=budget)
+            more = preselect(scores, coverage, specs=ranked, budget=budget - fixed) + always
             if set(more) <= set(layers):
                 break
             layers = more
-    layers = sorted(layers, key=order.index)
+    layers = sorted(set(layers), key=order.index)
     importance = {n: [float(v) for v in ranking.energy[n]] for n in layers}
     return TrainingPlan(metric, scores, layers, int(budget), ram_bytes, memory,
                         importance, ranking, session_lr)
@@ -139,8 +148,11 @@ def make_plan(path, graph, task, *, ram=None, elements=None, layer_metric="lara"
             f"loss at lr {lr_test.lr_min_loss:.3g} (full backprop), /{LR_RANGE_DIVISOR:.3g}")
     ranking = ranking_run(factory, task.x_train, task.y_train, samples=ranking_samples,
                           batch=batch, lr=lr_at(0, epochs, lr), seed=seed)
+    # a new head is random: it trains in full every epoch, whatever is sampled
+    always = [head["layer"]] if head else []
     kw = dict(ram=ram, elements=elements, memory_fn_for=memory_fn_for, metric=layer_metric,
-              train_bias=train_bias, batch=batch, lr=lr, epochs=epochs, seed=seed)
+              train_bias=train_bias, batch=batch, lr=lr, epochs=epochs, seed=seed,
+              always=always)
     order = [s.name for s in factory.layers]
     # Backward must reach the deepest pre-selected layer, and everything it
     # needs on the way counts against the RAM. When the ranked layers do not

@@ -39,6 +39,9 @@ def strategy_from_plan(plan, graph):
     (the firmware is built for exactly those)."""
     from ..algo import strategies as S
 
+    # a new head trains in full every epoch (planned so by `make_plan`)
+    head = (getattr(plan, "head", None) or {}).get("layer")
+    always = [head] if head in plan.layers else []
     if plan.strategy == "medyate":
         importance = plan.importance
         if not importance:
@@ -49,11 +52,12 @@ def strategy_from_plan(plan, graph):
             importance = {n: [1.0] * int(input_channels(graph, graph.node(n)))
                           for n in plan.layers}
         return S.MeDyate(layers=plan.layers, importance=importance,
-                         temperature=plan.temperature, train_bias=plan.train_bias)
+                         temperature=plan.temperature, train_bias=plan.train_bias,
+                         always=always)
     if plan.strategy == "trady":
-        return S.TraDy(layers=plan.layers, train_bias=plan.train_bias)
+        return S.TraDy(layers=plan.layers, train_bias=plan.train_bias, always=always)
     if plan.strategy == "static-random":
-        return S.StaticRandom(layers=plan.layers, train_bias=plan.train_bias)
+        return S.StaticRandom(layers=plan.layers, train_bias=plan.train_bias, always=always)
     if plan.strategy == "fixed":
         return FixedSelection(plan.layers, plan.selection, plan.train_bias)
     from ..strategy_names import PLAN_STRATEGIES
