@@ -72,10 +72,10 @@ ORDER = ("full", "last", "bias", "su", "static-random", "trady", "medyate")
 BUDGETED = ("su", "static-random", "trady", "medyate")
 GRIDS = {
     "full": dict(models=MODELS, tasks=TASKS, schemes=[0, 1, 2, 3, 4], seeds=[0, 1, 2],
-                 epochs=10, n_train=400, n_test=400, batch=8, lrs=[0.01, 0.03, 0.1],
+                 epochs=10, n_train=400, n_test=400, batch=8, lrs=[0.006, 0.02, 0.06],
                  oracle_layers=None, oracle_epochs=3),
     "medium": dict(models=MODELS, tasks=["fmnist-5to9-rgb128"], schemes=[0, 4], seeds=[0],
-                   epochs=6, n_train=150, n_test=200, batch=8, lrs=[0.02, 0.08],
+                   epochs=6, n_train=150, n_test=200, batch=8, lrs=[0.006, 0.02, 0.06],
                    oracle_layers=8, oracle_epochs=2),
     "quick": dict(models=["mcunet-5fps"], tasks=["digits-rgb128"], schemes=[0], seeds=[0],
                   epochs=1, n_train=20, n_test=16, batch=8, lrs=[0.05],
