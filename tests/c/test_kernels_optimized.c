@@ -80,6 +80,16 @@ float ref_sgd(int32_t n, float *w, int32_t stride, float *g, float lr);
 #define mdy_depthwise_conv2d_nhwc_s8 ref_dw_s8
 #define mdy_depthwise_conv2d_nhwc_s8_get_buffer_size ref_dw_s8_get_buffer_size
 #define mdy_fully_connected_s8 ref_fc_s8
+#define mdy_conv2d_nhwc_s8_igrad ref_conv2d_s8_igrad
+#define mdy_conv2d_nhwc_s8_wgrad ref_conv2d_s8_wgrad
+#define mdy_depthwise_conv2d_nhwc_s8_igrad ref_dw_s8_igrad
+void ref_conv2d_s8_igrad(const mdy_conv_params *p, const int8_t *w, const float *w_scales,
+                         const float *dy, float *dx, int accumulate);
+void ref_conv2d_s8_wgrad(const mdy_conv_params *p, const int8_t *x_maps, int32_t x_zero,
+                         float x_scale, const uint16_t *sel, int32_t n_sel, const float *dy,
+                         float *dw_slices);
+void ref_dw_s8_igrad(const mdy_conv_params *p, const int8_t *w, const float *w_scales,
+                     const float *dy, float *dx, int accumulate);
 void ref_conv2d_s8(const mdy_conv_params *p, const mdy_s8_conv_quant *q, const int8_t *x,
                    const int8_t *w, const int32_t *bias, int8_t *y);
 int32_t ref_conv2d_s8_get_buffer_size(const mdy_conv_params *p);
@@ -91,11 +101,17 @@ void ref_fc_s8(int32_t in_features, int32_t out_features, const mdy_s8_conv_quan
 #include "kernels/reference/int8/mdy_conv2d_nhwc_s8.c"
 #include "kernels/reference/int8/mdy_depthwise_conv2d_nhwc_s8.c"
 #include "kernels/reference/int8/mdy_fully_connected_s8.c"
+#include "kernels/reference/int8/mdy_conv2d_nhwc_s8_igrad.c"
+#include "kernels/reference/int8/mdy_conv2d_nhwc_s8_wgrad.c"
+#include "kernels/reference/int8/mdy_depthwise_conv2d_nhwc_s8_igrad.c"
 #undef mdy_conv2d_nhwc_s8
 #undef mdy_conv2d_nhwc_s8_get_buffer_size
 #undef mdy_depthwise_conv2d_nhwc_s8
 #undef mdy_depthwise_conv2d_nhwc_s8_get_buffer_size
 #undef mdy_fully_connected_s8
+#undef mdy_conv2d_nhwc_s8_igrad
+#undef mdy_conv2d_nhwc_s8_wgrad
+#undef mdy_depthwise_conv2d_nhwc_s8_igrad
 
 /* The optimized int8 kernels' requantization (checked equal to mdy_requantize). */
 #include "kernels/cortex-m7/int8/mdy_s8_dsp.h"
@@ -479,6 +495,53 @@ static void test_conv_s8(int dw, int pointwise, int case_no)
     release_all();
 }
 
+/* Per-channel weight scales of real int8 layers (positive, about 2^-7). */
+static float *w_scales(int32_t n)
+{
+    float *s = (float *)alloc_bytes((size_t)n * sizeof(float));
+    int32_t i;
+    for (i = 0; i < n; ++i)
+        s[i] = (1.5f + frand()) * 0.0078125f;
+    return s;
+}
+
+/* The int8 backward kernels (fp32 gradients through int8 weights and from
+ * int8 saved maps) on the same problems as the fp32 ones, with random zero
+ * points and scales; their fp32 results must be bit-identical. */
+static void test_conv_s8_backward(int dw, int pointwise, int case_no)
+{
+    const mdy_conv_params p = conv_problem(dw, pointwise);
+    const int32_t wic = dw ? 1 : p.in_c;
+    const size_t nx = (size_t)p.in_h * p.in_w * p.in_c, ny = (size_t)p.out_h * p.out_w * p.out_c;
+    const size_t nw = (size_t)p.out_c * p.k_h * p.k_w * wic;
+    const size_t map = (size_t)p.in_h * p.in_w, slice = (size_t)p.out_c * p.k_h * p.k_w;
+    const int accumulate = (int)(next() % 2u);
+    const int8_t *w = s8buf(nw);
+    const float *sc = w_scales(p.out_c), *dy = fbuf(ny);
+    float *dx_ref = fbuf(nx), *dx = fcopy(dx_ref, nx);
+    if (dw) {
+        ref_dw_s8_igrad(&p, w, sc, dy, dx_ref, accumulate);
+        mdy_depthwise_conv2d_nhwc_s8_igrad(&p, w, sc, dy, dx, accumulate);
+        expect_same("int8 depthwise input gradient", case_no, dx_ref, dx, nx);
+    } else {
+        int32_t n_sel;
+        const uint16_t *sel = index_list(p.in_c, &n_sel);
+        const int8_t *maps = s8buf((size_t)n_sel * map);
+        const int32_t x_zero = rnd(-128, 127);
+        const float x_scale = (1.5f + frand()) * 0.03125f;
+        float *dw_ref = fbuf((size_t)n_sel * slice), *dwv = fcopy(dw_ref, (size_t)n_sel * slice);
+        ref_conv2d_s8_igrad(&p, w, sc, dy, dx_ref, accumulate);
+        mdy_conv2d_nhwc_s8_igrad(&p, w, sc, dy, dx, accumulate);
+        expect_same(pointwise ? "int8 pointwise input gradient" : "int8 conv input gradient",
+                    case_no, dx_ref, dx, nx);
+        ref_conv2d_s8_wgrad(&p, maps, x_zero, x_scale, sel, n_sel, dy, dw_ref);
+        mdy_conv2d_nhwc_s8_wgrad(&p, maps, x_zero, x_scale, sel, n_sel, dy, dwv);
+        expect_same(pointwise ? "int8 pointwise weight gradient" : "int8 conv weight gradient",
+                    case_no, dw_ref, dwv, (size_t)n_sel * slice);
+    }
+    release_all();
+}
+
 static void test_fc_s8(int case_no)
 {
     const int32_t in = next() % 4u ? rnd(1, 40) : 8 * rnd(1, 16);
@@ -660,6 +723,27 @@ static void bench_conv_s8(const char *name, int32_t in_c, int32_t out_c, int32_t
         TIME(o, mdy_conv2d_nhwc_s8(&p, &q, x, w, b, y));
     }
     bench_line(strcat(strcpy(label, name), "/forward"), macs, r, o);
+    {   /* the backward: fp32 gradients through the int8 weights / from int8 maps */
+        const int32_t n_sel = dw ? in_c : 8;
+        const float *sc = w_scales(out_c), *dy = fbuf(ny);
+        float *dx = fbuf(nx), *dws = fbuf((size_t)n_sel * out_c * k * k);
+        const int8_t *maps = s8buf((size_t)n_sel * hw * hw);
+        uint16_t sel[64];
+        for (i = 0; i < n_sel; ++i)
+            sel[i] = (uint16_t)i;
+        if (dw) {
+            TIME(r, ref_dw_s8_igrad(&p, w, sc, dy, dx, 0));
+            TIME(o, mdy_depthwise_conv2d_nhwc_s8_igrad(&p, w, sc, dy, dx, 0));
+            bench_line(strcat(strcpy(label, name), "/input-grad"), macs, r, o);
+        } else {
+            TIME(r, ref_conv2d_s8_igrad(&p, w, sc, dy, dx, 0));
+            TIME(o, mdy_conv2d_nhwc_s8_igrad(&p, w, sc, dy, dx, 0));
+            bench_line(strcat(strcpy(label, name), "/input-grad"), macs, r, o);
+            TIME(r, ref_conv2d_s8_wgrad(&p, maps, -3, 0.05f, sel, n_sel, dy, dws));
+            TIME(o, mdy_conv2d_nhwc_s8_wgrad(&p, maps, -3, 0.05f, sel, n_sel, dy, dws));
+            bench_line(strcat(strcpy(label, name), "/weight-grad"), macs / in_c * n_sel, r, o);
+        }
+    }
     release_all();
 }
 
@@ -704,6 +788,12 @@ int main(void)
         test_conv_s8(1, 0, cases);
     for (i = 0; i < 200; ++i, ++cases)
         test_fc_s8(cases);
+    for (i = 0; i < 300; ++i, ++cases)
+        test_conv_s8_backward(0, 0, cases);
+    for (i = 0; i < 150; ++i, ++cases)
+        test_conv_s8_backward(0, 1, cases);
+    for (i = 0; i < 300; ++i, ++cases)
+        test_conv_s8_backward(1, 0, cases);
     for (i = 0; i < 100; ++i, ++cases)
         test_requantize_s8(cases);
 #ifdef MDY_BENCH

@@ -1,0 +1,224 @@
+/* Depthwise conv 2D input gradient through a frozen int8 layer:
+ * register-blocked gather, the blocking of
+ * ../fp32/mdy_depthwise_conv2d_nhwc_f32_igrad.c.
+ *
+ * The reference scatters: for each output position (raster order) and tap,
+ * dx[ih][iw][c] += g * (float)w[o][kh][kw], g = dy[oh][ow][o] * w_scale[o]
+ * rounded once; here g and the terms are the same operations, one fmaf per
+ * term. The sliding window computes g once per output column it loads and
+ * converts a kernel row's codes once per output row. With multiplier 1 every
+ * output position reaches an input element through one tap at most, so the
+ * element's terms arrive in raster order of (oh, ow). This kernel gathers
+ * them in that same order per input element, 4 channels at a time in
+ * registers (bit-identical to the reference), instead of loading and
+ * storing dx once per term. For stride 1 and a kernel 3 wide, the interior
+ * of a row is done as a sliding window: NP input positions read NP + 2
+ * output columns, each column once, with the 3 x NC weights of a kernel row
+ * held in registers. Multipliers > 1 take the reference's loops. */
+#include <math.h>
+#include <stddef.h>
+
+#include "medyate.h"
+#include "../fp32/mdy_blocking.h"
+
+/* Valid output range [o0, o1) reaching input coordinate i along one axis:
+ * the outputs with 0 <= i + pad - o*stride < k. */
+static void reach(int32_t i, int32_t stride, int32_t pad, int32_t k, int32_t out,
+                  int32_t *o0, int32_t *o1)
+{
+    const int32_t hi = i + pad, lo = i + pad - k + 1;
+    int32_t a = lo <= 0 ? 0 : (lo + stride - 1) / stride;
+    int32_t b = hi < 0 ? 0 : hi / stride + 1;
+    if (b > out)
+        b = out;
+    if (a > b)
+        a = b;
+    *o0 = a;
+    *o1 = b;
+}
+
+/* One input position, NC channels: terms of outputs [oh0, oh1) x [ow0, ow1). */
+MDY_AI void gather_one(const int NC, const mdy_conv_params *p, const int8_t *w,
+                       const float *sc, const float *dy, float *dxp, int32_t ih, int32_t iw,
+                       int32_t oh0, int32_t oh1, int32_t ow0, int32_t ow1, int accumulate)
+{
+    const int32_t c = p->in_c;
+    const size_t kk = (size_t)p->k_h * p->k_w;
+    float acc[4];
+    int32_t oh, ow;
+    int q;
+MDY_UNROLL(4)
+    for (q = 0; q < NC; ++q)
+        acc[q] = accumulate ? dxp[q] : 0.0f;
+    for (oh = oh0; oh < oh1; ++oh) {
+        const int32_t kh = ih + p->pad_top - oh * p->stride_h;
+        for (ow = ow0; ow < ow1; ++ow) {
+            const int32_t kw = iw + p->pad_left - ow * p->stride_w;
+            const float *dyp = dy + ((size_t)oh * p->out_w + ow) * c;
+            const int8_t *wp = w + (size_t)kh * p->k_w + kw;
+            if (kw < 0 || kw >= p->k_w)
+                continue; /* stride > 1: this output's window skips iw */
+MDY_UNROLL(4)
+            for (q = 0; q < NC; ++q)
+                acc[q] = fmaf(dyp[q] * sc[q], (float)wp[q * kk], acc[q]);
+        }
+    }
+MDY_UNROLL(4)
+    for (q = 0; q < NC; ++q)
+        dxp[q] = acc[q];
+}
+
+/* NP input positions of a row's interior x NC channels, stride 1, k_w 3:
+ * dy0 is output column iw + pad_left - 2 of row oh0. */
+MDY_AI void gather_slide(const int NP, const int NC, const mdy_conv_params *p,
+                         const int8_t *w, const float *sc, const float *dy0, float *dx0, int32_t ih,
+                         int32_t oh0, int32_t oh1, int accumulate)
+{
+    const int32_t c = p->in_c;
+    const size_t kk = (size_t)p->k_h * p->k_w;
+    float acc[6][4], s[4];
+    int32_t oh;
+    int j, q, t;
+MDY_UNROLL(4)
+    for (q = 0; q < NC; ++q)
+        s[q] = sc[q];
+MDY_UNROLL(6)
+    for (j = 0; j < NP; ++j)
+MDY_UNROLL(4)
+        for (q = 0; q < NC; ++q)
+            acc[j][q] = accumulate ? dx0[(size_t)j * c + q] : 0.0f;
+    for (oh = oh0; oh < oh1; ++oh) {
+        const int32_t kh = ih + p->pad_top - oh * p->stride_h;
+        const float *dyp = dy0 + (size_t)(oh - oh0) * p->out_w * c;
+        const int8_t *wr = w + (size_t)kh * 3;
+        float wv[3][4];
+MDY_UNROLL(4)
+        for (q = 0; q < NC; ++q) {
+            wv[0][q] = (float)wr[q * kk];
+            wv[1][q] = (float)wr[q * kk + 1];
+            wv[2][q] = (float)wr[q * kk + 2];
+        }
+MDY_UNROLL(8)
+        for (t = 0; t < NP + 2; ++t) {
+            float g[4];
+MDY_UNROLL(4)
+            for (q = 0; q < NC; ++q)
+                g[q] = dyp[q] * s[q];
+            dyp += c;
+MDY_UNROLL(6)
+            for (j = 0; j < NP; ++j) {
+                const int kw = 2 - (t - j); /* ascending output column */
+                if (kw >= 0 && kw < 3) {
+MDY_UNROLL(4)
+                    for (q = 0; q < NC; ++q)
+                        acc[j][q] = fmaf(g[q], wv[kw][q], acc[j][q]);
+                }
+            }
+        }
+    }
+MDY_UNROLL(6)
+    for (j = 0; j < NP; ++j)
+MDY_UNROLL(4)
+        for (q = 0; q < NC; ++q)
+            dx0[(size_t)j * c + q] = acc[j][q];
+}
+
+MDY_AI void slide_channels(const int NP, const mdy_conv_params *p, const int8_t *w,
+                           const float *sc, const float *dy0, float *dx0, int32_t ih, int32_t oh0,
+                           int32_t oh1, int accumulate)
+{
+    const size_t kk = (size_t)p->k_h * p->k_w;
+    int32_t ch;
+    for (ch = 0; ch + 2 <= p->in_c; ch += 2)
+        gather_slide(NP, 2, p, w + ch * kk, sc + ch, dy0 + ch, dx0 + ch, ih, oh0, oh1, accumulate);
+    if (ch < p->in_c)
+        gather_slide(NP, 1, p, w + ch * kk, sc + ch, dy0 + ch, dx0 + ch, ih, oh0, oh1, accumulate);
+}
+
+static void multiplier_one(const mdy_conv_params *p, const int8_t *w, const float *sc,
+                           const float *dy, float *dx, int accumulate)
+{
+    const int32_t c = p->in_c;
+    const size_t kk = (size_t)p->k_h * p->k_w;
+    const int slide = p->k_w == 3 && p->stride_w == 1;
+    int32_t ih, iw, ch;
+    for (ih = 0; ih < p->in_h; ++ih) {
+        int32_t oh0, oh1;
+        reach(ih, p->stride_h, p->pad_top, p->k_h, p->out_h, &oh0, &oh1);
+        for (iw = 0; iw < p->in_w;) {
+            int32_t ow0, ow1;
+            float *dxp = dx + ((size_t)ih * p->in_w + iw) * c;
+            reach(iw, p->stride_w, p->pad_left, p->k_w, p->out_w, &ow0, &ow1);
+            if (slide && ow1 - ow0 == 3 && oh1 > oh0) {
+                /* interior run: every position reaches 3 output columns */
+                int32_t n = 1, a, b;
+                const float *dy0 = dy + ((size_t)oh0 * p->out_w + ow0) * c;
+                while (iw + n < p->in_w && n < 6) {
+                    reach(iw + n, 1, p->pad_left, 3, p->out_w, &a, &b);
+                    if (b - a != 3)
+                        break;
+                    ++n;
+                }
+                switch (n) {
+                case 6: slide_channels(6, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate); break;
+                case 5: slide_channels(5, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate); break;
+                case 4: slide_channels(4, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate); break;
+                case 3: slide_channels(3, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate); break;
+                case 2: slide_channels(2, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate); break;
+                default: slide_channels(1, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate); break;
+                }
+                iw += n;
+                continue;
+            }
+            for (ch = 0; ch + 4 <= c; ch += 4)
+                gather_one(4, p, w + ch * kk, sc + ch, dy + ch, dxp + ch, ih, iw, oh0, oh1, ow0,
+                           ow1, accumulate);
+            for (; ch < c; ++ch)
+                gather_one(1, p, w + ch * kk, sc + ch, dy + ch, dxp + ch, ih, iw, oh0, oh1, ow0,
+                           ow1, accumulate);
+            ++iw;
+        }
+    }
+}
+
+void mdy_depthwise_conv2d_nhwc_s8_igrad(const mdy_conv_params *p, const int8_t *w,
+                                        const float *w_scales, const float *dy, float *dx,
+                                        int accumulate)
+{
+    const int32_t in_c = p->in_c, out_c = p->out_c;
+    const int32_t m = out_c / in_c;
+    int32_t oh, ow, o, kh, kw;
+
+    if (m == 1) {
+        multiplier_one(p, w, w_scales, dy, dx, accumulate);
+        return;
+    }
+    if (!accumulate) {
+        const int32_t n = p->in_h * p->in_w * in_c;
+        int32_t i;
+        for (i = 0; i < n; ++i)
+            dx[i] = 0.0f;
+    }
+    for (oh = 0; oh < p->out_h; ++oh) {
+        for (ow = 0; ow < p->out_w; ++ow) {
+            const float *dyp = dy + ((size_t)oh * p->out_w + ow) * out_c;
+            for (kh = 0; kh < p->k_h; ++kh) {
+                const int32_t ih = oh * p->stride_h + kh - p->pad_top;
+                if (ih < 0 || ih >= p->in_h)
+                    continue;
+                for (kw = 0; kw < p->k_w; ++kw) {
+                    const int32_t iw = ow * p->stride_w + kw - p->pad_left;
+                    float *dxp;
+                    if (iw < 0 || iw >= p->in_w)
+                        continue;
+                    dxp = dx + ((size_t)ih * p->in_w + iw) * in_c;
+                    for (o = 0; o < out_c; ++o) {
+                        const float g = dyp[o] * w_scales[o];
+                        dxp[o / m] = fmaf(g, (float)w[((size_t)o * p->k_h + kh) * p->k_w + kw],
+                                          dxp[o / m]);
+                    }
+                }
+            }
+        }
+    }
+}
