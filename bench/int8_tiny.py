@@ -83,12 +83,19 @@ def write_report(rows) -> None:
         lines.append(f"| {r['model']} | {r['precision']} | {r['ram']} | {r['layers']} | "
                      f"{r['budget_elements']} | {100 * r['test_acc'][-1]:.1f} | "
                      f"{r['qemu']['instructions_per_step'] / 1e6:.2f} M |")
-    lines += ["", "Accuracy: int8 within 1 point of fp32 on mbv2-tiny (-0.7), above it on "
-              "mcunet-tiny (+1.7). Instructions: an int8 step costs 3.0-3.4x the fp32 "
-              "step. Only the int8 forward of conv/depthwise/FC has Cortex-M7 kernels; the "
-              "int8 backward (input gradients through int8 weights, weight gradients from "
-              "int8 maps, QAS updates) runs the reference C, while every fp32 backward "
-              "kernel is optimized, and the int8 plans train more layers."]
+    by = {(r["model"], r["precision"]): r for r in rows}
+    acc = {m: 100 * (by[m, "int8"]["test_acc"][-1] - by[m, "fp32"]["test_acc"][-1])
+           for m in MODELS}
+    cost = [by[m, "int8"]["qemu"]["instructions_per_step"]
+            / by[m, "fp32"]["qemu"]["instructions_per_step"] for m in MODELS]
+    lines += ["", "Accuracy, int8 minus fp32: " + ", ".join(
+              f"{m} {acc[m]:+.1f}" for m in MODELS) + " points. Instructions: an int8 step "
+              f"costs {min(cost):.1f}-{max(cost):.1f}x the fp32 step. The int8 forward and "
+              "the int8 backward kernels that dominate a step (conv input and weight "
+              "gradients, depthwise input gradient) are the Cortex-M7 kernels "
+              "(bench/results/kernel_instr.md); the others (depthwise and FC gradients, "
+              "clamp masks, QAS updates) run the reference C, every code costs a conversion "
+              "to float before its MAC, and the int8 plans train more layers."]
     (OUT / "int8_tiny.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -147,8 +147,8 @@ def main() -> int:
     lines += ["", "Where the int8 backward goals are missed: every int8 code costs a",
               "conversion to float (load, move to the FPU, VCVT: 3-4 instructions) before",
               "its VFMA. The blocks convert each code once and use it for 4-6 MACs",
-              "(pointwise input gradient: 6 positions; weight gradients: 4 output",
-              "channels), which leaves 0.7-1 instruction per MAC above the fp32",
+              "(pointwise input gradient: 6 positions; weight gradients: 6 output",
+              "channels), which leaves 0.2-0.7 instruction per MAC above the fp32",
               "kernels; the dense kxk input gradient keeps the fp32 kernel's per-tap",
               "blocking over input channels, where each code serves one MAC."]
     (out / "kernel_instr.md").write_text("\n".join(lines) + "\n")
