@@ -150,7 +150,10 @@ def main() -> int:
               "(pointwise input gradient: 6 positions; weight gradients: 6 output",
               "channels), which leaves 0.2-0.7 instruction per MAC above the fp32",
               "kernels; the dense kxk input gradient keeps the fp32 kernel's per-tap",
-              "blocking over input channels, where each code serves one MAC."]
+              "blocking over input channels, where each code serves one MAC, and the",
+              "depthwise weight gradient the fp32 kernel's nine sums (its sliding",
+              "window converts each code once for the up to 3 positions that read it;",
+              "the fp32 kernel misses the goal too)."]
     (out / "kernel_instr.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

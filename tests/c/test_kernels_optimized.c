@@ -83,6 +83,7 @@ float ref_sgd(int32_t n, float *w, int32_t stride, float *g, float lr);
 #define mdy_conv2d_nhwc_s8_igrad ref_conv2d_s8_igrad
 #define mdy_conv2d_nhwc_s8_wgrad ref_conv2d_s8_wgrad
 #define mdy_depthwise_conv2d_nhwc_s8_igrad ref_dw_s8_igrad
+#define mdy_depthwise_conv2d_nhwc_s8_wgrad ref_dw_s8_wgrad
 void ref_conv2d_s8_igrad(const mdy_conv_params *p, const int8_t *w, const float *w_scales,
                          const float *dy, float *dx, int accumulate);
 void ref_conv2d_s8_wgrad(const mdy_conv_params *p, const int8_t *x_maps, int32_t x_zero,
@@ -90,6 +91,9 @@ void ref_conv2d_s8_wgrad(const mdy_conv_params *p, const int8_t *x_maps, int32_t
                          float *dw_slices);
 void ref_dw_s8_igrad(const mdy_conv_params *p, const int8_t *w, const float *w_scales,
                      const float *dy, float *dx, int accumulate);
+void ref_dw_s8_wgrad(const mdy_conv_params *p, const int8_t *x_maps, int32_t x_zero,
+                     float x_scale, const uint16_t *sel, int32_t n_sel, const float *dy,
+                     float *dw_slices);
 void ref_conv2d_s8(const mdy_conv_params *p, const mdy_s8_conv_quant *q, const int8_t *x,
                    const int8_t *w, const int32_t *bias, int8_t *y);
 int32_t ref_conv2d_s8_get_buffer_size(const mdy_conv_params *p);
@@ -104,6 +108,7 @@ void ref_fc_s8(int32_t in_features, int32_t out_features, const mdy_s8_conv_quan
 #include "kernels/reference/int8/mdy_conv2d_nhwc_s8_igrad.c"
 #include "kernels/reference/int8/mdy_conv2d_nhwc_s8_wgrad.c"
 #include "kernels/reference/int8/mdy_depthwise_conv2d_nhwc_s8_igrad.c"
+#include "kernels/reference/int8/mdy_depthwise_conv2d_nhwc_s8_wgrad.c"
 #undef mdy_conv2d_nhwc_s8
 #undef mdy_conv2d_nhwc_s8_get_buffer_size
 #undef mdy_depthwise_conv2d_nhwc_s8
@@ -112,6 +117,7 @@ void ref_fc_s8(int32_t in_features, int32_t out_features, const mdy_s8_conv_quan
 #undef mdy_conv2d_nhwc_s8_igrad
 #undef mdy_conv2d_nhwc_s8_wgrad
 #undef mdy_depthwise_conv2d_nhwc_s8_igrad
+#undef mdy_depthwise_conv2d_nhwc_s8_wgrad
 
 /* The optimized int8 kernels' requantization (checked equal to mdy_requantize). */
 #include "kernels/cortex-m7/int8/mdy_s8_dsp.h"
@@ -514,22 +520,27 @@ static void test_conv_s8_backward(int dw, int pointwise, int case_no)
     const int32_t wic = dw ? 1 : p.in_c;
     const size_t nx = (size_t)p.in_h * p.in_w * p.in_c, ny = (size_t)p.out_h * p.out_w * p.out_c;
     const size_t nw = (size_t)p.out_c * p.k_h * p.k_w * wic;
-    const size_t map = (size_t)p.in_h * p.in_w, slice = (size_t)p.out_c * p.k_h * p.k_w;
+    const size_t map = (size_t)p.in_h * p.in_w;
+    const size_t slice = dw ? (size_t)(p.out_c / p.in_c) * p.k_h * p.k_w
+                            : (size_t)p.out_c * p.k_h * p.k_w;
     const int accumulate = (int)(next() % 2u);
     const int8_t *w = s8buf(nw);
     const float *sc = w_scales(p.out_c), *dy = fbuf(ny);
     float *dx_ref = fbuf(nx), *dx = fcopy(dx_ref, nx);
+    int32_t n_sel;
+    const uint16_t *sel = index_list(p.in_c, &n_sel);
+    const int8_t *maps = s8buf((size_t)n_sel * map);
+    const int32_t x_zero = rnd(-128, 127);
+    const float x_scale = (1.5f + frand()) * 0.03125f;
+    float *dw_ref = fbuf((size_t)n_sel * slice), *dwv = fcopy(dw_ref, (size_t)n_sel * slice);
     if (dw) {
         ref_dw_s8_igrad(&p, w, sc, dy, dx_ref, accumulate);
         mdy_depthwise_conv2d_nhwc_s8_igrad(&p, w, sc, dy, dx, accumulate);
         expect_same("int8 depthwise input gradient", case_no, dx_ref, dx, nx);
+        ref_dw_s8_wgrad(&p, maps, x_zero, x_scale, sel, n_sel, dy, dw_ref);
+        mdy_depthwise_conv2d_nhwc_s8_wgrad(&p, maps, x_zero, x_scale, sel, n_sel, dy, dwv);
+        expect_same("int8 depthwise weight gradient", case_no, dw_ref, dwv, (size_t)n_sel * slice);
     } else {
-        int32_t n_sel;
-        const uint16_t *sel = index_list(p.in_c, &n_sel);
-        const int8_t *maps = s8buf((size_t)n_sel * map);
-        const int32_t x_zero = rnd(-128, 127);
-        const float x_scale = (1.5f + frand()) * 0.03125f;
-        float *dw_ref = fbuf((size_t)n_sel * slice), *dwv = fcopy(dw_ref, (size_t)n_sel * slice);
         ref_conv2d_s8_igrad(&p, w, sc, dy, dx_ref, accumulate);
         mdy_conv2d_nhwc_s8_igrad(&p, w, sc, dy, dx, accumulate);
         expect_same(pointwise ? "int8 pointwise input gradient" : "int8 conv input gradient",
@@ -735,6 +746,9 @@ static void bench_conv_s8(const char *name, int32_t in_c, int32_t out_c, int32_t
             TIME(r, ref_dw_s8_igrad(&p, w, sc, dy, dx, 0));
             TIME(o, mdy_depthwise_conv2d_nhwc_s8_igrad(&p, w, sc, dy, dx, 0));
             bench_line(strcat(strcpy(label, name), "/input-grad"), macs, r, o);
+            TIME(r, ref_dw_s8_wgrad(&p, maps, -3, 0.05f, sel, n_sel, dy, dws));
+            TIME(o, mdy_depthwise_conv2d_nhwc_s8_wgrad(&p, maps, -3, 0.05f, sel, n_sel, dy, dws));
+            bench_line(strcat(strcpy(label, name), "/weight-grad"), macs, r, o);
         } else {
             TIME(r, ref_conv2d_s8_igrad(&p, w, sc, dy, dx, 0));
             TIME(o, mdy_conv2d_nhwc_s8_igrad(&p, w, sc, dy, dx, 0));

@@ -67,16 +67,7 @@ MDY_UNROLL(4)
 static void out_range(int32_t k, int32_t stride, int32_t pad, int32_t in, int32_t out,
                       int32_t *o0, int32_t *o1)
 {
-    /* o*stride + k - pad in [0, in) */
-    const int32_t lo = pad - k, hi = in - 1 + pad - k;
-    int32_t a = lo <= 0 ? 0 : (lo + stride - 1) / stride;
-    int32_t b = hi < 0 ? 0 : hi / stride + 1;
-    if (b > out)
-        b = out;
-    if (a > b)
-        a = b;
-    *o0 = a;
-    *o1 = b;
+    mdy_stride_span(pad - k, in - 1 + pad - k, stride, out, o0, o1); /* o*s + k - pad in [0, in) */
 }
 
 MDY_AI void wgrad_channels(const int NK, const mdy_conv_params *p, const float *const *xm,

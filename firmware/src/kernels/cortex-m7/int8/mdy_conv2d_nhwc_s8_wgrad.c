@@ -9,10 +9,7 @@
  * channels keep their sums in registers: per output position the NO dy
  * values are loaded once for the NK maps, and each map code is converted to
  * float once for the NO output channels (the conversion, 4 instructions, is
- * what an int8 map adds to the fp32 kernel, so NO is the larger side here). Blocks of NK selected channels x 4
- * output channels keep NK*4 sums in registers: per output position the 4 dy
- * values are loaded once for all NK maps, and each map value once for the 4
- * output channels (NK + 4 loads for 4*NK MACs). */
+ * what an int8 map adds to the fp32 kernel, so NO is the larger side here). */
 #include <math.h>
 #include <stddef.h>
 
@@ -73,16 +70,7 @@ MDY_UNROLL(6)
 static void out_range(int32_t k, int32_t stride, int32_t pad, int32_t in, int32_t out,
                       int32_t *o0, int32_t *o1)
 {
-    /* o*stride + k - pad in [0, in) */
-    const int32_t lo = pad - k, hi = in - 1 + pad - k;
-    int32_t a = lo <= 0 ? 0 : (lo + stride - 1) / stride;
-    int32_t b = hi < 0 ? 0 : hi / stride + 1;
-    if (b > out)
-        b = out;
-    if (a > b)
-        a = b;
-    *o0 = a;
-    *o1 = b;
+    mdy_stride_span(pad - k, in - 1 + pad - k, stride, out, o0, o1); /* o*s + k - pad in [0, in) */
 }
 
 /* One tap's blocks over NO output channels from o, then the next tap. */

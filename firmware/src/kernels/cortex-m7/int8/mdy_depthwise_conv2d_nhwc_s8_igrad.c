@@ -26,15 +26,7 @@
 static void reach(int32_t i, int32_t stride, int32_t pad, int32_t k, int32_t out,
                   int32_t *o0, int32_t *o1)
 {
-    const int32_t hi = i + pad, lo = i + pad - k + 1;
-    int32_t a = lo <= 0 ? 0 : (lo + stride - 1) / stride;
-    int32_t b = hi < 0 ? 0 : hi / stride + 1;
-    if (b > out)
-        b = out;
-    if (a > b)
-        a = b;
-    *o0 = a;
-    *o1 = b;
+    mdy_stride_span(i + pad - k + 1, i + pad, stride, out, o0, o1);
 }
 
 /* One input position, NC channels: terms of outputs [oh0, oh1) x [ow0, ow1). */
