@@ -246,6 +246,9 @@ static mdy_conv_params conv_problem(int dw, int pointwise)
     } else if (dw && next() % 2u) {
         p.k_h = p.k_w = 3; /* the depthwise kernels' fast paths */
         p.stride_h = p.stride_w = rnd(1, 2);
+    } else if (dw && next() % 3u == 0) {
+        p.k_h = p.k_w = next() % 2u ? 5 : 7; /* wide depthwise windows, stride 1 */
+        p.stride_h = p.stride_w = 1;
     } else {
         p.k_h = rnd(1, 5);
         p.k_w = next() % 3u ? p.k_h : rnd(1, 5);
@@ -737,7 +740,7 @@ static void bench_conv_s8(const char *name, int32_t in_c, int32_t out_c, int32_t
     {   /* the backward: fp32 gradients through the int8 weights / from int8 maps */
         const int32_t n_sel = dw ? in_c : 8;
         const float *sc = w_scales(out_c), *dy = fbuf(ny);
-        float *dx = fbuf(nx), *dws = fbuf((size_t)n_sel * out_c * k * k);
+        float *dx = fbuf(nx), *dws = fbuf((size_t)n_sel * (dw ? out_c / in_c : out_c) * k * k);
         const int8_t *maps = s8buf((size_t)n_sel * hw * hw);
         uint16_t sel[64];
         for (i = 0; i < n_sel; ++i)
@@ -819,6 +822,7 @@ int main(void)
     bench_conv_s8("pointwise16to96x14x14_s8", 16, 96, 14, 1, 0);
     bench_conv_s8("dense3x3_16x8x8_s8", 16, 16, 8, 3, 0);
     bench_conv_s8("depthwise3x3_32x8x8_s8", 32, 32, 8, 3, 1);
+    bench_conv_s8("depthwise7x7_64x8x8_s8", 64, 64, 8, 7, 1);
     bench_fc_s8(128);
 #endif
     out_int(checks);

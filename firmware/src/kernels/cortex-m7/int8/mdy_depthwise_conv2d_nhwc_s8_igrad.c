@@ -5,16 +5,16 @@
  * The reference scatters: for each output position (raster order) and tap,
  * dx[ih][iw][c] += g * (float)w[o][kh][kw], g = dy[oh][ow][o] * w_scale[o]
  * rounded once; here g and the terms are the same operations, one fmaf per
- * term. The sliding window computes g once per output column it loads and
- * converts a kernel row's codes once per output row. With multiplier 1 every
- * output position reaches an input element through one tap at most, so the
- * element's terms arrive in raster order of (oh, ow). This kernel gathers
- * them in that same order per input element, 4 channels at a time in
- * registers (bit-identical to the reference), instead of loading and
- * storing dx once per term. For stride 1 and a kernel 3 wide, the interior
- * of a row is done as a sliding window: NP input positions read NP + 2
- * output columns, each column once, with the 3 x NC weights of a kernel row
- * held in registers. Multipliers > 1 take the reference's loops. */
+ * term. With multiplier 1 every output position reaches an input element
+ * through one tap at most, so the element's terms arrive in raster order of
+ * (oh, ow). This kernel gathers them in that same order per input element,
+ * 4 channels at a time in registers (bit-identical to the reference),
+ * instead of loading and storing dx once per term. For stride 1 and a
+ * kernel K = 3, 5 or 7 wide (the fp32 kernel: 3 only), the interior of a row
+ * is done as a sliding window: NP input positions read NP + K - 1 output
+ * columns, each column once (g computed once per column), with the K x NC
+ * weights of a kernel row converted once and held in registers.
+ * Multipliers > 1 take the reference's loops. */
 #include <math.h>
 #include <stddef.h>
 
@@ -60,79 +60,101 @@ MDY_UNROLL(4)
         dxp[q] = acc[q];
 }
 
-/* NP input positions of a row's interior x NC channels, stride 1, k_w 3:
- * dy0 is output column iw + pad_left - 2 of row oh0. */
-MDY_AI void gather_slide(const int NP, const int NC, const mdy_conv_params *p,
-                         const int8_t *w, const float *sc, const float *dy0, float *dx0, int32_t ih,
-                         int32_t oh0, int32_t oh1, int accumulate)
+/* NP input positions of a row's interior x NC channels, stride 1, k_w K:
+ * dy0 is output column iw + pad_left - (K - 1) of row oh0. */
+MDY_AI void gather_slide(const int NP, const int NC, const int K, const mdy_conv_params *p,
+                         const int8_t *w, const float *sc, const float *dy0, float *dx0,
+                         int32_t ih, int32_t oh0, int32_t oh1, int accumulate)
 {
     const int32_t c = p->in_c;
     const size_t kk = (size_t)p->k_h * p->k_w;
-    float acc[6][4], s[4];
+    float acc[6][2], s[2];
     int32_t oh;
-    int j, q, t;
-MDY_UNROLL(4)
+    int j, q, t, kw;
+MDY_UNROLL(2)
     for (q = 0; q < NC; ++q)
         s[q] = sc[q];
 MDY_UNROLL(6)
     for (j = 0; j < NP; ++j)
-MDY_UNROLL(4)
+MDY_UNROLL(2)
         for (q = 0; q < NC; ++q)
             acc[j][q] = accumulate ? dx0[(size_t)j * c + q] : 0.0f;
     for (oh = oh0; oh < oh1; ++oh) {
         const int32_t kh = ih + p->pad_top - oh * p->stride_h;
         const float *dyp = dy0 + (size_t)(oh - oh0) * p->out_w * c;
-        const int8_t *wr = w + (size_t)kh * 3;
-        float wv[3][4];
-MDY_UNROLL(4)
-        for (q = 0; q < NC; ++q) {
-            wv[0][q] = (float)wr[q * kk];
-            wv[1][q] = (float)wr[q * kk + 1];
-            wv[2][q] = (float)wr[q * kk + 2];
-        }
-MDY_UNROLL(8)
-        for (t = 0; t < NP + 2; ++t) {
-            float g[4];
-MDY_UNROLL(4)
+        const int8_t *wr = w + (size_t)kh * K;
+        float wv[7][2];
+MDY_UNROLL(2)
+        for (q = 0; q < NC; ++q)
+MDY_UNROLL(7)
+            for (kw = 0; kw < K; ++kw)
+                wv[kw][q] = (float)wr[q * kk + kw];
+MDY_UNROLL(12)
+        for (t = 0; t < NP + K - 1; ++t) {
+            float g[2];
+MDY_UNROLL(2)
             for (q = 0; q < NC; ++q)
                 g[q] = dyp[q] * s[q];
             dyp += c;
 MDY_UNROLL(6)
             for (j = 0; j < NP; ++j) {
-                const int kw = 2 - (t - j); /* ascending output column */
-                if (kw >= 0 && kw < 3) {
-MDY_UNROLL(4)
+                const int k = K - 1 - (t - j); /* ascending output column */
+                if (k >= 0 && k < K) {
+MDY_UNROLL(2)
                     for (q = 0; q < NC; ++q)
-                        acc[j][q] = fmaf(g[q], wv[kw][q], acc[j][q]);
+                        acc[j][q] = fmaf(g[q], wv[k][q], acc[j][q]);
                 }
             }
         }
     }
 MDY_UNROLL(6)
     for (j = 0; j < NP; ++j)
-MDY_UNROLL(4)
+MDY_UNROLL(2)
         for (q = 0; q < NC; ++q)
             dx0[(size_t)j * c + q] = acc[j][q];
 }
 
-MDY_AI void slide_channels(const int NP, const mdy_conv_params *p, const int8_t *w,
-                           const float *sc, const float *dy0, float *dx0, int32_t ih, int32_t oh0,
-                           int32_t oh1, int accumulate)
+MDY_AI void slide_channels(const int NP, const int K, const mdy_conv_params *p,
+                           const int8_t *w, const float *sc, const float *dy0, float *dx0,
+                           int32_t ih, int32_t oh0, int32_t oh1, int accumulate)
 {
     const size_t kk = (size_t)p->k_h * p->k_w;
     int32_t ch;
     for (ch = 0; ch + 2 <= p->in_c; ch += 2)
-        gather_slide(NP, 2, p, w + ch * kk, sc + ch, dy0 + ch, dx0 + ch, ih, oh0, oh1, accumulate);
+        gather_slide(NP, 2, K, p, w + ch * kk, sc + ch, dy0 + ch, dx0 + ch, ih, oh0, oh1,
+                     accumulate);
     if (ch < p->in_c)
-        gather_slide(NP, 1, p, w + ch * kk, sc + ch, dy0 + ch, dx0 + ch, ih, oh0, oh1, accumulate);
+        gather_slide(NP, 1, K, p, w + ch * kk, sc + ch, dy0 + ch, dx0 + ch, ih, oh0, oh1,
+                     accumulate);
+}
+
+/* A run of n interior positions: n <= 6 for K = 3, n <= 4 otherwise (the
+ * kernel row's K x 2 weights stay in registers too; multiplier_one caps n). */
+MDY_AI void slide_run(const int K, int32_t n, const mdy_conv_params *p, const int8_t *w,
+                      const float *sc, const float *dy0, float *dxp, int32_t ih, int32_t oh0,
+                      int32_t oh1, int accumulate)
+{
+    if (K == 3 && n == 6)
+        slide_channels(6, 3, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate);
+    else if (K == 3 && n == 5)
+        slide_channels(5, 3, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate);
+    else if (n == 4)
+        slide_channels(4, K, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate);
+    else if (n == 3)
+        slide_channels(3, K, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate);
+    else if (n == 2)
+        slide_channels(2, K, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate);
+    else
+        slide_channels(1, K, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate);
 }
 
 static void multiplier_one(const mdy_conv_params *p, const int8_t *w, const float *sc,
                            const float *dy, float *dx, int accumulate)
 {
-    const int32_t c = p->in_c;
+    const int32_t c = p->in_c, K = p->k_w;
     const size_t kk = (size_t)p->k_h * p->k_w;
-    const int slide = p->k_w == 3 && p->stride_w == 1;
+    const int slide = (K == 3 || K == 5 || K == 7) && p->stride_w == 1;
+    const int32_t max_run = K == 3 ? 6 : 4;
     int32_t ih, iw, ch;
     for (ih = 0; ih < p->in_h; ++ih) {
         int32_t oh0, oh1;
@@ -140,25 +162,23 @@ static void multiplier_one(const mdy_conv_params *p, const int8_t *w, const floa
         for (iw = 0; iw < p->in_w;) {
             int32_t ow0, ow1;
             float *dxp = dx + ((size_t)ih * p->in_w + iw) * c;
-            reach(iw, p->stride_w, p->pad_left, p->k_w, p->out_w, &ow0, &ow1);
-            if (slide && ow1 - ow0 == 3 && oh1 > oh0) {
-                /* interior run: every position reaches 3 output columns */
+            reach(iw, p->stride_w, p->pad_left, K, p->out_w, &ow0, &ow1);
+            if (slide && ow1 - ow0 == K && oh1 > oh0) {
+                /* interior run: every position reaches K output columns */
                 int32_t n = 1, a, b;
                 const float *dy0 = dy + ((size_t)oh0 * p->out_w + ow0) * c;
-                while (iw + n < p->in_w && n < 6) {
-                    reach(iw + n, 1, p->pad_left, 3, p->out_w, &a, &b);
-                    if (b - a != 3)
+                while (iw + n < p->in_w && n < max_run) {
+                    reach(iw + n, 1, p->pad_left, K, p->out_w, &a, &b);
+                    if (b - a != K)
                         break;
                     ++n;
                 }
-                switch (n) {
-                case 6: slide_channels(6, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate); break;
-                case 5: slide_channels(5, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate); break;
-                case 4: slide_channels(4, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate); break;
-                case 3: slide_channels(3, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate); break;
-                case 2: slide_channels(2, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate); break;
-                default: slide_channels(1, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate); break;
-                }
+                if (K == 3)
+                    slide_run(3, n, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate);
+                else if (K == 5)
+                    slide_run(5, n, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate);
+                else
+                    slide_run(7, n, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate);
                 iw += n;
                 continue;
             }
