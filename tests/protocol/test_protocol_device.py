@@ -21,7 +21,7 @@ def test_info(dev):
     assert i.model_hash == 0x5EED0001 and i.model == "fixture-conv-gap-fc" and i.board == "host"
     assert (i.arena_size, i.pool_size, i.max_selected, i.classes) == (1600, 400, 5, 3)
     assert i.input_shape == (4, 4, 2) and i.n_layers == 2 and i.n_ops == 4
-    assert i.has_dataset and (i.n_train, i.n_test) == (96, 32)
+    assert i.has_dataset and (i.n_train, i.n_test) == (96, 32) and not i.input_s8
     assert i.max_payload == spec.MAX_PAYLOAD and i.max_epoch == spec.MAX_EPOCH_SAMPLES
     l0, l1 = i.layers
     assert (l0.op, l0.kind, l0.train_bias, l0.channels, l0.slice_size, l0.map_size,
@@ -274,6 +274,12 @@ BAD_REQUESTS = [
     ("SAMPLE_CHUNK", L["SAMPLE_CHUNK"].pack(offset=4, tail=[0.0] * 4), "BAD_STATE"),
     ("SAMPLE_CHUNK", b"\0\0", "BAD_LENGTH"),
     ("SAMPLE_CHUNK", L["SAMPLE_CHUNK"].pack(offset=0, tail=[0.0]) + b"\0", "BAD_LENGTH"),
+    # int8 codes for the fixture's fp32 input: refused, whole or in chunks
+    ("TRAIN_STREAM_S8", L["TRAIN_STREAM_S8"].pack(tail=[0] * 32, batch=1, pad=0, index=0,
+                                                  count=1, label=0, lr=0.1), "BAD_STATE"),
+    ("TRAIN_STREAM_S8", b"\0" * 19, "BAD_LENGTH"),
+    ("SAMPLE_CHUNK_S8", L["SAMPLE_CHUNK_S8"].pack(offset=0, tail=[0] * 4), "BAD_STATE"),
+    ("FORWARD_S8", L["FORWARD_S8"].pack(tail=[0] * 32), "BAD_STATE"),
     ("LAYERS", L["LAYERS"].pack(offset=1, count=2), "BAD_FIELD"),
     ("LAYERS", L["LAYERS"].pack(offset=0, count=0), "BAD_FIELD"),
     ("LAYERS", L["LAYERS"].pack(offset=0xFFFF, count=0xFFFF), "BAD_FIELD"),
@@ -290,7 +296,7 @@ def test_bad_fields_rejected(dev):
     w0 = dev.read_all_weights()
     for name, payload, want in BAD_REQUESTS:
         assert _err(dev, name, payload) == want, (name, payload.hex())
-    for t in (0x00, 0x10, 0x7F, 0x80, 0x87, 0xF0, 0xFF):
+    for t in (0x00, 0x13, 0x7F, 0x80, 0x87, 0xF0, 0xFF):
         assert _err(dev, t, b"") == "UNKNOWN_TYPE"
     assert dev.ping(b"alive") == b"alive"
     for (a, b), (c, d) in zip(w0, dev.read_all_weights()):
@@ -319,12 +325,19 @@ def test_no_or_bad_dataset(device_process, build_dir):
                                          [0, 1, 2, 0], rng.normal(size=(2, 3, 4, 4)), [0, 1])
     cases["classes"] = write_dataset_image(build_dir / "classes.bin", rng.normal(size=(4, 2, 4, 4)),
                                            [0, 1, 2, 4], rng.normal(size=(2, 2, 4, 4)), [0, 1])
+    # int8 codes, for the fixture's fp32 input
+    cases["codes"] = write_dataset_image(build_dir / "codes.bin",
+                                         rng.integers(-128, 128, (4, 2, 4, 4), dtype=np.int8),
+                                         [0, 1, 2, 0],
+                                         rng.integers(-128, 128, (2, 2, 4, 4), dtype=np.int8),
+                                         [0, 1], input_quant=(0.02, -3))
     for name, ds in cases.items():
         d = device_process(ds).device()
         assert not d.info().has_dataset, name
         with pytest.raises(DeviceError) as e:
             d.run_epoch("train", 0, 1, batch=1, lr=0.1)
-        assert e.value.name == ("DATASET_SHAPE" if name in ("shape", "classes") else "NO_DATASET"), name
+        assert e.value.name == ("DATASET_SHAPE" if name in ("shape", "classes", "codes")
+                                else "NO_DATASET"), name
         with pytest.raises(DeviceError):
             d.evaluate("test", 0, 1)
         # streaming needs no dataset

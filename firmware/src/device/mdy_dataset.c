@@ -30,7 +30,7 @@ int mdy_dataset_open(mdy_dataset *ds, const uint8_t *img, uint32_t avail)
     if (mdy_crc32(0, h, MDY_DATASET_HEADER_HEADER_CRC) != mdy_rd32(h + MDY_DATASET_HEADER_HEADER_CRC))
         return MDY_PERR_NO_DATASET;
     if ((uintptr_t)img % 4u != 0)
-        return MDY_PERR_NO_DATASET;  /* floats are read in place */
+        return MDY_PERR_NO_DATASET;  /* floats are read in place (parts are 16-aligned) */
 
     ds->n[0] = mdy_rd32(h + MDY_DATASET_HEADER_N_TRAIN);
     ds->n[1] = mdy_rd32(h + MDY_DATASET_HEADER_N_TEST);
@@ -39,7 +39,12 @@ int mdy_dataset_open(mdy_dataset *ds, const uint8_t *img, uint32_t avail)
     ds->c = mdy_rd16(h + MDY_DATASET_HEADER_C);
     ds->classes = mdy_rd16(h + MDY_DATASET_HEADER_CLASSES);
     total = mdy_rd32(h + MDY_DATASET_HEADER_TOTAL_SIZE);
-    sample = (uint64_t)ds->h * ds->w * ds->c * sizeof(float);
+    ds->dtype = h[MDY_DATASET_HEADER_DTYPE];
+    ds->zero = (int16_t)mdy_rd16(h + MDY_DATASET_HEADER_ZERO);
+    ds->scale = mdy_rd_f32(h + MDY_DATASET_HEADER_SCALE);
+    if (ds->dtype != MDY_DATASET_F32 && ds->dtype != MDY_DATASET_S8)
+        return MDY_PERR_NO_DATASET;
+    sample = (uint64_t)ds->h * ds->w * ds->c * (ds->dtype == MDY_DATASET_S8 ? 1u : sizeof(float));
     if (ds->classes == 0 || ds->classes > 256)
         return MDY_PERR_NO_DATASET;
     /* What was loaded must hold the whole image, and be it: a short file
@@ -54,7 +59,7 @@ int mdy_dataset_open(mdy_dataset *ds, const uint8_t *img, uint32_t avail)
         uint32_t yo = mdy_rd32(h + (s ? MDY_DATASET_HEADER_Y_TEST : MDY_DATASET_HEADER_Y_TRAIN));
         if (!part_ok(xo, sample * ds->n[s], total) || !part_ok(yo, ds->n[s], total))
             return MDY_PERR_NO_DATASET;
-        ds->x[s] = (const float *)(const void *)(img + xo);
+        ds->x[s] = img + xo;
         ds->y[s] = img + yo;
         for (k = 0; k < ds->n[s]; k++)
             if (ds->y[s][k] >= ds->classes)

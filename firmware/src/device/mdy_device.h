@@ -49,7 +49,10 @@ void mdy_epoch_order(uint16_t *perm, uint32_t n, uint32_t seed);
 typedef struct {
     uint32_t n[2];           /* samples of split 0 (train) and 1 (test) */
     uint32_t h, w, c, classes;
-    const float *x[2];       /* NHWC float32 */
+    uint32_t dtype;          /* MDY_DATASET_F32 or MDY_DATASET_S8 */
+    float scale;             /* int8 codes: the quantization they were made with */
+    int32_t zero;
+    const uint8_t *x[2];     /* NHWC samples: float32, or int8 codes */
     const uint8_t *y[2];
 } mdy_dataset;
 

@@ -50,6 +50,9 @@ static const request requests[] = {
     [MDY_MSG_FORWARD] = {mdy_req_forward, 0},
     [MDY_MSG_SHUTDOWN] = {mdy_req_shutdown, REQ_NO_ENGINE},
     [MDY_MSG_SAMPLE_CHUNK] = {mdy_req_sample_chunk, 0},
+    [MDY_MSG_TRAIN_STREAM_S8] = {mdy_req_train_stream_s8, 0},
+    [MDY_MSG_SAMPLE_CHUNK_S8] = {mdy_req_sample_chunk_s8, 0},
+    [MDY_MSG_FORWARD_S8] = {mdy_req_forward_s8, 0},
 };
 
 static uint16_t execute(mdy_device *d, uint8_t type, const uint8_t *p, uint16_t len)
@@ -139,6 +142,12 @@ void mdy_device_init(void)
         t = mdy_input_tensor(d);
         if (d->ds.h != (uint32_t)t->h || d->ds.w != (uint32_t)t->w || d->ds.c != (uint32_t)t->c ||
             d->ds.classes > (uint32_t)m->classes)
+            d->ds_status = MDY_PERR_DATASET_SHAPE;
+        /* int8 codes are used as they are: only by an int8 input of exactly
+         * the quantization they were made with (the same bits of the scale) */
+        if (d->ds.dtype == MDY_DATASET_S8 &&
+            (t->dtype != MDY_S8 || memcmp(&d->ds.scale, &t->scale, sizeof(float)) != 0 ||
+             d->ds.zero != t->zero))
             d->ds_status = MDY_PERR_DATASET_SHAPE;
     }
 }

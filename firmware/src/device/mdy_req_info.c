@@ -34,7 +34,8 @@ uint16_t mdy_req_info(mdy_device *d, const uint8_t *p, uint16_t len)
     memset(o, 0, MDY_INFO_R_SIZE);
     mdy_wr16(o + MDY_INFO_R_ENGINE_VERSION, MDY_ENGINE_VERSION);
     o[MDY_INFO_R_PROTOCOL_VERSION] = MDY_PROTO_VERSION;
-    o[MDY_INFO_R_FLAGS] = d->ds_status == 0 ? 1u : 0u;
+    o[MDY_INFO_R_FLAGS] = (uint8_t)((d->ds_status == 0 ? MDY_INFO_DATASET : 0) |
+                                    (t->dtype == MDY_S8 ? MDY_INFO_INPUT_S8 : 0));
     mdy_wr32(o + MDY_INFO_R_MODEL_HASH, m->hash);
     mdy_wr32(o + MDY_INFO_R_ARENA_SIZE, m->arena_size);
     mdy_wr32(o + MDY_INFO_R_POOL_SIZE, m->pool_size);

@@ -1,6 +1,7 @@
 /*
  * Training and its statistics: RUN_EPOCH (an epoch over the dataset image),
- * TRAIN_STREAM (one sample of an epoch from the link) and GET_STATS. The
+ * TRAIN_STREAM and TRAIN_STREAM_S8 (one sample of an epoch from the link, as
+ * floats or an int8 model's codes) and GET_STATS. The
  * epoch itself (mini-batches, SGD steps, loss) is the runtime's
  * (mdy_train_epoch, mdy_train_epoch_sample); this only parses, checks and
  * answers.
@@ -124,17 +125,18 @@ uint16_t mdy_req_run_epoch(mdy_device *d, const uint8_t *p, uint16_t len)
     return stats_answer(d, 0, page);
 }
 
-uint16_t mdy_req_train_stream(mdy_device *d, const uint8_t *p, uint16_t len)
+/* TRAIN_STREAM (floats) and TRAIN_STREAM_S8 (int8 codes): the same fixed
+ * fields, `items` elements at the end of the payload. */
+static uint16_t train_stream(mdy_device *d, const uint8_t *p, uint32_t items, int codes)
 {
-    uint32_t items, index;
+    uint32_t index;
     int32_t label;
     mdy_epoch ep;
     mdy_status st;
     const char *why = "";
     int e;
     uint64_t t0;
-    MDY_NEED_TAIL(d, len, TRAIN_STREAM, items);
-    if ((e = mdy_stream_check(d, items, &why)) != 0)
+    if ((e = mdy_stream_check(d, items, codes, &why)) != 0)
         return mdy_fail(d, e, why);
     ep.batch = mdy_rd16(p + MDY_TRAIN_STREAM_BATCH);
     index = mdy_rd32(p + MDY_TRAIN_STREAM_INDEX);
@@ -151,11 +153,32 @@ uint16_t mdy_req_train_stream(mdy_device *d, const uint8_t *p, uint16_t len)
         mdy_stats_reset(d);
     t0 = board_cycles();
     st = mdy_train_epoch_sample(&d->ctx, &ep, index,
-                                mdy_stream_sample(d, p + MDY_TRAIN_STREAM_SIZE, items), label);
+                                mdy_stream_sample(d, p + MDY_TRAIN_STREAM_SIZE, items, codes),
+                                label);
     d->cycles_total += board_cycles() - t0;
     if (st != MDY_OK)
         return mdy_fail(d, st, MDY_ENGINE_ERROR);
     return stats_answer(d, 0, 0);
+}
+
+/* The two layouts agree but for the element size. */
+typedef char stream_layouts_agree_[(MDY_TRAIN_STREAM_SIZE == MDY_TRAIN_STREAM_S8_SIZE &&
+                                    MDY_TRAIN_STREAM_LR == MDY_TRAIN_STREAM_S8_LR &&
+                                    MDY_TRAIN_STREAM_LABEL == MDY_TRAIN_STREAM_S8_LABEL &&
+                                    MDY_TRAIN_STREAM_S8_TAIL == 1) ? 1 : -1];
+
+uint16_t mdy_req_train_stream(mdy_device *d, const uint8_t *p, uint16_t len)
+{
+    uint32_t items;
+    MDY_NEED_TAIL(d, len, TRAIN_STREAM, items);
+    return train_stream(d, p, items, 0);
+}
+
+uint16_t mdy_req_train_stream_s8(mdy_device *d, const uint8_t *p, uint16_t len)
+{
+    uint32_t items;
+    MDY_NEED_TAIL(d, len, TRAIN_STREAM_S8, items);
+    return train_stream(d, p, items, 1);
 }
 
 uint16_t mdy_req_get_stats(mdy_device *d, const uint8_t *p, uint16_t len)

@@ -97,12 +97,14 @@ int mdy_dataset_range(const mdy_device *d, uint8_t split, uint32_t start, uint32
 const void *mdy_dataset_sample(const mdy_device *d, uint32_t split, uint32_t idx,
                                int32_t *label);
 /* The sample of a TRAIN_STREAM or FORWARD whose payload ends with its last
- * `items` floats: 0 if usable (whole, or completing the staged part), else an
- * error code with *why. Checks only. */
-int mdy_stream_check(const mdy_device *d, uint32_t items, const char **why);
+ * `items` elements, floats or (codes = 1, the _S8 requests) int8 codes: 0 if
+ * usable (whole, or completing the staged part; codes only for an int8
+ * model), else an error code with *why. Checks only. */
+int mdy_stream_check(const mdy_device *d, uint32_t items, int codes, const char **why);
 /* After mdy_stream_check and every other check passed: the whole sample. */
-const void *mdy_stream_sample(mdy_device *d, const uint8_t *x, uint32_t items);
+const void *mdy_stream_sample(mdy_device *d, const uint8_t *x, uint32_t items, int codes);
 uint16_t mdy_req_sample_chunk(mdy_device *d, const uint8_t *p, uint16_t len);
+uint16_t mdy_req_sample_chunk_s8(mdy_device *d, const uint8_t *p, uint16_t len);
 
 /* ------------------------------------------------------------ handlers */
 /* mdy_req_info.c: the link, the device and its model */
@@ -121,6 +123,7 @@ void mdy_selection_abandon(mdy_device *d);
 /* mdy_req_train.c: training and its statistics */
 uint16_t mdy_req_run_epoch(mdy_device *d, const uint8_t *p, uint16_t len);
 uint16_t mdy_req_train_stream(mdy_device *d, const uint8_t *p, uint16_t len);
+uint16_t mdy_req_train_stream_s8(mdy_device *d, const uint8_t *p, uint16_t len);
 uint16_t mdy_req_get_stats(mdy_device *d, const uint8_t *p, uint16_t len);
 /* Training statistics and cycle counts start again. */
 void mdy_stats_reset(mdy_device *d);
@@ -128,6 +131,7 @@ void mdy_stats_reset(mdy_device *d);
 /* mdy_req_eval.c: inference */
 uint16_t mdy_req_evaluate(mdy_device *d, const uint8_t *p, uint16_t len);
 uint16_t mdy_req_forward(mdy_device *d, const uint8_t *p, uint16_t len);
+uint16_t mdy_req_forward_s8(mdy_device *d, const uint8_t *p, uint16_t len);
 
 /* mdy_req_weights.c: the trainable layers' parameters */
 uint16_t mdy_req_read_weights(mdy_device *d, const uint8_t *p, uint16_t len);

@@ -14,7 +14,7 @@ from ..ir.graph import Graph
 from ..planner.arena import plan_arena
 from ..planner.compute import wgrad_macs_per_channel
 from ..planner.int8 import dequantized_weights, quantize_weights
-from ..planner.model_table import Ref, model_table, public
+from ..planner.model_table import Ref, model_table, public, tensor_row
 from ..planner.program import (DEPTHWISE_CONV2D, FULLY_CONNECTED, S8, LayerSpec, Program,
                                lower)
 from .build import kernel_selection, load_engine
@@ -125,21 +125,14 @@ class HostEngine:
 
     def _nhwc(self, x: np.ndarray) -> np.ndarray:
         """NCHW float samples as the engine takes them: NHWC rows, float32 or,
-        for an int8 model, the input's int8 codes from the runtime's own
-        mdy_input_from_f32 (the arithmetic a device quantizes with)."""
+        for an int8 model, the input's int8 codes (input_codes)."""
         x = np.asarray(x, dtype=np.float32)
         if x.ndim == 4:
             x = x.transpose(0, 2, 3, 1)
         x = np.ascontiguousarray(x.reshape(x.shape[0], -1))
         if self.program.tensors[self.program.input].dtype != S8:
             return x
-        codes = np.zeros(x.shape, dtype=np.int8)
-        src = self.ffi.cast("float *", self.ffi.from_buffer(x))
-        dst = self.ffi.cast("int8_t *", self.ffi.from_buffer(codes))
-        n = x.shape[1]
-        for i in range(len(x)):
-            self.lib.mdy_input_from_f32(self.model, src + i * n, 0, n, dst + i * n)
-        return codes
+        return _input_codes(self.ffi, self.lib, self.model, x)
 
     def _sample_ptr(self, row: np.ndarray):
         return self.ffi.cast("void *", self.ffi.from_buffer(row))
@@ -242,6 +235,36 @@ class HostEngine:
     def memory(self) -> dict[str, int]:
         from ..planner.footprint import memory_breakdown
         return memory_breakdown(self.program)
+
+
+def _input_codes(ffi, lib, model, x: np.ndarray) -> np.ndarray:
+    """Float samples quantized by the runtime's mdy_input_from_f32 on `model`
+    (elementwise, so any layout: one call over the whole array)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    codes = np.zeros(x.shape, dtype=np.int8)
+    if x.size >= 2 ** 31:
+        raise MedyateError(f"{x.size} sample elements: more than one quantization call takes")
+    lib.mdy_input_from_f32(model, ffi.cast("float *", ffi.from_buffer(x)), 0, x.size,
+                           ffi.cast("int8_t *", ffi.from_buffer(codes)))
+    return codes
+
+
+def input_codes(program: Program, x) -> np.ndarray:
+    """The int8 codes of an int8 program's input for float samples `x` (any
+    shape, e.g. NCHW), from the runtime's own mdy_input_from_f32 on a model
+    holding just that input tensor: the arithmetic a device quantizes floats
+    with, so codes made here and sent to a device (dataset image, the _S8
+    requests) are what it would have made itself."""
+    t = program.tensors[program.input]
+    if t.dtype != S8:
+        raise MedyateError(f"the model input {t.name!r} is not int8: its samples stay float")
+    ffi, lib = load_engine()
+    tensor = ffi.new("mdy_tensor *")
+    for k, v in public(tensor_row(t)).items():
+        setattr(tensor, k, v)
+    model = ffi.new("mdy_model *")
+    model.tensors, model.n_tensors, model.input = tensor, 1, 0
+    return _input_codes(ffi, lib, model, np.asarray(x, dtype=np.float32))
 
 
 def evaluate_logits(logits, y) -> tuple[float, float]:

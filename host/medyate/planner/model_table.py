@@ -64,6 +64,12 @@ def _off(v) -> int:
     return NO_OFFSET if v is None else int(v)
 
 
+def tensor_row(x) -> dict:
+    """The mdy_tensor fields of one of the program's tensors."""
+    return dict(offset=_off(x.offset), grad_offset=_off(x.grad_offset), h=x.h, w=x.w, c=x.c,
+                dtype=x.dtype, scale=float(x.scale), zero=int(x.zero), _name=x.name)
+
+
 def model_table(program: Program) -> ModelTable:
     plan = program.memory
     if plan is None:
@@ -77,9 +83,7 @@ def model_table(program: Program) -> ModelTable:
         return Ref(symbol)
 
     for x in program.tensors:
-        t.tensors.append(dict(offset=_off(x.offset), grad_offset=_off(x.grad_offset),
-                              h=x.h, w=x.w, c=x.c, dtype=x.dtype, scale=float(x.scale),
-                              zero=int(x.zero), _name=x.name))
+        t.tensors.append(tensor_row(x))
 
     for i, op in enumerate(program.ops):
         s8 = op.s8

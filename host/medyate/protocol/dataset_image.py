@@ -1,16 +1,23 @@
 """Dataset images: the train and test split laid out for device memory.
 
 The image is loaded next to the firmware (QEMU: `-device loader`, a board: flash)
-and read in place by firmware/src/device/mdy_dataset.c, so samples are float32
-NHWC exactly as the engine consumes them and every part is 16-byte aligned.
+and read in place by firmware/src/device/mdy_dataset.c, so samples are NHWC
+exactly as the engine consumes them and every part is 16-byte aligned: float32
+for an fp32 model, the input's int8 codes for an int8 model (a quarter of the
+bytes; the header records the scale and zero point they were quantized with,
+and a device refuses codes of another quantization than its model input's).
 
     header (64 bytes, spec.DATASET_HEADER): "MDYD", version, header size,
         n_train, n_test, h, w, c, classes, byte offsets of x_train, y_train,
-        x_test, y_test, total size, CRC-32 of the header bytes before the CRC
-    x_train  float32 [n_train][h][w][c]
+        x_test, y_test, total size, data CRC, element type, zero point, scale,
+        CRC-32 of the header bytes before the CRC
+    x_train  float32 or int8 [n_train][h][w][c]
     y_train  uint8   [n_train]
-    x_test   float32 [n_test][h][w][c]
+    x_test   float32 or int8 [n_test][h][w][c]
     y_test   uint8   [n_test]
+
+This module quantizes nothing: int8 samples come already as codes, from the
+runtime's own mdy_input_from_f32 (engine.host.input_codes).
 """
 from __future__ import annotations
 
@@ -27,11 +34,18 @@ def _align(n: int) -> int:
     return (n + a - 1) // a * a
 
 
-def dataset_image_bytes(x_train, y_train, x_test, y_test, classes: int | None = None) -> bytes:
-    """The image of NCHW float arrays and integer labels (x converted to NHWC)."""
+def dataset_image_bytes(x_train, y_train, x_test, y_test, classes: int | None = None,
+                        input_quant: tuple[float, int] | None = None) -> bytes:
+    """The image of NCHW sample arrays and integer labels (x converted to
+    NHWC): float samples, or with `input_quant` = (scale, zero) int8 codes
+    quantized with them (an int8 model's input)."""
+    s8 = input_quant is not None
+    want = np.int8 if s8 else np.float32
     xs, ys = [], []
     for x, y in ((x_train, y_train), (x_test, y_test)):
-        x = np.asarray(x, dtype=np.float32)
+        if s8 and np.asarray(x).dtype != np.int8:
+            raise ValueError(f"input_quant given: x must be int8 codes, got {np.asarray(x).dtype}")
+        x = np.asarray(x, dtype=want)
         y = np.asarray(y).reshape(-1)
         if x.ndim != 4:
             raise ValueError(f"x must be NCHW (4-D), got shape {x.shape}")
@@ -66,22 +80,26 @@ def dataset_image_bytes(x_train, y_train, x_test, y_test, classes: int | None = 
         h=h, w=w, c=c, classes=classes,
         x_train=offs[0], y_train=offs[1], x_test=offs[2], y_test=offs[3],
         total_size=total, data_crc=crc32(bytes(out[spec.DATASET_HEADER_SIZE:])),
-        reserved1=0, reserved2=0, reserved3=0, header_crc=0)
+        dtype=spec.DATASET_S8 if s8 else spec.DATASET_F32, pad=0,
+        zero=int(input_quant[1]) if s8 else 0, scale=float(input_quant[0]) if s8 else 0.0,
+        reserved=0, header_crc=0)
     hdr = hdr[:-4] + crc32(hdr[:-4]).to_bytes(4, "little")
     out[:len(hdr)] = hdr
     return bytes(out)
 
 
-def write_dataset_image(path, x_train, y_train, x_test, y_test, classes: int | None = None) -> Path:
-    """Write the image of NCHW arrays to `path`; returns the path."""
+def write_dataset_image(path, x_train, y_train, x_test, y_test, classes: int | None = None,
+                        input_quant: tuple[float, int] | None = None) -> Path:
+    """Write the image of NCHW arrays to `path` (see dataset_image_bytes);
+    returns the path."""
     path = Path(path)
-    path.write_bytes(dataset_image_bytes(x_train, y_train, x_test, y_test, classes))
+    path.write_bytes(dataset_image_bytes(x_train, y_train, x_test, y_test, classes, input_quant))
     return path
 
 
 def read_dataset_image(path_or_bytes) -> dict:
-    """Parse and check an image: header fields plus x_train/x_test (NHWC float32)
-    and y_train/y_test (uint8)."""
+    """Parse and check an image: header fields plus x_train/x_test (NHWC,
+    float32 or int8 codes as its dtype says) and y_train/y_test (uint8)."""
     data = path_or_bytes if isinstance(path_or_bytes, (bytes, bytearray)) else Path(path_or_bytes).read_bytes()
     if len(data) < spec.DATASET_HEADER_SIZE:
         raise ValueError("dataset image shorter than its header")
@@ -95,11 +113,14 @@ def read_dataset_image(path_or_bytes) -> dict:
                          f"total_size {hd['total_size']}: cut short")
     if crc32(bytes(data[spec.DATASET_HEADER_SIZE:hd["total_size"]])) != hd["data_crc"]:
         raise ValueError("dataset image data CRC mismatch")
+    if hd["dtype"] not in (spec.DATASET_F32, spec.DATASET_S8):
+        raise ValueError(f"dataset image of unknown element type {hd['dtype']}")
     h, w, c = hd["h"], hd["w"], hd["c"]
+    elem = np.int8 if hd["dtype"] == spec.DATASET_S8 else np.float32
     out = dict(hd)
     for split in ("train", "test"):
         n = hd[f"n_{split}"]
         xo, yo = hd[f"x_{split}"], hd[f"y_{split}"]
-        out[f"x_{split}"] = np.frombuffer(data, np.float32, n * h * w * c, xo).reshape(n, h, w, c)
+        out[f"x_{split}"] = np.frombuffer(data, elem, n * h * w * c, xo).reshape(n, h, w, c)
         out[f"y_{split}"] = np.frombuffer(data, np.uint8, n, yo)
     return out

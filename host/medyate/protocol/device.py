@@ -42,6 +42,7 @@ class DeviceInfo:
     stack_size: int
     cycles_hz: int
     has_dataset: bool
+    input_s8: bool                      # the model input is int8 (samples may be codes)
     n_train: int
     n_test: int
     n_selected: int
@@ -138,7 +139,8 @@ class Device:
             input_shape=(d["in_h"], d["in_w"], d["in_c"]), n_layers=d["n_layers"],
             n_ops=d["n_ops"], max_payload=d["max_payload"], max_epoch=d["max_epoch"],
             stack_size=d["stack_size"], cycles_hz=d["cycles_hz"],
-            has_dataset=bool(d["flags"] & 1), n_train=d["n_train"], n_test=d["n_test"],
+            has_dataset=bool(d["flags"] & spec.INFO_DATASET),
+            input_s8=bool(d["flags"] & spec.INFO_INPUT_S8), n_train=d["n_train"], n_test=d["n_test"],
             n_selected=d["n_selected"], board=d["board"], model=d["model"])
         self._info = inf
         per = max(1, L["LAYERS_R"].max_tail(self.max_payload))
@@ -210,11 +212,20 @@ class Device:
                 lr=float(lr), seed=part_seed(seed, k), page=page, pad=0), timeout=timeout)
         return self._stats(r)
 
-    def _stage_sample(self, x, nchw: bool, request: str) -> list:
+    def _stage_sample(self, x, nchw: bool, request: str) -> tuple[str, list]:
         """Sends a sample that does not fit one `request` frame in SAMPLE_CHUNKs
-        except for its last floats, which it returns for the request to carry
-        (the whole sample when it fits)."""
-        x = np.asarray(x, dtype=np.float32)
+        except for its last elements, which it returns with the request to
+        carry them (the whole sample when it fits). Float samples go as floats;
+        int8 samples (an int8 model's input codes) as the _S8 requests, 1 byte
+        per element."""
+        x = np.asarray(x)
+        codes = x.dtype == np.int8
+        if codes:
+            request, chunk = request + "_S8", "SAMPLE_CHUNK_S8"
+            if self._info is not None and not self._info.input_s8:
+                raise ValueError("int8 codes for a device whose model input is fp32")
+        else:
+            x, chunk = x.astype(np.float32, copy=False), "SAMPLE_CHUNK"
         if nchw:
             x = x.transpose(1, 2, 0)
         flat = np.ascontiguousarray(x).reshape(-1)
@@ -222,30 +233,30 @@ class Device:
         if self._info is not None:
             want = int(np.prod(self._info.input_shape))
             if n != want:
-                raise ValueError(f"a sample of {n} floats, the device's input has {want}")
+                raise ValueError(f"a sample of {n} elements, the device's input has {want}")
         fit = max(0, L[request].max_tail(self.max_payload))
         if n <= fit:
-            return flat.tolist()
-        per = max(1, L["SAMPLE_CHUNK"].max_tail(self.max_payload))
+            return request, flat.tolist()
+        per = max(1, L[chunk].max_tail(self.max_payload))
         off = 0
         while n - off > fit:
             k = min(per, n - off)
-            self._req("SAMPLE_CHUNK", L["SAMPLE_CHUNK"].pack(offset=off,
-                                                             tail=flat[off:off + k].tolist()))
+            self._req(chunk, L[chunk].pack(offset=off, tail=flat[off:off + k].tolist()))
             off += k
-        return flat[off:].tolist()
+        return request, flat[off:].tolist()
 
     def train_stream(self, x, label: int, *, index: int, count: int, batch: int, lr: float,
                      nchw: bool = False) -> Stats:
         """Train on sample number `index` of an epoch of `count` samples sent
         over the line (no dataset image needed): in the TRAIN_STREAM frame, or
         when it is larger, in SAMPLE_CHUNKs followed by the TRAIN_STREAM with
-        its last floats. The device's runtime scales it by its mini-batch and
+        its last elements. The device's runtime scales it by its mini-batch and
         steps SGD where the mini-batch ends, as RUN_EPOCH does; index 0 resets
-        the statistics. x: (h, w, c) float array (or (c, h, w) with nchw=True).
-        Returns the running statistics (no channel stats)."""
-        tail = self._stage_sample(x, nchw, "TRAIN_STREAM")
-        r = self._req("TRAIN_STREAM", L["TRAIN_STREAM"].pack(
+        the statistics. x: (h, w, c) array (or (c, h, w) with nchw=True) of
+        floats, or of an int8 model's input codes (TRAIN_STREAM_S8: a quarter
+        of the bytes). Returns the running statistics (no channel stats)."""
+        request, tail = self._stage_sample(x, nchw, "TRAIN_STREAM")
+        r = self._req(request, L[request].pack(
             batch=batch, pad=0, index=int(index), count=int(count), label=int(label),
             lr=float(lr), tail=tail))
         return self._stats(r, fetch_all=False)
@@ -261,9 +272,10 @@ class Device:
         return EvalResult(r["loss_sum"], r["correct"], r["count"], r["cycles"], r["nonfinite"])
 
     def forward(self, x, nchw: bool = False) -> np.ndarray:
-        """Logits of one sample sent over the line (in as many frames as
-        train_stream)."""
-        r = self._req("FORWARD", L["FORWARD"].pack(tail=self._stage_sample(x, nchw, "FORWARD")))
+        """Logits of one sample sent over the line (floats or int8 codes, in as
+        many frames as train_stream)."""
+        request, tail = self._stage_sample(x, nchw, "FORWARD")
+        r = self._req(request, L[request].pack(tail=tail))
         return np.asarray(r["logits"], dtype=np.float32)
 
     def read_weights(self, layer: int, which="weight", offset: int = 0,

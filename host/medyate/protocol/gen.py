@@ -20,7 +20,7 @@ HEADER = REPO / "firmware" / "src" / "device" / "mdy_protocol.h"
 DOC = REPO / "docs" / "PROTOCOL.md"
 BEGIN = "<!-- BEGIN GENERATED: python -m medyate.protocol.gen -->"
 END = "<!-- END GENERATED -->"
-_TYPES = {"B": "u8", "H": "u16", "I": "u32", "i": "i32", "h": "i16", "f": "f32", "Q": "u64", "c": "char"}
+_TYPES = {"B": "u8", "b": "i8", "H": "u16", "I": "u32", "i": "i32", "h": "i16", "f": "f32", "Q": "u64", "c": "char"}
 
 
 def _ty(f: str) -> str:
@@ -98,7 +98,8 @@ def render() -> str:
             w(f"#define MDY_PERR_{name} {code}")
     w("")
     w("/* flags and enums */")
-    for name in ("EPOCH_KEEP_STATS", "SPLIT_TRAIN", "SPLIT_TEST"):
+    for name in ("EPOCH_KEEP_STATS", "INFO_DATASET", "INFO_INPUT_S8", "SPLIT_TRAIN",
+                 "SPLIT_TEST", "DATASET_F32", "DATASET_S8"):
         w(f"#define MDY_{name} {getattr(spec, name)}")
     w("")
     w("/* payload layouts: <MSG>_SIZE = fixed part, <MSG>_<FIELD> = byte offset,")

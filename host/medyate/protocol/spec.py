@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 # take the end of a staged sample (a sample larger than one frame). 3: TRAIN_STREAM
 # carries the sample's position in its epoch (the device's runtime decides
 # mini-batch ends and SGD steps, as in RUN_EPOCH); STATS and EVAL_R count
-# non-finite losses and gradients.
-PROTOCOL_VERSION = 3
+# non-finite losses and gradients. 4: TRAIN_STREAM_S8, SAMPLE_CHUNK_S8 and
+# FORWARD_S8 carry an int8 model's input codes (1 byte per element, used as
+# they are), INFO_R flags bit 1 says the model input is int8.
+PROTOCOL_VERSION = 4
 
 # --------------------------------------------------------------- frame
 HEADER_FORMAT = "<BBHH"           # version, type, seq, payload length
@@ -65,6 +67,9 @@ MSG = {
     "FORWARD": 0x0D,
     "SHUTDOWN": 0x0E,
     "SAMPLE_CHUNK": 0x0F,
+    "TRAIN_STREAM_S8": 0x10,
+    "SAMPLE_CHUNK_S8": 0x11,
+    "FORWARD_S8": 0x12,
     # answers
     "OK": 0x80,
     "PONG": 0x81,
@@ -86,6 +91,7 @@ ANSWER = {
     "RUN_EPOCH": "STATS", "GET_STATS": "STATS", "TRAIN_STREAM": "STATS",
     "EVALUATE": "EVAL_R", "READ_WEIGHTS": "WEIGHTS", "WRITE_WEIGHTS": "OK",
     "FORWARD": "LOGITS", "SHUTDOWN": "OK", "SAMPLE_CHUNK": "OK",
+    "TRAIN_STREAM_S8": "STATS", "SAMPLE_CHUNK_S8": "OK", "FORWARD_S8": "LOGITS",
 }
 
 # ERROR codes. Negative codes are the engine's own mdy_status values, passed
@@ -113,6 +119,10 @@ ERR_NAME = {v: k for k, v in ERR.items()}
 
 # Flags of RUN_EPOCH.
 EPOCH_KEEP_STATS = 0x01   # do not reset loss/accuracy/channel statistics first
+
+# Flags of INFO_R.
+INFO_DATASET = 0x01       # a valid dataset image is present
+INFO_INPUT_S8 = 0x02      # the model input is int8: samples may come as its codes (*_S8)
 
 SPLIT_TRAIN = 0
 SPLIT_TEST = 1
@@ -230,7 +240,8 @@ LAYOUT = {
         ("n_train", "I"), ("n_test", "I"),
         ("n_selected", "I"),
         ("board", f"{NAME_LEN}s"), ("model", f"{NAME_LEN}s"),
-    ], doc="flags bit 0: a valid dataset image is present"),
+    ], doc="flags bit 0: a valid dataset image is present; bit 1: the model input is int8 "
+           "(the *_S8 requests and an int8 dataset image carry its codes)"),
     "LAYERS": _L("LAYERS", [("offset", "H"), ("count", "H")]),
     "LAYERS_R": _L("LAYERS_R", [("offset", "H"), ("count", "H")],
                    ("entries", "".join(f for _, f in LAYER_ENTRY.fields)),
@@ -279,6 +290,16 @@ LAYOUT = {
     "SAMPLE_CHUNK": _L("SAMPLE_CHUNK", [("offset", "I")], ("x", "f"),
                        "offset: in floats, 0 starts a sample, else the number staged so far; "
                        "x: the sample's floats offset.., float32 NHWC"),
+    # The same three with the int8 codes of an int8 model's input (quantized
+    # with its scale and zero point, as mdy_input_from_f32 does): a quarter of
+    # the bytes, used as they are.
+    "TRAIN_STREAM_S8": _L("TRAIN_STREAM_S8", [
+        ("batch", "H"), ("pad", "H"), ("index", "I"), ("count", "I"), ("label", "i"),
+        ("lr", "f"),
+    ], ("x", "b"), "as TRAIN_STREAM; x: the sample's last len(x) int8 codes, NHWC"),
+    "SAMPLE_CHUNK_S8": _L("SAMPLE_CHUNK_S8", [("offset", "I")], ("x", "b"),
+                          "as SAMPLE_CHUNK; x: int8 codes"),
+    "FORWARD_S8": _L("FORWARD_S8", [], ("x", "b"), "x: as in TRAIN_STREAM_S8"),
     "PROGRESS": _L("PROGRESS", [
         ("request", "B"), ("pad", "B"), ("pad2", "H"),
         ("done", "I"), ("total", "I"), ("loss_sum", "f"), ("correct", "I"),
@@ -291,17 +312,22 @@ assert LAYOUT["LAYERS_R"].tail_size == LAYER_ENTRY_SIZE
 
 # --------------------------------------------------------------- dataset image
 DATASET_MAGIC = b"MDYD"
-# 2: data_crc (an image cut short or overwritten is refused)
-DATASET_VERSION = 2
+# 2: data_crc (an image cut short or overwritten is refused). 3: the samples'
+# element type (float32, or an int8 model's input codes with the scale and
+# zero point they were quantized with).
+DATASET_VERSION = 3
+DATASET_F32 = 0
+DATASET_S8 = 1
 DATASET_ALIGN = 16
 DATASET_HEADER = _L("DATASET_HEADER", [
     ("magic", "4s"), ("version", "H"), ("header_size", "H"),
     ("n_train", "I"), ("n_test", "I"),
     ("h", "H"), ("w", "H"), ("c", "H"), ("classes", "H"),
     ("x_train", "I"), ("y_train", "I"), ("x_test", "I"), ("y_test", "I"),
-    ("total_size", "I"), ("data_crc", "I"), ("reserved1", "I"), ("reserved2", "I"),
-    ("reserved3", "I"), ("header_crc", "I"),
-], doc="data_crc: CRC-32 of bytes header_size .. total_size; "
+    ("total_size", "I"), ("data_crc", "I"), ("dtype", "B"), ("pad", "B"), ("zero", "h"),
+    ("scale", "f"), ("reserved", "I"), ("header_crc", "I"),
+], doc="data_crc: CRC-32 of bytes header_size .. total_size; dtype: 0 float32 samples, "
+       "1 int8 codes quantized with (scale, zero), which must be the model input's; "
        "header_crc: CRC-32 of the header bytes before it")
 DATASET_HEADER_SIZE = DATASET_HEADER.size   # 64
 

@@ -1,8 +1,15 @@
 """Where a board's training samples live: built into flash next to the model,
-or streamed over serial with each training step.
+or streamed over serial with each training step; and what they are.
 
+    device_samples(program, x) -> the samples as a device takes them
+    task_image(program, task) -> the bytes of the task's dataset image
     choose_placement(board, image_bytes_len, firmware_flash_bytes) -> (where, reason)
     place_dataset(board, model_dir, build_dir, image, build, log) -> Placement
+
+An int8 model's samples are its input's int8 codes, made on the host by the
+runtime's mdy_input_from_f32 (engine.host.input_codes): the dataset image and
+every streamed sample take 1 byte per element instead of 4, and the device
+uses them as they are. An fp32 model's are float32.
 
 Flash is the fast way (RUN_EPOCH and EVALUATE read the samples in place and an
 epoch is one request), but the NUCLEO-F746ZG has 1 MB for firmware and data
@@ -47,6 +54,35 @@ class Placement:
                else "streamed over serial (each sample in SAMPLE_CHUNK frames, then "
                                  "TRAIN_STREAM/FORWARD)")
         return f"training data: {how}: {self.reason}"
+
+
+def device_samples(program, x):
+    """Float samples `x` (NCHW) as a device of `program` takes them: unchanged
+    for an fp32 input, the int8 input's codes (same shape) for an int8 one."""
+    from ..engine.host import input_codes
+    from ..planner.program import S8
+    return input_codes(program, x) if program.tensors[program.input].dtype == S8 else x
+
+
+def task_image(program, task) -> bytes:
+    """The dataset image (protocol.dataset_image) of a task's train and test
+    splits for `program`: float32 samples, or an int8 input's codes with the
+    scale and zero point the device checks them against."""
+    from ..planner.program import S8
+    from ..protocol.dataset_image import dataset_image_bytes
+    t = program.tensors[program.input]
+    quant = (float(t.scale), int(t.zero)) if t.dtype == S8 else None
+    return dataset_image_bytes(device_samples(program, task.x_train), task.y_train,
+                               device_samples(program, task.x_test), task.y_test,
+                               classes=task.n_classes, input_quant=quant)
+
+
+def region_holds(board, image_bytes_len: int) -> bool:
+    """True if an emulated board's dataset region (QEMU's 16 MiB PSRAM) holds
+    an image of this many bytes (a board without a stated region: any)."""
+    from ..boards import get_board
+    size = get_board(board).dataset_size
+    return size is None or int(image_bytes_len) <= size
 
 
 def choose_placement(board, image_bytes_len: int, firmware_flash_bytes: int,

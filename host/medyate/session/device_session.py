@@ -33,7 +33,8 @@ class DeviceEpoch:
 class DeviceTrainer:
     """The algorithm's Trainer interface over a device. Samples live in the
     device's dataset image (train and test splits of `task`, same indices) or,
-    without one, are streamed in the frames."""
+    without one, are streamed in the frames (an int8 model's as its input
+    codes, 1 byte per element)."""
 
     def __init__(self, device, program, task, memory: dict, counter: str = "cycles"):
         from ..engine.host import layer_spec
@@ -64,6 +65,7 @@ class DeviceTrainer:
             raise MedyateError(f"the device's dataset has {info.n_train}/{info.n_test} samples, "
                                f"the task {len(task.x_train)}/{len(task.x_test)}")
         self.info = info
+        self._sent: dict = {}
         self.layers = [layer_spec(program, i) for i in range(len(program.layers))]
         self.on_progress = None
         self.n_selected = 0
@@ -97,6 +99,15 @@ class DeviceTrainer:
         self.device.set_selection(self.pairs)
         self.n_selected = len(self.pairs)
 
+    def _samples(self, x):
+        """What goes over the line for the float samples `x`: themselves, or
+        an int8 model's codes (made once per array: dataset_placement.device_samples)."""
+        from .dataset_placement import device_samples
+        got = self._sent.get(id(x))
+        if got is None or got[0] is not x:
+            got = self._sent[id(x)] = (x, device_samples(self.program, x))
+        return got[1]
+
     def _split(self, x) -> str:
         if x is self.task.x_train:
             return "train"
@@ -126,8 +137,9 @@ class DeviceTrainer:
             # each sample's position, as in RUN_EPOCH.
             order = list(order)
             n = len(order)
+            xs = self._samples(x)
             for k, i in enumerate(order):
-                self.device.train_stream(x[i], int(y[i]), index=k, count=n, batch=batch, lr=lr,
+                self.device.train_stream(xs[i], int(y[i]), index=k, count=n, batch=batch, lr=lr,
                                          nchw=True)
                 if progress and ((k + 1) % batch == 0 or k + 1 == n):
                     progress(k + 1, n)
@@ -145,7 +157,8 @@ class DeviceTrainer:
             # samples outside the dataset image (e.g. a validation split) stream;
             # their logits are taken as EVALUATE takes them, to the same bits
             from ..engine.host import evaluate_logits
-            return evaluate_logits(np.stack([self.device.forward(xi, nchw=True) for xi in x]), y)
+            return evaluate_logits(np.stack([self.device.forward(xi, nchw=True)
+                                             for xi in self._samples(x)]), y)
         while True:
             r = self.device.evaluate(self._split(x))
             if not self.n_selected or self._device_kept_state():
@@ -222,9 +235,9 @@ def _device_session(graph, plan, task, out, *, board: str, port: str | None, epo
                     frame_size: int | None = None, retries: int = 5, record=None) -> dict:
     from ..boards import get_board
     from ..planner.footprint import ram_footprint
-    from ..protocol.dataset_image import dataset_image_bytes
     from ..protocol.device import Device
     from ..protocol.link import Link
+    from .dataset_placement import region_holds, task_image
     from .firmware import build_device_firmware
     from .memory_report import memory_report
     from .qemu import QemuMachine
@@ -250,10 +263,9 @@ def _device_session(graph, plan, task, out, *, board: str, port: str | None, epo
             if not b.is_emulated:
                 raise MedyateError(f"{board} is real hardware: flash it (medyate-flash) and give "
                                    "--port")
-            blob = dataset_image_bytes(task.x_train, task.y_train, task.x_test, task.y_test,
-                                       classes=task.n_classes)
+            blob = task_image(program, task)
             image = None
-            if b.dataset_size is not None and len(blob) > b.dataset_size:
+            if not region_holds(b, len(blob)):
                 # larger than the region QEMU loads it into: the samples are streamed
                 progress.line(f"training data: streamed over serial: the dataset image "
                               f"({len(blob)} B) exceeds the board's dataset region "

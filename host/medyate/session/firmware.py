@@ -35,8 +35,7 @@ def build_and_place(graph, plan, board: str, out, task=None, log=print):
     Returns (program, BuildResult of the image to flash, Placement or None);
     the placement decision is passed to `log`."""
     from ..codegen.dataset import remove_dataset_source
-    from ..protocol.dataset_image import dataset_image_bytes
-    from .dataset_placement import place_dataset
+    from .dataset_placement import place_dataset, task_image
 
     out = Path(out)
     # The firmware's own size decides the placement: build it without a
@@ -45,9 +44,8 @@ def build_and_place(graph, plan, board: str, out, task=None, log=print):
     program, build = build_device_firmware(graph, plan, board, out, log=lambda *_: None)
     if task is None:
         return program, build, None
-    image = dataset_image_bytes(task.x_train, task.y_train, task.x_test, task.y_test,
-                                classes=task.n_classes)
-    placement = place_dataset(board, out / "model", out / "build", image, build, log=log)
+    placement = place_dataset(board, out / "model", out / "build", task_image(program, task),
+                              build, log=log)
     return program, placement.build, placement
 
 
