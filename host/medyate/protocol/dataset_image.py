@@ -34,6 +34,23 @@ def _align(n: int) -> int:
     return (n + a - 1) // a * a
 
 
+def _layout(part_sizes) -> tuple[list[int], int]:
+    """Offsets of the parts (after the header, each 16-byte aligned) and the
+    image's total size."""
+    off, offs = spec.DATASET_HEADER_SIZE, []
+    for n in part_sizes:
+        off = _align(off)
+        offs.append(off)
+        off += int(n)
+    return offs, _align(off)
+
+
+def dataset_image_size(n_train: int, n_test: int, sample_bytes: int) -> int:
+    """Bytes of the image of n_train + n_test samples of `sample_bytes` each
+    (4 per element as floats, 1 as int8 codes), without making it."""
+    return _layout([n_train * sample_bytes, n_train, n_test * sample_bytes, n_test])[1]
+
+
 def dataset_image_bytes(x_train, y_train, x_test, y_test, classes: int | None = None,
                         input_quant: tuple[float, int] | None = None) -> bytes:
     """The image of NCHW sample arrays and integer labels (x converted to
@@ -62,15 +79,9 @@ def dataset_image_bytes(x_train, y_train, x_test, y_test, classes: int | None = 
         raise ValueError(f"labels must be in [0, {classes}) and classes <= 256")
     if any(len(y) and int(y.min()) < 0 for y in ys):
         raise ValueError("negative label")
-    off = spec.DATASET_HEADER_SIZE
-    offs = []
     parts = [xs[0].tobytes(), ys[0].astype(np.uint8).tobytes(),
              xs[1].tobytes(), ys[1].astype(np.uint8).tobytes()]
-    for p in parts:
-        off = _align(off)
-        offs.append(off)
-        off += len(p)
-    total = _align(off)
+    offs, total = _layout(map(len, parts))
     out = bytearray(total)
     for o, p in zip(offs, parts):
         out[o:o + len(p)] = p
