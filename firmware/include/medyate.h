@@ -492,8 +492,9 @@ typedef struct {
     uint64_t cycles_forward;      /* mdy_train_forward */
     uint64_t cycles_backward;     /* mdy_train_backward (loss + sparse backward) */
     uint64_t cycles_update;       /* mdy_sgd_step */
-    uint32_t rng;                 /* xorshift32 state of the int8 stochastic rounding,
-                                     seeded by mdy_init from the model hash */
+    uint32_t rng;                 /* xorshift32 state of the int8 stochastic rounding:
+                                     from the model hash (mdy_init), then from the
+                                     hash and the epoch (mdy_seed_rounding) */
 } mdy_ctx;
 
 mdy_status mdy_init(mdy_ctx *ctx, const mdy_model *model, uint8_t *arena);
@@ -525,6 +526,12 @@ mdy_status mdy_train_backward(mdy_ctx *ctx, int32_t label, int32_t batch);
 /* Apply SGD to all selected slices (and trainable biases), zero the gradients,
  * add each slice's squared gradient norm to the stats array. */
 mdy_status mdy_sgd_step(mdy_ctx *ctx, float lr);
+/* Restart the stochastic rounding's generator at an epoch's start from the
+ * model hash and the epoch's `seed` (a session passes its shuffle seed, a pure
+ * function of the run's seed and the epoch number): an epoch then draws the
+ * same whatever ran before it, so a resumed or redone epoch is the
+ * uninterrupted run's, on every target. */
+void mdy_seed_rounding(mdy_ctx *ctx, uint32_t seed);
 void mdy_reset_stats(mdy_ctx *ctx);
 /* A trainable layer's weight (which 0) or bias (which 1) elements in real
  * units, whatever their storage (fp32, or int8 codes times their fixed scales;

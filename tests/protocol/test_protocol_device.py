@@ -222,7 +222,7 @@ def _write(tail=(1.0,), **kw):
 
 
 def _stream(n=32, **kw):
-    d = dict(batch=1, pad=0, index=0, count=1, label=0, lr=0.1)
+    d = dict(batch=1, pad=0, index=0, count=1, label=0, lr=0.1, seed=0)
     d.update(kw)
     return L["TRAIN_STREAM"].pack(tail=[0.0] * n, **d)
 
@@ -276,7 +276,7 @@ BAD_REQUESTS = [
     ("SAMPLE_CHUNK", L["SAMPLE_CHUNK"].pack(offset=0, tail=[0.0]) + b"\0", "BAD_LENGTH"),
     # int8 codes for the fixture's fp32 input: refused, whole or in chunks
     ("TRAIN_STREAM_S8", L["TRAIN_STREAM_S8"].pack(tail=[0] * 32, batch=1, pad=0, index=0,
-                                                  count=1, label=0, lr=0.1), "BAD_STATE"),
+                                                  count=1, label=0, lr=0.1, seed=0), "BAD_STATE"),
     ("TRAIN_STREAM_S8", b"\0" * 19, "BAD_LENGTH"),
     ("SAMPLE_CHUNK_S8", L["SAMPLE_CHUNK_S8"].pack(offset=0, tail=[0] * 4), "BAD_STATE"),
     ("FORWARD_S8", L["FORWARD_S8"].pack(tail=[0] * 32), "BAD_STATE"),

@@ -59,7 +59,7 @@ def _chunk(off, vals):
 
 
 def _stream(vals, **kw):
-    d = dict(batch=1, pad=0, index=0, count=1, label=0, lr=0.1)
+    d = dict(batch=1, pad=0, index=0, count=1, label=0, lr=0.1, seed=0)
     d.update(kw)
     return L["TRAIN_STREAM"].pack(tail=list(map(float, vals)), **d)
 

@@ -117,7 +117,7 @@ def _epoch_streamed(exe, program, task, as_codes):
         sent = dev.link.counters.requests
         for k, i in enumerate(order):
             dev.train_stream(x_train[i], int(task.y_train[i]), index=k, count=len(order),
-                             batch=BATCH, lr=LR, nchw=True)
+                             batch=BATCH, lr=LR, nchw=True, seed=_order().seed)
         requests = dev.link.counters.requests - sent
         st = dev.get_stats()
         ev = evaluate_logits(np.stack([dev.forward(x, nchw=True) for x in x_test]), task.y_test)
@@ -170,7 +170,7 @@ def test_device_trains_alike_on_codes_and_floats(setup):
     plan = setup["plan"]
     host = HostEngine(setup["graph"], plan.layers, plan.budget_elements, True, precision="int8")
     host.set_selection(_selection(program))
-    res = host.train_epoch(task.x_train, task.y_train, BATCH, LR, order=np.asarray(list(_order())))
+    res = host.train_epoch(task.x_train, task.y_train, BATCH, LR, order=_order())
     assert res.channel_stats.tobytes() == codes["stats"] and res.steps == codes["steps"]
     assert res.loss == codes["loss"]
     assert host.evaluate(task.x_test, task.y_test) == codes["eval"]

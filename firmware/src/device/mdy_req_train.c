@@ -111,8 +111,12 @@ uint16_t mdy_req_run_epoch(mdy_device *d, const uint8_t *p, uint16_t len)
 
     /* From here the receive and answer buffers hold the permutation. */
     mdy_epoch_order(d->io.perm, count, seed);
-    if (!(flags & MDY_EPOCH_KEEP_STATS))
+    /* An epoch starts: statistics from zero, the rounding's draws from the
+     * epoch's seed (a part of a split epoch goes on with both). */
+    if (!(flags & MDY_EPOCH_KEEP_STATS)) {
         mdy_stats_reset(d);
+        mdy_seed_rounding(&d->ctx, seed);
+    }
     src.d = d;
     src.split = split;
     src.start = start;
@@ -149,8 +153,10 @@ static uint16_t train_stream(mdy_device *d, const uint8_t *p, uint32_t items, in
         return mdy_fail(d, MDY_PERR_BAD_FIELD, "index must be below count");
     if (label < 0 || label >= d->model->classes)
         return mdy_fail(d, MDY_ERR_LABEL, "label outside [0, classes)");
-    if (index == 0)
+    if (index == 0) {
         mdy_stats_reset(d);
+        mdy_seed_rounding(&d->ctx, mdy_rd32(p + MDY_TRAIN_STREAM_SEED));
+    }
     t0 = board_cycles();
     st = mdy_train_epoch_sample(&d->ctx, &ep, index,
                                 mdy_stream_sample(d, p + MDY_TRAIN_STREAM_SIZE, items, codes),
@@ -165,6 +171,7 @@ static uint16_t train_stream(mdy_device *d, const uint8_t *p, uint32_t items, in
 typedef char stream_layouts_agree_[(MDY_TRAIN_STREAM_SIZE == MDY_TRAIN_STREAM_S8_SIZE &&
                                     MDY_TRAIN_STREAM_LR == MDY_TRAIN_STREAM_S8_LR &&
                                     MDY_TRAIN_STREAM_LABEL == MDY_TRAIN_STREAM_S8_LABEL &&
+                                    MDY_TRAIN_STREAM_SEED == MDY_TRAIN_STREAM_S8_SEED &&
                                     MDY_TRAIN_STREAM_S8_TAIL == 1) ? 1 : -1];
 
 uint16_t mdy_req_train_stream(mdy_device *d, const uint8_t *p, uint16_t len)

@@ -8,6 +8,21 @@
 
 #include <math.h>
 
+void mdy_seed_rounding(mdy_ctx *ctx, uint32_t seed)
+{
+    /* Any nonzero xorshift32 state works; mixing the two words through a few
+     * steps keeps nearby seeds from starting nearby streams. */
+    uint32_t x = ctx->model->hash ^ (seed * 0x9E3779B9u) ^ 0x85EBCA6Bu;
+    int k;
+    for (k = 0; k < 4; k++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x += seed;
+    }
+    ctx->rng = x != 0u ? x : 0x9E3779B9u;
+}
+
 mdy_status mdy_sgd_step(mdy_ctx *ctx, float lr)
 {
     const mdy_model *m;

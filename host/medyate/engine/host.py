@@ -154,6 +154,7 @@ class HostEngine:
         own size), SGD after each, exactly as on a device."""
         xs = self._nhwc(x)
         y = np.asarray(y, dtype=np.int64)
+        seed = getattr(order, "seed", None)
         order = np.arange(len(xs)) if order is None else np.asarray(order, dtype=np.int64)
         ffi, lib, ctx = self.ffi, self.lib, self.ctx
         n, per = len(order), xs.shape[1]
@@ -179,6 +180,10 @@ class HostEngine:
 
         ep = ffi.new("mdy_epoch *", {"count": n, "batch": batch, "lr": lr})
         lib.mdy_reset_stats(ctx)
+        if seed is not None:
+            # a session's epoch (a seeded order, as RUN_EPOCH carries it):
+            # the rounding's draws restart from it, as on a device
+            lib.mdy_seed_rounding(ctx, int(seed) & 0xFFFFFFFF)
         if n:
             check(lib.mdy_train_epoch(ctx, ep, sample, done_fn, ffi.NULL), "train epoch")
         seen = max(1, ctx.seen)

@@ -246,19 +246,20 @@ class Device:
         return request, flat[off:].tolist()
 
     def train_stream(self, x, label: int, *, index: int, count: int, batch: int, lr: float,
-                     nchw: bool = False) -> Stats:
+                     nchw: bool = False, seed: int = 0) -> Stats:
         """Train on sample number `index` of an epoch of `count` samples sent
         over the line (no dataset image needed): in the TRAIN_STREAM frame, or
         when it is larger, in SAMPLE_CHUNKs followed by the TRAIN_STREAM with
         its last elements. The device's runtime scales it by its mini-batch and
         steps SGD where the mini-batch ends, as RUN_EPOCH does; index 0 resets
-        the statistics. x: (h, w, c) array (or (c, h, w) with nchw=True) of
+        the statistics and restarts the int8 rounding from `seed` (the epoch's,
+        as RUN_EPOCH's). x: (h, w, c) array (or (c, h, w) with nchw=True) of
         floats, or of an int8 model's input codes (TRAIN_STREAM_S8: a quarter
         of the bytes). Returns the running statistics (no channel stats)."""
         request, tail = self._stage_sample(x, nchw, "TRAIN_STREAM")
         r = self._req(request, L[request].pack(
             batch=batch, pad=0, index=int(index), count=int(count), label=int(label),
-            lr=float(lr), tail=tail))
+            lr=float(lr), seed=int(seed) & 0xFFFFFFFF, tail=tail))
         return self._stats(r, fetch_all=False)
 
     def evaluate(self, split="test", start: int = 0, count: int | None = None,

@@ -23,8 +23,11 @@ from dataclasses import dataclass, field
 # mini-batch ends and SGD steps, as in RUN_EPOCH); STATS and EVAL_R count
 # non-finite losses and gradients. 4: TRAIN_STREAM_S8, SAMPLE_CHUNK_S8 and
 # FORWARD_S8 carry an int8 model's input codes (1 byte per element, used as
-# they are), INFO_R flags bit 1 says the model input is int8.
-PROTOCOL_VERSION = 4
+# they are), INFO_R flags bit 1 says the model input is int8. 5: an epoch's
+# start (RUN_EPOCH without KEEP_STATS, TRAIN_STREAM index 0, which now carries
+# the epoch's seed) restarts the int8 stochastic rounding from the model hash
+# and that seed (mdy_seed_rounding).
+PROTOCOL_VERSION = 5
 
 # --------------------------------------------------------------- frame
 HEADER_FORMAT = "<BBHH"           # version, type, seq, payload length
@@ -254,7 +257,8 @@ LAYOUT = {
         ("split", "B"), ("flags", "B"), ("batch", "H"),
         ("start", "I"), ("count", "I"), ("lr", "f"), ("seed", "I"),
         ("page", "H"), ("pad", "H"),
-    ], doc="page: most channel statistics to put in the STATS answer"),
+    ], doc="page: most channel statistics to put in the STATS answer; seed: the epoch's "
+           "shuffle, and without KEEP_STATS the restart of the int8 rounding"),
     "GET_STATS": _L("GET_STATS", [("offset", "I"), ("count", "I")]),
     "STATS": _L("STATS", [
         ("loss_sum", "f"), ("correct", "I"), ("seen", "I"), ("steps", "I"),
@@ -266,8 +270,9 @@ LAYOUT = {
                                "NaN/inf gradient since the statistics were reset"),
     "TRAIN_STREAM": _L("TRAIN_STREAM", [
         ("batch", "H"), ("pad", "H"), ("index", "I"), ("count", "I"), ("label", "i"),
-        ("lr", "f"),
-    ], ("x", "f"), "sample number index (0 resets the statistics) of a streamed epoch of "
+        ("lr", "f"), ("seed", "I"),
+    ], ("x", "f"), "sample number index (0 resets the statistics and restarts the rounding "
+                   "from seed) of a streamed epoch of "
                    "count samples in mini-batches of batch; x: the sample's last len(x) "
                    "floats, float32 NHWC; the floats before them were staged by SAMPLE_CHUNK"),
     "EVALUATE": _L("EVALUATE", [
@@ -295,7 +300,7 @@ LAYOUT = {
     # the bytes, used as they are.
     "TRAIN_STREAM_S8": _L("TRAIN_STREAM_S8", [
         ("batch", "H"), ("pad", "H"), ("index", "I"), ("count", "I"), ("label", "i"),
-        ("lr", "f"),
+        ("lr", "f"), ("seed", "I"),
     ], ("x", "b"), "as TRAIN_STREAM; x: the sample's last len(x) int8 codes, NHWC"),
     "SAMPLE_CHUNK_S8": _L("SAMPLE_CHUNK_S8", [("offset", "I")], ("x", "b"),
                           "as SAMPLE_CHUNK; x: int8 codes"),

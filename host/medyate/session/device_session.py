@@ -132,6 +132,9 @@ class DeviceTrainer:
 
     def _run_epoch(self, x, y, batch, lr, order, progress):
         self.on_progress = progress
+        seed = getattr(order, "seed", None)
+        if seed is None:
+            raise MedyateError("device epochs need a seeded order (algo.strategies.data_order)")
         if self.streaming:
             # The device's runtime places mini-batch ends and SGD steps from
             # each sample's position, as in RUN_EPOCH.
@@ -140,14 +143,11 @@ class DeviceTrainer:
             xs = self._samples(x)
             for k, i in enumerate(order):
                 self.device.train_stream(xs[i], int(y[i]), index=k, count=n, batch=batch, lr=lr,
-                                         nchw=True)
+                                         nchw=True, seed=seed)
                 if progress and ((k + 1) % batch == 0 or k + 1 == n):
                     progress(k + 1, n)
             st = self.device.get_stats()
         else:
-            seed = getattr(order, "seed", None)
-            if seed is None:
-                raise MedyateError("device epochs need a seeded order (algo.strategies.data_order)")
             st = self.device.run_epoch(self._split(x), 0, len(order), batch=batch, lr=lr, seed=seed)
         self.on_progress = None
         return st
