@@ -84,6 +84,9 @@ float ref_sgd(int32_t n, float *w, int32_t stride, float *g, float lr);
 #define mdy_conv2d_nhwc_s8_wgrad ref_conv2d_s8_wgrad
 #define mdy_depthwise_conv2d_nhwc_s8_igrad ref_dw_s8_igrad
 #define mdy_depthwise_conv2d_nhwc_s8_wgrad ref_dw_s8_wgrad
+#define mdy_clamp_mask_s8 ref_clamp_mask_s8
+void ref_clamp_mask_s8(int32_t n, const int8_t *y, int32_t act_min, int32_t act_max,
+                       uint8_t *mask);
 void ref_conv2d_s8_igrad(const mdy_conv_params *p, const int8_t *w, const float *w_scales,
                          const float *dy, float *dx, int accumulate);
 void ref_conv2d_s8_wgrad(const mdy_conv_params *p, const int8_t *x_maps, int32_t x_zero,
@@ -109,6 +112,7 @@ void ref_fc_s8(int32_t in_features, int32_t out_features, const mdy_s8_conv_quan
 #include "kernels/reference/int8/mdy_conv2d_nhwc_s8_wgrad.c"
 #include "kernels/reference/int8/mdy_depthwise_conv2d_nhwc_s8_igrad.c"
 #include "kernels/reference/int8/mdy_depthwise_conv2d_nhwc_s8_wgrad.c"
+#include "kernels/reference/int8/mdy_clamp_mask_s8.c"
 #undef mdy_conv2d_nhwc_s8
 #undef mdy_conv2d_nhwc_s8_get_buffer_size
 #undef mdy_depthwise_conv2d_nhwc_s8
@@ -118,6 +122,7 @@ void ref_fc_s8(int32_t in_features, int32_t out_features, const mdy_s8_conv_quan
 #undef mdy_conv2d_nhwc_s8_wgrad
 #undef mdy_depthwise_conv2d_nhwc_s8_igrad
 #undef mdy_depthwise_conv2d_nhwc_s8_wgrad
+#undef mdy_clamp_mask_s8
 
 /* The optimized int8 kernels' requantization (checked equal to mdy_requantize). */
 #include "kernels/cortex-m7/int8/mdy_s8_dsp.h"
@@ -556,6 +561,23 @@ static void test_conv_s8_backward(int dw, int pointwise, int case_no)
     release_all();
 }
 
+/* The clamp mask on any length (partial last byte included) and any bounds,
+ * the full int8 range, a ReLU's, a narrow or empty window among them. */
+static void test_clamp_mask_s8(int case_no)
+{
+    const int32_t n = rnd(0, 70);
+    const int8_t *y = s8buf((size_t)n);
+    const int32_t act_min = next() % 4u ? rnd(-128, 0) : rnd(-128, 127);
+    const int32_t act_max = next() % 4u ? rnd(act_min, 127) : rnd(-128, 127);
+    const size_t bytes = (size_t)(n + 7) / 8;
+    int8_t *m_ref = s8buf(bytes), *m = s8buf(bytes);
+    memcpy(m, m_ref, bytes);
+    ref_clamp_mask_s8(n, y, act_min, act_max, (uint8_t *)m_ref);
+    mdy_clamp_mask_s8(n, y, act_min, act_max, (uint8_t *)m);
+    expect_same_s8("int8 clamp mask", case_no, m_ref, m, bytes);
+    release_all();
+}
+
 static void test_fc_s8(int case_no)
 {
     const int32_t in = next() % 4u ? rnd(1, 40) : 8 * rnd(1, 16);
@@ -811,6 +833,8 @@ int main(void)
         test_conv_s8_backward(0, 1, cases);
     for (i = 0; i < 300; ++i, ++cases)
         test_conv_s8_backward(1, 0, cases);
+    for (i = 0; i < 300; ++i, ++cases)
+        test_clamp_mask_s8(cases);
     for (i = 0; i < 100; ++i, ++cases)
         test_requantize_s8(cases);
 #ifdef MDY_BENCH
