@@ -4,6 +4,7 @@
  * act_min - 1), so each bit is a load, a subtraction, a compare and an OR.
  * Integers only: the same bits as the reference. */
 #include "medyate.h"
+#include "../fp32/mdy_blocking.h"
 
 void mdy_clamp_mask_s8(int32_t n, const int8_t *y, int32_t act_min, int32_t act_max,
                        uint8_t *mask)
@@ -13,6 +14,7 @@ void mdy_clamp_mask_s8(int32_t n, const int8_t *y, int32_t act_min, int32_t act_
     int32_t i, k;
     for (i = 0; i + 8 <= n; i += 8, y += 8) {
         uint32_t byte = 0;
+MDY_UNROLL(8)
         for (k = 0; k < 8; ++k)
             byte |= (uint32_t)((uint32_t)(y[k] - lo) < span) << k;
         *mask++ = (uint8_t)byte;
