@@ -99,3 +99,31 @@ def test_oracle_with_a_head_trains_it_for_every_layer(problem):
         hi = names.index(head)
         for sel in eng.selections_seen:
             assert sorted(c for l, c in sel if l == hi) == list(range(f.layers[-1].channels))
+
+
+def _reach_mem_for(order):
+    # backward to an early layer is dear: 5000 bytes per layer of reach
+    def for_layers(layers, train_bias):
+        reach = len(order) - min(order.index(n) for n in layers)
+        return lambda b: 5_000 * reach + 4 * b
+    return for_layers
+
+
+def test_deepest_fit_leaves_out_early_layers(problem):
+    from medyate.algo.plan import plan_deepest_fit
+    f, task, run = problem
+    order = [s.name for s in f.layers]
+    mem_for = _reach_mem_for(order)
+    # a RAM where backward through the whole network does not fit but a
+    # shorter reach does: the plan keeps only layers from deeper in
+    ram = 5_000 * (len(order) - 1) + 400
+    with pytest.raises(MedyateError):
+        plan_training(f, task.x_train, task.y_train, ram=ram, memory_fn_for=mem_for,
+                      ranking=run, coverage=1.0)
+    p, k = plan_deepest_fit(f, task.x_train, task.y_train, run, ram=ram,
+                            memory_fn_for=mem_for, coverage=1.0)
+    assert k >= 1 and set(p.layers) <= set(order[k:])
+    assert p.memory_bytes <= ram
+    with pytest.raises(MedyateError, match="smallest feasible RAM budget is"):
+        plan_deepest_fit(f, task.x_train, task.y_train, run, ram=4_000,
+                         memory_fn_for=mem_for, coverage=1.0)

@@ -29,7 +29,15 @@ def test_quick_grid(tmp_path):
     for r in final:
         assert math.isfinite(r["acc"]) and 0.0 <= r["acc"] <= 1.0
         assert r["device_ram"] > 0 and r["train_mem"] > 0
-    by = {r["strategy"]: r for r in final}
+    assert {r["scheme"] for r in final if r["strategy"] == "medyate"} == {"49kb", "256KiB device"}
+    by = {r["strategy"]: r for r in final if r["scheme"] in (None, "49kb")}
+    # at the device-RAM budget the planned strategies solve their own channel
+    # budget against the whole device, and what they ran fits it
+    for s in ("static-random", "trady", "medyate"):
+        dev = [r for r in final if r["strategy"] == s and r["scheme"] == "256KiB device"][0]
+        assert dev["plan_ram"] <= 256 * 1024 and dev["device_ram"] <= dev["plan_ram"], dev
+        assert dev["budget_words"] != by[s]["budget_words"]
+    assert "256KiB device: acc" in table
     # SU runs TTE's scheme; the budget is that scheme's training memory, and every
     # other budgeted strategy gets the same
     su = by["su"]

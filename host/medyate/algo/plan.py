@@ -118,6 +118,38 @@ def plan_training(factory: EngineFactory, x: np.ndarray, y: np.ndarray, *,
                         importance, ranking, session_lr)
 
 
+def plan_deepest_fit(factory: EngineFactory, x: np.ndarray, y: np.ndarray,
+                     ranking: RankingRun, **kw) -> tuple[TrainingPlan, int]:
+    """plan_training on `ranking`; with a RAM budget that the ranked layers do
+    not fit, again with the layers from deeper and deeper in the network only.
+    Returns the plan and how many leading layers were left out (0: none).
+    Backward must reach the deepest pre-selected layer, and everything it
+    needs on the way counts against the RAM: dropping early layers is what
+    makes a plan fit."""
+    ram, train_bias = kw.get("ram"), kw.get("train_bias", False)
+    order = [s.name for s in factory.layers]
+    for k in range(len(order)):
+        allowed = set(order[k:])
+        run = ranking if k == 0 else RankingRun(
+            [sp for sp in ranking.specs if sp.name in allowed],
+            {n: e for n, e in ranking.energy.items() if n in allowed},
+            ranking.steps, ranking.samples, ranking.loss, lr=ranking.lr,
+            retries=ranking.retries)
+        try:
+            return plan_training(factory, x, y, ranking=run, **kw), k
+        except MedyateError:
+            if ram is None or k == len(order) - 1:
+                if ram is None:
+                    raise
+                least = min(kw["memory_fn_for"]([sp.name], train_bias)(sp.cost)
+                            for sp in factory.layers)
+                raise MedyateError(
+                    f"training does not fit in {format_size(parse_size(ram))}: the smallest "
+                    f"feasible RAM budget is {format_size(least)} (one channel of the cheapest "
+                    f"layer)") from None
+    raise AssertionError("unreachable")
+
+
 def make_plan(path, graph, task, *, ram=None, elements=None, layer_metric="lara",
               board="nucleo-f746", strategy="medyate", temperature=1.0, train_bias=False,
               batch=8, epochs=10, lr=None, seed=0, ranking_samples=256, head=None,
@@ -154,29 +186,7 @@ def make_plan(path, graph, task, *, ram=None, elements=None, layer_metric="lara"
               train_bias=train_bias, batch=batch, lr=lr, epochs=epochs, seed=seed,
               always=always)
     order = [s.name for s in factory.layers]
-    # Backward must reach the deepest pre-selected layer, and everything it
-    # needs on the way counts against the RAM. When the ranked layers do not
-    # fit, keep only layers from deeper and deeper in the network.
-    for k in range(len(order)):
-        allowed = set(order[k:])
-        run = ranking if k == 0 else RankingRun(
-            [sp for sp in ranking.specs if sp.name in allowed],
-            {n: e for n, e in ranking.energy.items() if n in allowed},
-            ranking.steps, ranking.samples, ranking.loss, lr=ranking.lr,
-            retries=ranking.retries)
-        try:
-            tp = plan_training(factory, task.x_train, task.y_train, ranking=run, **kw)
-            break
-        except MedyateError:
-            if ram is None or k == len(order) - 1:
-                if ram is None:
-                    raise
-                least = min(memory_fn_for([sp.name], train_bias)(sp.cost)
-                            for sp in factory.layers)
-                raise MedyateError(
-                    f"training does not fit in {format_size(parse_size(ram))}: the smallest "
-                    f"feasible RAM budget is {format_size(least)} (one channel of the cheapest "
-                    f"layer)") from None
+    tp, k = plan_deepest_fit(factory, task.x_train, task.y_train, ranking, **kw)
     if tp.lr != lr:
         log(f"note: the ranking run was finite only at lr {ranking.lr:g}; the session's "
             f"base learning rate is lowered from {lr:g} to {tp.lr:g}")

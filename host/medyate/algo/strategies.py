@@ -218,6 +218,7 @@ class StaticSparseUpdate(Strategy):
                            key=ctx.layer_names.index)
         cost = sum(self._scheme_count(n) * ctx.specs[n].cost for n in self.ratios)
         cost += sum(ctx.specs[n].total_cost for n in self.always)
+        self.layers = trainable
         return EngineSpec(trainable, cost, True)
 
     def _scheme_count(self, name) -> int:
@@ -246,7 +247,8 @@ class StaticSparseUpdate(Strategy):
         self.weight_layers = names[len(names) - nw:]
         self.specs = ctx.specs
         self.fixed = None
-        return EngineSpec(names[len(names) - nb:], ctx.budget, True)
+        self.layers = names[len(names) - nb:]
+        return EngineSpec(self.layers, ctx.budget, True)
 
     def select(self, epoch, ctx, rng):
         if self.fixed is None and self.scheme is not None:
