@@ -68,8 +68,9 @@ class FakeModel:
 
 
 class FakeEngine:
-    def __init__(self, model: FakeModel, trainable, budget_elements, train_bias):
+    def __init__(self, model: FakeModel, trainable, budget_elements, train_bias, bias_only=()):
         self.model = model
+        self.bias_only = set(bias_only)
         names = [n for n, _, _ in model.params]
         for t in trainable:
             if t not in names:
@@ -80,8 +81,9 @@ class FakeEngine:
         for i in self.layer_index:
             n, W, _ = model.params[i]
             mp = 1 if i == len(names) - 1 else model.hw
-            self.layers.append(LayerSpec(n, W.shape[1], W.shape[0], mp, None, W.shape[0],
-                                         W.shape[0] * mp))
+            # a bias-only layer has no selectable channels (planner.program.lower)
+            self.layers.append(LayerSpec(n, 0 if n in self.bias_only else W.shape[1],
+                                         W.shape[0], mp, None, W.shape[0], W.shape[0] * mp))
         self.budget = int(budget_elements)
         self.train_bias = bool(train_bias)
         self.selection: list[tuple[int, int]] = []
@@ -122,8 +124,10 @@ class FakeEngine:
                 g = gW[i][:, c]
                 stats[k] += float(g @ g)
                 self.model.params[i][1][:, c] -= lr * g
-            if self.train_bias:
+            if self.train_bias or self.bias_only:
                 for i in self.layer_index:
+                    if not self.train_bias and self.model.params[i][0] not in self.bias_only:
+                        continue
                     self.model.params[i][2][:] -= lr * gb[i]
             steps += 1
         return EpochResult(float(np.concatenate(losses).mean()), correct / len(order),
@@ -151,7 +155,8 @@ class FakeEngine:
                 b[:] = d[n][1]
 
     def memory(self):
-        tw = sum(self.model.params[i][1].size for i in self.layer_index) * 4
+        tw = sum(self.model.params[i][1].size for i in self.layer_index
+                 if self.model.params[i][0] not in self.bias_only) * 4
         arena = self.budget * 4 + 4 * self.model.hw * max(W.shape[0] for _, W, _ in self.model.params)
         return {"arena": arena, "trainable_weights": tw, "total": arena + tw}
 
@@ -168,9 +173,9 @@ class FakeFactory:
             self.layers.append(LayerSpec(n, W.shape[1], W.shape[0], mp))
         self.engines = []
 
-    def __call__(self, trainable, budget_elements, train_bias):
+    def __call__(self, trainable, budget_elements, train_bias, bias_only=()):
         eng = FakeEngine(FakeModel(self.params, self.hw), trainable, budget_elements,
-                         train_bias)
+                         train_bias, bias_only)
         self.engines.append(eng)
         return eng
 

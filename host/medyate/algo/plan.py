@@ -24,20 +24,23 @@ from .ranking import (LR_RANGE_DIVISOR, RankingRun, layer_scores, lr_range_test,
 from .schedule import lr_at
 from .trainer import EngineFactory, HostEngineFactory
 
-MemoryFnFor = Callable[[Sequence[str], bool], Callable[[int], int]]
+# for_layers(trainable, train_bias, bias_only=()) -> memory_fn(budget) -> bytes
+MemoryFnFor = Callable[..., Callable[[int], int]]
 
 
 def planner_memory_fn(graph, board=None, precision: str = "fp32") -> MemoryFnFor:
     """memory_fn from the planner's exact figures for a set of trainable
     layers: arena + trainable weights in RAM, and with `board` also the
-    firmware's static data and stack there (planner.footprint)."""
+    firmware's static data and stack there (planner.footprint).
+    `bias_only` names trainable layers whose weights stay frozen (only their
+    bias trains, planner.program.lower): their weights count as flash, not RAM."""
     from ..planner.arena import plan_arena
     from ..planner.footprint import memory_breakdown, ram_footprint
     from ..planner.program import lower
 
-    def for_layers(trainable, train_bias):
+    def for_layers(trainable, train_bias, bias_only=()):
         def memory_fn(budget: int) -> int:
-            prog = lower(graph.copy(), list(trainable), train_bias, precision)
+            prog = lower(graph.copy(), list(trainable), train_bias, precision, list(bias_only))
             plan_arena(prog, int(budget))
             if board is None:
                 return int(memory_breakdown(prog)["total"])

@@ -51,6 +51,10 @@ class EngineSpec:
     trainable: list[str]
     budget_elements: int
     train_bias: bool
+    # trainable layers whose weights stay frozen: only their bias trains, they
+    # have no selectable channels, and on a device their weights stay in flash
+    # (planner.program.lower); a strategy never selects channels of them
+    bias_only: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -171,7 +175,8 @@ class BiasOnly(Strategy):
 
     def prepare(self, ctx):
         return EngineSpec(ctx.layer_names,
-                          sum(ctx.specs[n].total_cost for n in self.always), True)
+                          sum(ctx.specs[n].total_cost for n in self.always), True,
+                          bias_only=[n for n in ctx.layer_names if n not in self.always])
 
     def select(self, epoch, ctx, rng):
         return all_pairs([ctx.specs[n] for n in self.always])
@@ -219,7 +224,10 @@ class StaticSparseUpdate(Strategy):
         cost = sum(self._scheme_count(n) * ctx.specs[n].cost for n in self.ratios)
         cost += sum(ctx.specs[n].total_cost for n in self.always)
         self.layers = trainable
-        return EngineSpec(trainable, cost, True)
+        # the scheme's bias layers, and weight layers it keeps no channel of
+        bias_only = [n for n in trainable if n not in self.always and
+                     (n not in self.ratios or self._scheme_count(n) == 0)]
+        return EngineSpec(trainable, cost, True, bias_only=bias_only)
 
     def _scheme_count(self, name) -> int:
         # TTE keeps round(ratio * C_in) channels (half away from zero)
@@ -248,7 +256,9 @@ class StaticSparseUpdate(Strategy):
         self.specs = ctx.specs
         self.fixed = None
         self.layers = names[len(names) - nb:]
-        return EngineSpec(self.layers, ctx.budget, True)
+        # the bias layers deeper than the weight layers train their bias alone
+        return EngineSpec(self.layers, ctx.budget, True,
+                          bias_only=names[len(names) - nb:len(names) - nw])
 
     def select(self, epoch, ctx, rng):
         if self.fixed is None and self.scheme is not None:
@@ -293,12 +303,14 @@ class _TopK(Strategy):
 
     def __init__(self, metric: str | None = None, coverage: float = 0.97,
                  max_layers: int | None = None, layers: Sequence[str] | None = None,
-                 train_bias: bool = False, always: Sequence[str] = ()):
+                 train_bias: bool = False, always: Sequence[str] = (),
+                 bias_only: Sequence[str] = ()):
         """layers: a fixed pre-selection (e.g. from a plan) instead of ranking.
         always: layers trained in full every epoch, outside the ranking and the
         sampling (a new head: a randomly initialised classifier that is only
         partly trained leaves every strategy near chance); their cost comes off
-        the budget first."""
+        the budget first. bias_only: layers of `layers` that train only their
+        bias (EngineSpec.bias_only): never sampled."""
         if metric is not None:
             self.metric = metric
         self.coverage = coverage
@@ -306,6 +318,7 @@ class _TopK(Strategy):
         self.fixed_layers = list(layers) if layers is not None else None
         self.train_bias = train_bias
         self.always = list(always)
+        self.bias_only = list(bias_only)
 
     def prepare(self, ctx):
         always_cost = sum(ctx.specs[n].total_cost for n in self.always)
@@ -326,9 +339,10 @@ class _TopK(Strategy):
         self.specs = ctx.specs
         self.layers = sorted(set(layers) | set(self.always), key=order.index)
         self.candidates = all_pairs([ctx.specs[n] for n in self.layers
-                                     if n not in self.always])
+                                     if n not in self.always and n not in self.bias_only])
         self.fixed_pairs = all_pairs([ctx.specs[n] for n in self.always])
-        return EngineSpec(self.layers, ctx.budget, self.train_bias)
+        return EngineSpec(self.layers, ctx.budget, self.train_bias,
+                          bias_only=[n for n in self.layers if n in self.bias_only])
 
     def _sample(self, importance, temperature, rng) -> list[Pair]:
         """The always-trained layers' channels plus a sample filling the rest."""
@@ -377,10 +391,10 @@ class MeDyate(_TopK):
                  max_layers: int | None = None, layers: Sequence[str] | None = None,
                  train_bias: bool = False, temperature: float = 1.0,
                  momentum: float = 0.0, importance: dict | None = None,
-                 always: Sequence[str] = ()):
+                 always: Sequence[str] = (), bias_only: Sequence[str] = ()):
         """importance: initial per-channel energy {layer: [E_c]} (e.g. a plan's);
         without it, the ranking run's."""
-        super().__init__(metric, coverage, max_layers, layers, train_bias, always)
+        super().__init__(metric, coverage, max_layers, layers, train_bias, always, bias_only)
         self.temperature = temperature
         self.momentum = momentum
         self.initial = importance
@@ -504,7 +518,11 @@ class Run:
         self.ctx = RunContext(engine_factory, task, int(budget), seed, batch, lr, epochs,
                               warmup, ranking_samples, ranking)
         spec = self.strategy.prepare(self.ctx)
-        self.engine = engine_factory(spec.trainable, spec.budget_elements, spec.train_bias)
+        # only a spec with bias-only layers passes them: a factory that knows
+        # none (an engine of its own) keeps its three arguments
+        extra = {"bias_only": list(spec.bias_only)} if spec.bias_only else {}
+        self.engine = engine_factory(spec.trainable, spec.budget_elements, spec.train_bias,
+                                     **extra)
         self.ctx.engine = self.engine
         self.rng = np.random.default_rng([seed, 0x5E1EC7])
         self.epoch = 0

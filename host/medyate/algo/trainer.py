@@ -17,9 +17,11 @@ An *engine factory* builds engines for one model:
 
     factory.layers -> list[LayerSpec]   every trainable layer of the model, in
                                         topological order
-    factory(trainable, budget_elements, train_bias) -> engine
+    factory(trainable, budget_elements, train_bias[, bias_only]) -> engine
         trainable: layer names whose channels (and, with train_bias, biases) may
-        train; budget_elements: the channel pool, paper-style elements.
+        train; budget_elements: the channel pool, paper-style elements;
+        bias_only (passed only when not empty): layers of trainable whose
+        weights stay frozen and whose bias trains (planner.program.lower).
 
 Every call builds an engine from the same pre-trained weights, so strategies
 compared in one harness all start from the same point.
@@ -51,7 +53,7 @@ class EngineFactory(Protocol):
     layers: list[LayerSpec]
 
     def __call__(self, trainable: Sequence[str], budget_elements: int,
-                 train_bias: bool) -> Trainer: ...
+                 train_bias: bool, bias_only: Sequence[str] = ()) -> Trainer: ...
 
 
 def layer_specs(engine: Trainer) -> list[LayerSpec]:
@@ -101,8 +103,9 @@ class HostEngineFactory:
             self.layers.append(LayerSpec(node.name, int(input_channels(graph, node)),
                                          int(s), int(m), -(-int(m) * map_bytes // 4)))
 
-    def __call__(self, trainable, budget_elements, train_bias):
+    def __call__(self, trainable, budget_elements, train_bias, bias_only=()):
         from ..engine.host import HostEngine
         return HostEngine(self.graph.copy(), trainable=list(trainable),
                           budget_elements=int(budget_elements),
-                          train_bias=bool(train_bias), **self.engine_kwargs)
+                          train_bias=bool(train_bias), bias_only=list(bias_only),
+                          **self.engine_kwargs)

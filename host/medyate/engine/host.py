@@ -43,9 +43,10 @@ class HostEngine:
 
     def __init__(self, graph: Graph, trainable=(), budget_elements: int = 0,
                  train_bias: bool = False, program: Program | None = None,
-                 board=None, kernels=None, precision: str = "fp32"):
+                 board=None, kernels=None, precision: str = "fp32", bias_only=()):
         self.graph = graph
-        self.program = program or lower(graph.copy(), list(trainable), train_bias, precision)
+        self.program = program or lower(graph.copy(), list(trainable), train_bias, precision,
+                                        list(bias_only))
         self.plan = plan_arena(self.program, budget_elements)
         # The kernels the simulated board (default: the host board, which selects
         # what the Cortex-M7 boards select) compiles, unless `kernels` names them.
@@ -110,6 +111,7 @@ class HostEngine:
 
     def set_selection(self, pairs) -> None:
         pairs = [(int(a), int(b)) for a, b in pairs]
+        self.program.check_selection(pairs)
         sel = self.ffi.new("mdy_channel[]", max(1, len(pairs)))
         for k, (layer, ch) in enumerate(pairs):
             if not (0 <= layer < 0xFFFF and 0 <= ch < 0xFFFF):
@@ -221,12 +223,16 @@ class HostEngine:
     def load_weights(self, weights: dict) -> None:
         """Put weights (as `weights` returns them) back. An int8 layer takes
         the nearest codes of its fixed scales (planner.int8.quantize_weights, the
-        device's arithmetic): what `weights` gave comes back as the same codes."""
+        device's arithmetic): what `weights` gave comes back as the same codes.
+        A bias-only layer's weights are frozen (flash on a device): only its
+        bias is loaded, and other weights than its own are refused."""
         for l in self.program.layers:
             if l.name in weights:
                 w, b = weights[l.name]
                 op = self.program.ops[l.op]
                 w = from_onnx_layout(self.program, l.op, np.asarray(w, dtype=np.float32))
+                if l.bias_only:
+                    check_frozen_weight(self.program, l, w)
                 if op.s8 is not None:
                     quantize_weights(op, w, b)
                 else:
@@ -240,6 +246,21 @@ class HostEngine:
     def memory(self) -> dict[str, int]:
         from ..planner.footprint import memory_breakdown
         return memory_breakdown(self.program)
+
+
+def frozen_weight(program: Program, layer) -> np.ndarray:
+    """A bias-only layer's weight in the runtime's layout and real units (an
+    int8 layer's codes times their scales): what the device holds in flash."""
+    op = program.ops[layer.op]
+    return dequantized_weights(op)[0] if op.s8 is not None else op.weight
+
+
+def check_frozen_weight(program: Program, layer, w) -> None:
+    """Refuse a weight (runtime layout) for a bias-only layer other than its own."""
+    if not np.array_equal(np.asarray(w, np.float32).reshape(-1),
+                          np.asarray(frozen_weight(program, layer), np.float32).reshape(-1)):
+        raise MedyateError(f"layer {layer.name} trains only its bias: its weights are frozen "
+                           "(in flash on a device) and cannot be loaded")
 
 
 def _input_codes(ffi, lib, model, x: np.ndarray) -> np.ndarray:

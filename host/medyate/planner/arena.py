@@ -71,8 +71,9 @@ def max_selected(program: Program, budget_elements: int) -> int:
 
 
 def smallest_budget(program: Program) -> int:
-    """Elements of the cheapest single channel (the smallest useful budget)."""
-    return min((l.cost for l in program.layers), default=0)
+    """Elements of the cheapest single channel (the smallest useful budget);
+    a bias-only layer has no channel to count."""
+    return min((l.cost for l in program.layers if l.channels), default=0)
 
 
 def window_index_bytes(window: int, outputs: int) -> int:

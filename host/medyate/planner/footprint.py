@@ -48,12 +48,17 @@ ARENA_PARTS = {
 def layer_weight_bytes(program) -> dict[str, int]:
     """Bytes of each trainable layer's weights and bias, which live in RAM
     (they are updated) while every other parameter stays in flash: fp32
-    weights and bias, or int8 weights and an int32 bias."""
-    def nbytes(op):
+    weights and bias, or int8 weights and an int32 bias. A bias-only layer
+    (Layer.bias_only) never writes its weights, so they stay in flash and
+    only its bias counts."""
+    def nbytes(l):
+        op = program.ops[l.op]
         if op.s8 is not None:
-            return op.s8.weight_q.size + 4 * op.s8.bias_q.size
-        return 4 * (op.weight.size + op.bias.size)
-    return {l.name: nbytes(program.ops[l.op]) for l in program.layers}
+            w, b = op.s8.weight_q.size, 4 * op.s8.bias_q.size
+        else:
+            w, b = 4 * op.weight.size, 4 * op.bias.size
+        return b if l.bias_only else w + b
+    return {l.name: nbytes(l) for l in program.layers}
 
 
 def memory_breakdown(program) -> dict[str, int]:
@@ -118,7 +123,7 @@ def plan_footprint(graph, plan, board) -> dict[str, int]:
     from .arena import plan_arena
     from .program import lower
     prog = lower(graph.copy(), plan.layers, plan.train_bias,
-                 getattr(plan, "precision", "fp32"))
+                 getattr(plan, "precision", "fp32"), getattr(plan, "bias_only", ()))
     plan_arena(prog, plan.budget_elements)
     return ram_footprint(prog, board)
 
@@ -155,7 +160,8 @@ def format_memory_plan(mp: dict) -> str:
     for k, v in sorted(mp["arena_parts"].items(), key=lambda kv: -kv[1]):
         lines.append(f"    {k:<24}{v:>{w}}  {ARENA_PARTS.get(k, '')}")
     lines.append(f"  trainable weights         {mp['trainable_weights']:>{w}}  "
-                 "(weights and biases of the pre-selected layers, updated in RAM)")
+                 "(weights and biases of the pre-selected layers, updated in RAM;"
+                 " a bias-only layer's bias alone)")
     for name, v in mp["layers"].items():
         lines.append(f"    {'':<24}{v:>{w}}  {name}")
     lines.append(f"  firmware static (bound)   {mp['static']:>{w}}  "

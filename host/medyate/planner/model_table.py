@@ -7,6 +7,9 @@ itself. The host engine fills the structs from it through cffi and codegen
 prints it as C initialisers, so the two back ends cannot disagree on what a
 field holds.
 
+A bias-only layer (Layer.bias_only) has a const weight array and a NULL
+`mdy_layer.weight`: only its bias is in RAM.
+
 Field values are ints, floats, `Ref(symbol)` (a pointer to an array or
 struct of the table), None (NULL), lists (C arrays) or dicts (nested structs
 and union members). A trainable layer's weight and bias arrays are the
@@ -76,6 +79,7 @@ def model_table(program: Program) -> ModelTable:
         raise ValueError("program has no arena plan: call planner.arena.plan_arena first")
     t = ModelTable()
     trainable_ops = {l.op for l in program.layers}
+    bias_only_ops = {l.op for l in program.layers if l.bias_only}
 
     def array(symbol, data, const, comment="") -> Ref:
         data = np.asarray(data)
@@ -94,17 +98,21 @@ def model_table(program: Program) -> ModelTable:
                  weight=None, bias=None, w_scales=None, quant=None,
                  _name=op.name, _kind_name=op.kind_name)
         if op.kind in WEIGHTED:
-            const = i not in trainable_ops
+            # A bias-only layer never writes its weights: they stay in flash
+            # and only the bias is a RAM copy.
+            w_const = i not in trainable_ops or i in bias_only_ops
+            b_const = i not in trainable_ops
             w, b = (s8.weight_q, s8.bias_q) if s8 is not None else (op.weight, op.bias)
-            note = " (trainable)" if not const else ""
-            o["weight"] = array(f"mdy_weight_{i}", w, const,
-                                f"{op.name} weight {list(w.shape)}{note}")
-            o["bias"] = array(f"mdy_bias_{i}", b, const, f"{op.name} bias [{b.size}]{note}")
-            nbytes = w.nbytes + b.nbytes
-            if const:
-                t.frozen_bytes += nbytes
-            else:
-                t.trainable_bytes += nbytes
+            o["weight"] = array(f"mdy_weight_{i}", w, w_const,
+                                f"{op.name} weight {list(w.shape)}"
+                                f"{'' if w_const else ' (trainable)'}")
+            o["bias"] = array(f"mdy_bias_{i}", b, b_const, f"{op.name} bias [{b.size}]"
+                              f"{'' if b_const else ' (trainable)'}")
+            for nbytes, const in ((w.nbytes, w_const), (b.nbytes, b_const)):
+                if const:
+                    t.frozen_bytes += nbytes
+                else:
+                    t.trainable_bytes += nbytes
             o["p"] = {"conv": dict(op.params)}
         elif op.kind in (AVGPOOL, MAXPOOL):
             o["p"] = {"pool": dict(op.params)}
@@ -144,7 +152,9 @@ def model_table(program: Program) -> ModelTable:
                                 f"{l.name} bias scales (QAS)")
         t.layers.append(dict(op=l.op, train_bias=int(l.train_bias), channels=l.channels,
                              slice_size=l.slice_size, map_size=l.map_size,
-                             map_words=l.map_words, weight=Ref(f"mdy_weight_{l.op}"),
+                             map_words=l.map_words,
+                             # no writable weight: mdy_layer_param_count is 0 for it
+                             weight=None if l.bias_only else Ref(f"mdy_weight_{l.op}"),
                              bias=Ref(f"mdy_bias_{l.op}"), bias_scales=bias_scales,
                              bias_grad_offset=_off(l.bias_grad_offset), _name=l.name))
 

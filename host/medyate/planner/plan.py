@@ -10,6 +10,7 @@ Example:
       "budget_bytes": 96000,                          # = 4 * budget_elements (informative)
       "ram_bytes": 262144,                            # the RAM budget it was solved for, if any
       "train_bias": true,
+      "bias_only": ["<layer>"],                       # optional: of layers, train only the bias
       "batch": 8,
       "epochs": 10,
       "lr": 0.05,
@@ -93,6 +94,9 @@ class TrainPlan:
     # the data set the plan was made on (data.record): train warns on other data
     # and reads an image folder with its normalisation
     data: dict | None = None
+    # layers of `layers` whose weights stay frozen (in flash on the device):
+    # only their bias trains, and no selection may name their channels
+    bias_only: list[str] = field(default_factory=list)
 
     @property
     def budget_bytes(self) -> int:
@@ -198,6 +202,7 @@ class PlanSchema(Strict):
     input_shape: Optional[Annotated[list[Annotated[int, Field(ge=1, le=65535)]],
                                     Field(min_length=2, max_length=4)]] = None
     data: Optional[DataRecord] = None
+    bias_only: list[Annotated[str, Field(min_length=1)]] = []
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -207,10 +212,16 @@ class PlanSchema(Strict):
         stray = [n for n in self.importance if n not in self.layers]
         if stray:
             raise ValueError(f"importance names layer(s) not in layers: {', '.join(stray)}")
+        stray = [n for n in self.bias_only if n not in self.layers]
+        if stray:
+            raise ValueError(f"bias_only names layer(s) not in layers: {', '.join(stray)}")
         for k, (li, _) in enumerate(self.selection):
             if li >= len(self.layers):
                 raise ValueError(f"selection[{k}] layer index {li} is out of range (the plan "
                                  f"has {len(self.layers)} layers, indices 0..{len(self.layers) - 1})")
+            if self.layers[li] in self.bias_only:
+                raise ValueError(f"selection[{k}] names a channel of {self.layers[li]}, which "
+                                 "trains only its bias (bias_only)")
         return self
 
 

@@ -122,6 +122,9 @@ class Layer:
     train_bias: bool
     bias_grad_offset: int | None = None
     map_bytes: int = 4                   # per saved element: 4 (fp32) or 1 (int8 codes)
+    # Only the bias trains: the weights are never written, so they stay in
+    # flash, and the layer has no selectable channels (channels == 0).
+    bias_only: bool = False
 
     @property
     def map_words(self) -> int:
@@ -154,12 +157,24 @@ class Program:
     def deepest_trainable_op(self) -> int:
         return min((l.op for l in self.layers), default=len(self.ops))
 
+    def check_selection(self, pairs) -> None:
+        """Refuse a selection that names a channel of a bias-only layer, naming
+        the layer (the runtime refuses it too, as a channel out of range: the
+        layer has no selectable channels). Every engine checks here first."""
+        for k, (li, c) in enumerate(pairs):
+            if 0 <= li < len(self.layers) and self.layers[li].bias_only:
+                raise MedyateError(
+                    f"selection entry {k}: channel {c} of layer {self.layers[li].name}, which "
+                    "trains only its bias (its weights are frozen): it has no channels to select")
+
     def hash32(self, budget_elements: int = 0) -> int:
         """Ties a firmware image to the model file and the trainable layout, so a
         host never drives a device built for another plan."""
         h = hashlib.sha256(self.source_sha256.encode())
         for l in self.layers:
-            h.update(f"{l.name}:{int(l.train_bias)};".encode())
+            # a bias-only layer's weights are const (flash) in the image
+            h.update(f"{l.name}:{int(l.train_bias)}{':bias-only' if l.bias_only else ''};"
+                     .encode())
         h.update(str(budget_elements).encode())
         if self.precision != "fp32":
             h.update(self.precision.encode())
@@ -235,8 +250,11 @@ def c_weight_layout(graph: Graph, node: Node, w: np.ndarray) -> np.ndarray:
 
 
 def lower(graph: Graph, trainable: list[str] = (), train_bias: bool = False,
-          precision: str = "fp32") -> Program:
+          precision: str = "fp32", bias_only=()) -> Program:
     """Lower `graph`; `trainable` names the pre-selected layers (ONNX node names).
+    `bias_only` names layers of `trainable` whose weights stay frozen: only their
+    bias trains (whatever `train_bias` says for the other layers), they have no
+    selectable channels, and their weights stay in flash on a device.
     `precision` int8 runs a quantized graph on the int8 kernels (planner.int8):
     the model input is int8 codes (whoever feeds the engine quantizes samples with
     the runtime's mdy_input_from_f32), the logits are dequantized by a last
@@ -258,6 +276,12 @@ def lower(graph: Graph, trainable: list[str] = (), train_bias: bool = False,
     if not_trainable:
         raise MedyateError("layer(s) without weights cannot be trained: " + ", ".join(
             f"{t} ({graph.node(t).op})" for t in not_trainable))
+
+    stray = [b for b in bias_only if b not in set(trainable)]
+    if stray:
+        raise MedyateError("bias-only layer(s) not among the trainable layers: " +
+                           ", ".join(stray))
+    bias_only = set(bias_only)
 
     tensors: list[Tensor] = []
     tid: dict[str, int] = {}
@@ -401,8 +425,11 @@ def lower(graph: Graph, trainable: list[str] = (), train_bias: bool = False,
         else:
             slice_size, map_size = p["out_c"], 1
         op.layer = len(layers)
-        layers.append(Layer(op.name, i, p["in_c"], slice_size, map_size, p["out_c"], train_bias,
-                            map_bytes=ELEMENT_BYTES[tensors[op.inputs[0]].dtype]))
+        frozen_w = op.name in bias_only
+        layers.append(Layer(op.name, i, 0 if frozen_w else p["in_c"], slice_size, map_size,
+                            p["out_c"], train_bias or frozen_w,
+                            map_bytes=ELEMENT_BYTES[tensors[op.inputs[0]].dtype],
+                            bias_only=frozen_w))
 
     return Program(graph.name, ops, tensors, layers, inp, out, classes,
                    tuple(graph.shapes[graph.input]), softmax, graph.source_sha256,

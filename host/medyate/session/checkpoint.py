@@ -106,6 +106,10 @@ def _plan_fields(plan) -> dict:
     # the data is checked by data_sha256 itself (and plans made before the
     # plan recorded its data keep their hash)
     d.pop("data", None)
+    # plans made before bias_only existed keep their hash; a plan with bias-only
+    # layers hashes them
+    if not d.get("bias_only"):
+        d.pop("bias_only", None)
     return d
 
 

@@ -95,7 +95,9 @@ class DeviceTrainer:
     def set_selection(self, pairs) -> None:
         if self.n_selected and not self._device_kept_state():
             self._recover()
-        self.pairs = [(int(a), int(b)) for a, b in pairs]
+        pairs = [(int(a), int(b)) for a, b in pairs]
+        self.program.check_selection(pairs)
+        self.pairs = pairs
         self.device.set_selection(self.pairs)
         self.n_selected = len(self.pairs)
 
@@ -166,19 +168,26 @@ class DeviceTrainer:
             self._recover()        # evaluated restarted (flash) weights: again
 
     def weights(self) -> dict:
-        from ..engine.host import to_onnx_layout
+        from ..engine.host import frozen_weight, to_onnx_layout
         if self._good_weights is None:
             self._good_weights = self.device.read_all_weights()
-        return {l.name: (to_onnx_layout(self.program, l.op, w), np.asarray(b, np.float32))
+        # a bias-only layer has no weights to read (its LAYERS weight count is
+        # 0): they are in flash, the plan's own
+        return {l.name: (to_onnx_layout(self.program, l.op,
+                                        frozen_weight(self.program, l) if l.bias_only else w),
+                         np.asarray(b, np.float32))
                 for l, (w, b) in zip(self.program.layers, self._good_weights)}
 
     def load_weights(self, weights: dict) -> None:
-        from ..engine.host import from_onnx_layout
+        from ..engine.host import check_frozen_weight, from_onnx_layout
         flat = []
         for l in self.program.layers:
             w, b = weights[l.name]
-            flat.append((from_onnx_layout(self.program, l.op, np.asarray(w, np.float32)).ravel(),
-                         np.asarray(b, np.float32)))
+            w = from_onnx_layout(self.program, l.op, np.asarray(w, np.float32)).ravel()
+            if l.bias_only:         # flash: nothing to write
+                check_frozen_weight(self.program, l, w)
+                w = np.zeros(0, np.float32)
+            flat.append((w, np.asarray(b, np.float32)))
         self.device.write_all_weights(flat)
         self._good_weights = flat
 
@@ -196,9 +205,10 @@ class DeviceFactory:
         self.layers = [layer_spec(trainer.program, i)
                        for i in range(len(trainer.program.layers))]
 
-    def __call__(self, trainable, budget_elements, train_bias):
+    def __call__(self, trainable, budget_elements, train_bias, bias_only=()):
         if list(trainable) != list(self.plan.layers) or int(budget_elements) != \
-                self.plan.budget_elements or bool(train_bias) != self.plan.train_bias:
+                self.plan.budget_elements or bool(train_bias) != self.plan.train_bias or \
+                sorted(bias_only) != sorted(getattr(self.plan, "bias_only", ())):
             raise MedyateError("the strategy asks for layers or a budget the firmware was not "
                                "built for")
         return self.trainer

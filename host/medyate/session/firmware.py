@@ -22,7 +22,8 @@ def build_device_firmware(graph, plan, board: str, build_dir, log=print):
     from ..planner.program import lower
 
     build_dir = Path(build_dir)
-    program = lower(graph.copy(), plan.layers, plan.train_bias, plan.precision)
+    program = lower(graph.copy(), plan.layers, plan.train_bias, plan.precision,
+                    getattr(plan, "bias_only", ()))
     plan_arena(program, plan.budget_elements)
     _check_arena_fits(program, plan, board)
     generate(program, build_dir / "model", source=Path(plan.model).name)

@@ -42,6 +42,7 @@ def strategy_from_plan(plan, graph):
     # a new head trains in full every epoch (planned so by `make_plan`)
     head = (getattr(plan, "head", None) or {}).get("layer")
     always = [head] if head in plan.layers else []
+    bias_only = list(getattr(plan, "bias_only", ()) or ())
     if plan.strategy == "medyate":
         importance = plan.importance
         if not importance:
@@ -53,13 +54,15 @@ def strategy_from_plan(plan, graph):
                           for n in plan.layers}
         return S.MeDyate(layers=plan.layers, importance=importance,
                          temperature=plan.temperature, train_bias=plan.train_bias,
-                         always=always)
+                         always=always, bias_only=bias_only)
     if plan.strategy == "trady":
-        return S.TraDy(layers=plan.layers, train_bias=plan.train_bias, always=always)
+        return S.TraDy(layers=plan.layers, train_bias=plan.train_bias, always=always,
+                       bias_only=bias_only)
     if plan.strategy == "static-random":
-        return S.StaticRandom(layers=plan.layers, train_bias=plan.train_bias, always=always)
+        return S.StaticRandom(layers=plan.layers, train_bias=plan.train_bias, always=always,
+                              bias_only=bias_only)
     if plan.strategy == "fixed":
-        return FixedSelection(plan.layers, plan.selection, plan.train_bias)
+        return FixedSelection(plan.layers, plan.selection, plan.train_bias, bias_only)
     from ..strategy_names import PLAN_STRATEGIES
     raise MedyateError(f"strategy {plan.strategy!r} chooses its own layers and cannot run "
                        f"from a plan; use {', '.join(PLAN_STRATEGIES)}")
@@ -70,14 +73,15 @@ class FixedSelection:
     name = "fixed"
     dynamic = False
 
-    def __init__(self, layers, selection, train_bias):
+    def __init__(self, layers, selection, train_bias, bias_only=()):
         self.layers = list(layers)
         self.pairs = sorted((self.layers[li], int(c)) for li, c in selection)
         self.train_bias = train_bias
+        self.bias_only = list(bias_only)
 
     def prepare(self, ctx):
         from ..algo.strategies import EngineSpec
-        return EngineSpec(self.layers, ctx.budget, self.train_bias)
+        return EngineSpec(self.layers, ctx.budget, self.train_bias, bias_only=self.bias_only)
 
     def select(self, epoch, ctx, rng):
         return self.pairs
