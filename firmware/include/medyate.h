@@ -431,7 +431,9 @@ typedef struct {
     const void *quant;
 } mdy_op;
 
-/* A pre-selected layer: any of its input channels may be in a selection. */
+/* A pre-selected layer: any of its input channels may be in a selection. A
+ * bias-only layer (its weights frozen, in flash) has channels 0 and weight
+ * NULL: only its bias trains, and no selection can name one of its channels. */
 typedef struct {
     uint16_t op;                  /* index into ops */
     uint16_t train_bias;          /* 1: bias trains every step */
@@ -440,7 +442,8 @@ typedef struct {
     int32_t map_size;             /* saved input elements of one channel (in_h*in_w) */
     int32_t map_words;            /* 4-byte words they take in the pool: map_size
                                      (fp32), ceil(map_size / 4) (int8) */
-    void *weight;                 /* RAM, same array as ops[op].weight */
+    void *weight;                 /* RAM, same array as ops[op].weight; NULL if
+                                     bias-only */
     void *bias;                   /* RAM */
     const float *bias_scales;     /* int8: [out_c] x_scale * w_scale[o] (QAS of the bias) */
     uint32_t bias_grad_offset;    /* arena, out_c floats, MDY_NO_OFFSET if frozen */
