@@ -14,7 +14,8 @@ in int8 of the trained channels, plus the trained biases' gradients; no firmware
 stack, no frozen forward), so SU runs its published scheme and every other budgeted
 strategy gets exactly the same training memory. Each run also reports the
 whole-device RAM of its plan on the F746 (arena + trainable int8 weights + firmware
-static data + stack, `planner_memory_fn`, the figure `medyate plan` solves against).
+static data + stack, `planner_memory_fn`, the figure `medyate plan` solves against;
+layers that train their bias alone keep their weights in flash).
 Then one budget per device-RAM size of the grid ("256KiB device"): static-random,
 TraDy and MeDyate are planned against that whole-device RAM exactly as `medyate plan`
 plans (`algo.plan.plan_deepest_fit`: pre-selection by their metric, layers too early
@@ -205,7 +206,8 @@ def trained_layers(strat_name, strategy, factory) -> tuple[list[str], list[str]]
     if strat_name == "bias":
         return [HEAD], [n for n in names if n != HEAD]
     if strat_name == "su":
-        weights = [n for n in names if n in set(strategy.weight_layers) | {HEAD}]
+        weights = [n for n in names if n == HEAD or
+                   (n in strategy.weight_layers and strategy._scheme_count(n) > 0)]
         return weights, [n for n in strategy.layers if n not in weights]
     return list(strategy.layers), []
 
@@ -218,7 +220,8 @@ def device_ram(rec, graph) -> int:
     fn = planner_memory_fn(graph, BOARD, prec)
     layers = sorted(set(rec["weight_layers"]) | set(rec["bias_layers"]),
                     key=[n.name for n in graph.nodes].index)
-    return int(fn(layers, rec["bias_words"] > 0)(max(rec["pool_words"], 1)))
+    return int(fn(layers, rec["bias_words"] > 0, bias_only=rec["bias_layers"])(
+        max(rec["pool_words"], 1)))
 
 
 def run_job(job: dict) -> dict:

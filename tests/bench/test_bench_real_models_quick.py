@@ -38,6 +38,10 @@ def test_quick_grid(tmp_path):
         assert dev["plan_ram"] <= 256 * 1024 and dev["device_ram"] <= dev["plan_ram"], dev
         assert dev["budget_words"] != by[s]["budget_words"]
     assert "256KiB device: acc" in table
+    # bias-only layers keep their weights in flash: the device holds the head's
+    # weights and every bias, far less than the int8 weights of the network
+    assert by["bias"]["weight_layers"] == ["classifier"] and by["bias"]["bias_layers"]
+    assert by["su"]["bias_layers"] and by["su"]["device_ram"] < by["static-random"]["device_ram"]
     # SU runs TTE's scheme; the budget is that scheme's training memory, and every
     # other budgeted strategy gets the same
     su = by["su"]
