@@ -7,16 +7,18 @@
  * subtracted, into the lanes (c, c+2) and (c+1, c+3). The weights
  * [out_c][k_h][k_w] are channel-major, so the group's weights are packed once
  * into the same lane pairs, tap by tap, in a small array on the stack (at most
- * MAX_TAPS taps: 8 bytes each); per tap and output position that is one LDR
- * of x, three widening instructions, two LDR of packed weights and four
- * 16 x 16 MACs (SMLABB / SMLATT, one lane each). Leftover channels, larger
- * kernels and multipliers above 1 run the reference loops. No scratch. */
+ * MAX_TAPS = 49 taps, up to 7x7, mcunet's widest: 8 bytes each, 392 bytes of
+ * stack, against the boards' 16 KiB stack reserve); per tap and output position
+ * that is one LDR of x, three widening instructions, two LDR of packed weights
+ * and four 16 x 16 MACs (SMLABB / SMLATT, one lane each). Runs of 3x3 and 7x7
+ * windows inside the map are unrolled. Leftover channels, larger kernels and
+ * multipliers above 1 run the reference loops. No scratch. */
 #include "medyate.h"
 #include "mdy_s8_dsp.h"
 
 MDY_S8_NO_PRESCHEDULE
 
-#define MAX_TAPS 25 /* up to 5x5 */
+#define MAX_TAPS 49 /* up to 7x7 */
 
 /* The reference loops for output channels [o0, o1). */
 static void channels_plain(const mdy_conv_params *p, const mdy_s8_conv_quant *q,
@@ -147,6 +149,56 @@ MDY_NOINLINE static void run_3x3_clamp(const group *G, ptrdiff_t xoff, int8_t *y
     run_3x3(0, G, xoff, yp, n, x_step, out_c);
 }
 
+/* One 7x7 window inside the map: every tap, constant offsets. */
+MDY_AI void block_7x7(const int full, const group *G, ptrdiff_t xoff, int8_t *yp)
+{
+    int32_t a0 = G->acc0[0], a1 = G->acc0[1], a2 = G->acc0[2], a3 = G->acc0[3];
+    int32_t kh, kw;
+    const int32_t in_c = G->in_c;
+    const int8_t *xr0 = G->x + xoff;
+    for (kh = 0; kh < 7; ++kh) {
+        const mdy_s16x2 *wr = G->wk + 2 * (kh * 7);
+        const int8_t *xr = xr0 + (ptrdiff_t)kh * G->x_row;
+        MDY_UNROLL(7)
+        for (kw = 0; kw < 7; ++kw) {
+            const mdy_s16x2 we = wr[2 * kw], wo = wr[2 * kw + 1];
+            const uint32_t v = mdy_read_s8x4(xr);
+            const mdy_s16x2 xe = mdy_sxtab16(G->off, v);
+            const mdy_s16x2 xo = mdy_sxtab16_ror8(G->off, v);
+            a0 = mdy_smlabb(xe, we, a0);
+            a2 = mdy_smlatt(xe, we, a2);
+            a1 = mdy_smlabb(xo, wo, a1);
+            a3 = mdy_smlatt(xo, wo, a3);
+            xr += in_c;
+        }
+    }
+    yp[0] = mdy_s8_output_k(full, G->out, G->r[0], a0);
+    yp[1] = mdy_s8_output_k(full, G->out, G->r[1], a1);
+    yp[2] = mdy_s8_output_k(full, G->out, G->r[2], a2);
+    yp[3] = mdy_s8_output_k(full, G->out, G->r[3], a3);
+}
+
+MDY_AI void run_7x7(const int full, const group *G, ptrdiff_t xoff, int8_t *yp, int32_t n,
+                    ptrdiff_t x_step, int32_t out_c)
+{
+    const group g = *G; /* a local copy: no int8 store can alias it */
+    G = &g;
+    for (; n > 0; --n, xoff += x_step, yp += out_c)
+        block_7x7(full, G, xoff, yp);
+}
+
+MDY_NOINLINE static void run_7x7_full(const group *G, ptrdiff_t xoff, int8_t *yp, int32_t n,
+                                      ptrdiff_t x_step, int32_t out_c)
+{
+    run_7x7(1, G, xoff, yp, n, x_step, out_c);
+}
+
+MDY_NOINLINE static void run_7x7_clamp(const group *G, ptrdiff_t xoff, int8_t *yp, int32_t n,
+                                       ptrdiff_t x_step, int32_t out_c)
+{
+    run_7x7(0, G, xoff, yp, n, x_step, out_c);
+}
+
 static void tap_range(int32_t i0, int32_t k, int32_t in, int32_t *k0, int32_t *k1)
 {
     *k0 = i0 < 0 ? -i0 : 0;
@@ -191,15 +243,19 @@ static void channels_4(const mdy_conv_params *p, const mdy_s8_conv_quant *q, con
             int8_t *const yp = y + ((size_t)oh * out_w + ow) * out_c + c;
             int32_t kw0, kw1;
             tap_range(iw0, k_w, in_w, &kw0, &kw1);
-            if (k_h == 3 && k_w == 3 && kh0 == 0 && kh1 == 3 && kw0 == 0 && kw1 == 3) {
+            if ((k_h == 3 || k_h == 7) && k_w == k_h && kh0 == 0 && kh1 == k_h && kw0 == 0 &&
+                kw1 == k_w) {
                 /* the run of windows inside the map: up to the last output
                  * column whose window ends inside the row */
-                const int32_t last = (in_w - 3 + pad_left) / stride_w;
+                const int32_t last = (in_w - k_w + pad_left) / stride_w;
                 const int32_t n = (last < out_w - 1 ? last : out_w - 1) - ow + 1;
-                if (full)
-                    run_3x3_full(&G, xoff, yp, n, (ptrdiff_t)stride_w * in_c, out_c);
+                const ptrdiff_t x_step = (ptrdiff_t)stride_w * in_c;
+                if (k_h == 7)
+                    (full ? run_7x7_full : run_7x7_clamp)(&G, xoff, yp, n, x_step, out_c);
+                else if (full)
+                    run_3x3_full(&G, xoff, yp, n, x_step, out_c);
                 else
-                    run_3x3_clamp(&G, xoff, yp, n, (ptrdiff_t)stride_w * in_c, out_c);
+                    run_3x3_clamp(&G, xoff, yp, n, x_step, out_c);
                 ow += n;
             } else {
                 group_1(&G, xoff, yp, kh0, kh1, kw0, kw1, k_h == 3 && k_w == 3);
