@@ -85,6 +85,16 @@ float ref_sgd(int32_t n, float *w, int32_t stride, float *g, float lr);
 #define mdy_depthwise_conv2d_nhwc_s8_igrad ref_dw_s8_igrad
 #define mdy_depthwise_conv2d_nhwc_s8_wgrad ref_dw_s8_wgrad
 #define mdy_clamp_mask_s8 ref_clamp_mask_s8
+#define mdy_fully_connected_s8_igrad ref_fc_s8_igrad
+#define mdy_fully_connected_s8_wgrad ref_fc_s8_wgrad
+#define mdy_sgd_slice_s8 ref_sgd_s8
+void ref_fc_s8_igrad(int32_t in_features, int32_t out_features, const int8_t *w,
+                     const float *w_scales, const float *dy, float *dx, int accumulate);
+void ref_fc_s8_wgrad(int32_t in_features, int32_t out_features, const int8_t *x_vals,
+                     int32_t x_zero, float x_scale, const uint16_t *sel, int32_t n_sel,
+                     const float *dy, float *dw_slices);
+float ref_sgd_s8(int32_t groups, int32_t group, int8_t *w, int32_t stride,
+                 const float *w_scales, float *g, float lr, uint32_t *rng);
 void ref_clamp_mask_s8(int32_t n, const int8_t *y, int32_t act_min, int32_t act_max,
                        uint8_t *mask);
 void ref_conv2d_s8_igrad(const mdy_conv_params *p, const int8_t *w, const float *w_scales,
@@ -113,6 +123,9 @@ void ref_fc_s8(int32_t in_features, int32_t out_features, const mdy_s8_conv_quan
 #include "kernels/reference/int8/mdy_depthwise_conv2d_nhwc_s8_igrad.c"
 #include "kernels/reference/int8/mdy_depthwise_conv2d_nhwc_s8_wgrad.c"
 #include "kernels/reference/int8/mdy_clamp_mask_s8.c"
+#include "kernels/reference/int8/mdy_fully_connected_s8_igrad.c"
+#include "kernels/reference/int8/mdy_fully_connected_s8_wgrad.c"
+#include "kernels/reference/int8/mdy_sgd_slice_s8.c"
 #undef mdy_conv2d_nhwc_s8
 #undef mdy_conv2d_nhwc_s8_get_buffer_size
 #undef mdy_depthwise_conv2d_nhwc_s8
@@ -123,6 +136,9 @@ void ref_fc_s8(int32_t in_features, int32_t out_features, const mdy_s8_conv_quan
 #undef mdy_depthwise_conv2d_nhwc_s8_igrad
 #undef mdy_depthwise_conv2d_nhwc_s8_wgrad
 #undef mdy_clamp_mask_s8
+#undef mdy_fully_connected_s8_igrad
+#undef mdy_fully_connected_s8_wgrad
+#undef mdy_sgd_slice_s8
 
 /* The optimized int8 kernels' requantization (checked equal to mdy_requantize). */
 #include "kernels/cortex-m7/int8/mdy_s8_dsp.h"
@@ -252,8 +268,8 @@ static mdy_conv_params conv_problem(int dw, int pointwise)
         p.k_h = p.k_w = 3; /* the depthwise kernels' fast paths */
         p.stride_h = p.stride_w = rnd(1, 2);
     } else if (dw && next() % 3u == 0) {
-        p.k_h = p.k_w = next() % 2u ? 5 : 7; /* wide depthwise windows, stride 1 */
-        p.stride_h = p.stride_w = 1;
+        p.k_h = p.k_w = next() % 2u ? 5 : 7; /* wide depthwise windows, stride 1 or 2 */
+        p.stride_h = p.stride_w = rnd(1, 2);
     } else {
         p.k_h = rnd(1, 5);
         p.k_w = next() % 3u ? p.k_h : rnd(1, 5);
@@ -262,6 +278,10 @@ static mdy_conv_params conv_problem(int dw, int pointwise)
     }
     p.in_h = rnd(1, 9);
     p.in_w = rnd(1, 11);
+    if (dw && p.k_h == 7 && next() % 2u) { /* maps with runs of 7x7 windows inside */
+        p.in_h = rnd(7, 14);
+        p.in_w = rnd(7, 16);
+    }
     p.pad_top = rnd(0, p.k_h - 1);
     p.pad_left = rnd(0, p.k_w - 1);
     pb = rnd(0, p.k_h - 1);
@@ -281,6 +301,34 @@ static mdy_conv_params conv_problem(int dw, int pointwise)
         p.out_c = next() % 4u ? rnd(1, 19) : 4 * rnd(1, 8);
         p.groups = 1;
     }
+    return p;
+}
+
+/* A 7x7 depthwise problem (mcunet's widest), stride 1 or 2, multiplier 1
+ * mostly, maps from smaller than the window to several windows wide, any
+ * padding up to 3 (windows inside the map, on the border and in padding). */
+static mdy_conv_params dw7_problem(void)
+{
+    mdy_conv_params p;
+    int32_t pb, pr;
+    memset(&p, 0, sizeof p);
+    p.k_h = p.k_w = 7;
+    p.stride_h = p.stride_w = rnd(1, 2);
+    p.in_h = rnd(4, 16);
+    p.in_w = rnd(4, 18);
+    p.pad_top = rnd(0, 3);
+    p.pad_left = rnd(0, 3);
+    pb = rnd(0, 3);
+    pr = rnd(0, 3);
+    if (p.in_h + p.pad_top + pb < p.k_h)
+        pb = p.k_h - p.in_h - p.pad_top;
+    if (p.in_w + p.pad_left + pr < p.k_w)
+        pr = p.k_w - p.in_w - p.pad_left;
+    p.out_h = (p.in_h + p.pad_top + pb - p.k_h) / p.stride_h + 1;
+    p.out_w = (p.in_w + p.pad_left + pr - p.k_w) / p.stride_w + 1;
+    p.in_c = next() % 2u ? 4 * rnd(1, 4) : rnd(1, 13);
+    p.out_c = p.in_c * (next() % 8u ? 1 : 2);
+    p.groups = p.in_c;
     return p;
 }
 
@@ -476,9 +524,14 @@ static int32_t *s32_bias(int32_t n)
     return b;
 }
 
+static void test_conv_s8_on(mdy_conv_params p, int dw, int pointwise, int case_no);
 static void test_conv_s8(int dw, int pointwise, int case_no)
 {
-    const mdy_conv_params p = conv_problem(dw, pointwise);
+    test_conv_s8_on(conv_problem(dw, pointwise), dw, pointwise, case_no);
+}
+
+static void test_conv_s8_on(const mdy_conv_params p, int dw, int pointwise, int case_no)
+{
     const int32_t wic = dw ? 1 : p.in_c;
     const size_t nx = (size_t)p.in_h * p.in_w * p.in_c, ny = (size_t)p.out_h * p.out_w * p.out_c;
     const size_t nw = (size_t)p.out_c * p.k_h * p.k_w * wic;
@@ -522,9 +575,15 @@ static float *w_scales(int32_t n)
 /* The int8 backward kernels (fp32 gradients through int8 weights and from
  * int8 saved maps) on the same problems as the fp32 ones, with random zero
  * points and scales; their fp32 results must be bit-identical. */
+static void test_conv_s8_backward_on(mdy_conv_params p, int dw, int pointwise, int case_no);
 static void test_conv_s8_backward(int dw, int pointwise, int case_no)
 {
-    const mdy_conv_params p = conv_problem(dw, pointwise);
+    test_conv_s8_backward_on(conv_problem(dw, pointwise), dw, pointwise, case_no);
+}
+
+static void test_conv_s8_backward_on(const mdy_conv_params p, int dw, int pointwise,
+                                     int case_no)
+{
     const int32_t wic = dw ? 1 : p.in_c;
     const size_t nx = (size_t)p.in_h * p.in_w * p.in_c, ny = (size_t)p.out_h * p.out_w * p.out_c;
     const size_t nw = (size_t)p.out_c * p.k_h * p.k_w * wic;
@@ -589,6 +648,72 @@ static void test_fc_s8(int case_no)
     ref_fc_s8(in, outf, &q, x, w, bias, y_ref);
     mdy_fully_connected_s8(in, outf, &q, x, w, bias, y);
     expect_same_s8("int8 fully connected forward", case_no, y_ref, y, (size_t)outf);
+    release_all();
+}
+
+/* The int8 fully connected gradients: odd and blocked feature counts,
+ * accumulate or not, run-time index lists with repeats and out-of-range
+ * entries, random zero points and scales. */
+static void test_fc_s8_backward(int case_no)
+{
+    const int32_t in = next() % 4u ? rnd(1, 40) : 8 * rnd(1, 16);
+    const int32_t outf = next() % 4u ? rnd(1, 40) : 8 * rnd(1, 16);
+    const int accumulate = (int)(next() % 2u);
+    const int8_t *w = s8buf((size_t)in * outf);
+    const float *sc = w_scales(outf), *dy = fbuf((size_t)outf);
+    float *dx_ref = fbuf((size_t)in), *dx = fcopy(dx_ref, (size_t)in);
+    int32_t n_sel;
+    const uint16_t *sel = index_list(in, &n_sel);
+    const int8_t *xv = s8buf((size_t)n_sel);
+    const int32_t x_zero = rnd(-128, 127);
+    const float x_scale = (1.5f + frand()) * 0.03125f;
+    float *dw_ref = fbuf((size_t)n_sel * outf), *dwv = fcopy(dw_ref, (size_t)n_sel * outf);
+    ref_fc_s8_igrad(in, outf, w, sc, dy, dx_ref, accumulate);
+    mdy_fully_connected_s8_igrad(in, outf, w, sc, dy, dx, accumulate);
+    expect_same("int8 fully connected input gradient", case_no, dx_ref, dx, (size_t)in);
+    ref_fc_s8_wgrad(in, outf, xv, x_zero, x_scale, sel, n_sel, dy, dw_ref);
+    mdy_fully_connected_s8_wgrad(in, outf, xv, x_zero, x_scale, sel, n_sel, dy, dwv);
+    expect_same("int8 fully connected weight gradient", case_no, dw_ref, dwv,
+                (size_t)n_sel * outf);
+    release_all();
+}
+
+/* int8 SGD with stochastic rounding: the layouts of a dense conv (strided),
+ * a depthwise and a fully connected slice; gradients from tiny to many codes
+ * (so the clamp to [-127, 127] is hit), sometimes a NaN or an infinity; the
+ * rounding state 0 (the default seed) or any. Codes, zeroed gradients,
+ * squared norm and final state must all be the same. */
+static void test_sgd_s8(int case_no)
+{
+    const int32_t groups = rnd(1, 12), group = next() % 2u ? 1 : rnd(1, 9);
+    const int32_t n = groups * group, stride = next() % 2u ? 1 : rnd(2, 9);
+    const size_t nw = (size_t)(n - 1) * stride + 1;
+    const float lr = (0.001f + 0.1f * (frand() + 1.0f)) * (next() % 4u ? 1.0f : 300.0f);
+    const float *sc = w_scales(groups);
+    int8_t *w_ref = s8buf(nw), *w = s8buf(nw);
+    float *g_ref = fbuf((size_t)n), *g;
+    uint32_t st_ref = next() % 4u ? next() : 0u, st = st_ref;
+    float sq_ref, sq;
+    int32_t i;
+    for (i = 0; i < (int32_t)nw; ++i)
+        if (w_ref[i] == -128)
+            w_ref[i] = -127; /* symmetric codes */
+    memcpy(w, w_ref, nw);
+    if (next() % 8u == 0)
+        g_ref[rnd(0, n - 1)] = next() % 2u ? NAN : frand() < 0.0f ? -INFINITY : INFINITY;
+    g = fcopy(g_ref, (size_t)n);
+    sq_ref = ref_sgd_s8(groups, group, w_ref, stride, sc, g_ref, lr, &st_ref);
+    sq = mdy_sgd_slice_s8(groups, group, w, stride, sc, g, lr, &st);
+    expect_same_s8("int8 sgd codes", case_no, w_ref, w, nw);
+    expect_same("int8 sgd gradient zeroed", case_no, g_ref, g, (size_t)n);
+    expect_same("int8 sgd squared norm", case_no, &sq_ref, &sq, 1);
+    ++checks;
+    if (st != st_ref) {
+        ++failures;
+        out("FAIL int8 sgd rounding state case ");
+        out_int(case_no);
+        out("\n");
+    }
     release_all();
 }
 
@@ -799,6 +924,26 @@ static void bench_fc_s8(int32_t n)
     TIME(r, ref_fc_s8(n, n, &q, x, w, b, y));
     TIME(o, mdy_fully_connected_s8(n, n, &q, x, w, b, y));
     bench_line("fc128_s8/forward", (long)n * n, r, o);
+    {   /* the backward: fp32 gradients through the int8 weights / from int8 inputs */
+        const float *sc = w_scales(n * n / 4 / 9), *dy = fbuf((size_t)n);
+        float *dx = fbuf((size_t)n), *dws = fbuf((size_t)n * n);
+        uint16_t *sel = (uint16_t *)alloc_bytes((size_t)n * sizeof(uint16_t));
+        int8_t *wc = s8buf((size_t)n * n / 4);
+        float *g = fbuf((size_t)n * n / 4);
+        uint32_t st = 1u;
+        for (i = 0; i < n; ++i)
+            sel[i] = (uint16_t)i;
+        TIME(r, ref_fc_s8_igrad(n, n, w, sc, dy, dx, 0));
+        TIME(o, mdy_fully_connected_s8_igrad(n, n, w, sc, dy, dx, 0));
+        bench_line("fc128_s8/input-grad", (long)n * n, r, o);
+        TIME(r, ref_fc_s8_wgrad(n, n, x, -3, 0.05f, sel, n, dy, dws));
+        TIME(o, mdy_fully_connected_s8_wgrad(n, n, x, -3, 0.05f, sel, n, dy, dws));
+        bench_line("fc128_s8/weight-grad", (long)n * n, r, o);
+        /* a 3x3 depthwise layer's 4096 weights: 455 runs of 9 (+1), stride 1 */
+        TIME(r, (void)ref_sgd_s8(n * n / 4 / 9, 9, wc, 1, sc, g, 0.01f, &st));
+        TIME(o, (void)mdy_sgd_slice_s8(n * n / 4 / 9, 9, wc, 1, sc, g, 0.01f, &st));
+        bench_line("sgd4095_s8/update", (long)(n * n / 4 / 9) * 9, r, o);
+    }
     release_all();
 }
 #endif
@@ -827,6 +972,10 @@ int main(void)
         test_conv_s8(1, 0, cases);
     for (i = 0; i < 200; ++i, ++cases)
         test_fc_s8(cases);
+    for (i = 0; i < 150; ++i, ++cases) {
+        test_conv_s8_on(dw7_problem(), 1, 0, cases);
+        test_conv_s8_backward_on(dw7_problem(), 1, 0, cases);
+    }
     for (i = 0; i < 300; ++i, ++cases)
         test_conv_s8_backward(0, 0, cases);
     for (i = 0; i < 150; ++i, ++cases)
@@ -837,6 +986,10 @@ int main(void)
         test_clamp_mask_s8(cases);
     for (i = 0; i < 100; ++i, ++cases)
         test_requantize_s8(cases);
+    for (i = 0; i < 200; ++i, ++cases)
+        test_fc_s8_backward(cases);
+    for (i = 0; i < 200; ++i, ++cases)
+        test_sgd_s8(cases);
 #ifdef MDY_BENCH
     bench_conv("pointwise32x8x8", 32, 8, 1, 0);
     bench_conv("dense3x3_16x8x8", 16, 8, 3, 0);
