@@ -109,13 +109,50 @@ MDY_AI void group_block(const int k3, const int k3_kw0, const int k3_kw1, const 
     yp[3] = mdy_s8_output_k(full, G->out, G->r[3], a3);
 }
 
+/* One output position, any kernel, in-range taps rows kh0..kh1-1 and columns
+ * kw0..kw1-1 (non-empty): pointers walk the window row by row and a row's
+ * taps are counted down, so the inner loop holds only its pointers, the
+ * count, the four sums and the zero point in registers (the indexed form of
+ * group_block spills for every row, which dominates windows of a few taps
+ * per row such as a 7x7 kernel's on the border). */
+MDY_AI void group_rows(const int full, const group *G, ptrdiff_t xoff, int8_t *yp,
+                       int32_t kh0, int32_t kh1, int32_t kw0, int32_t kw1)
+{
+    int32_t a0 = G->acc0[0], a1 = G->acc0[1], a2 = G->acc0[2], a3 = G->acc0[3];
+    const int32_t in_c = G->in_c, n = kw1 - kw0, w_row = 2 * G->k_w;
+    const ptrdiff_t x_row = G->x_row;
+    const mdy_s16x2 off = G->off;
+    const int8_t *xr = G->x + (xoff + (ptrdiff_t)kh0 * x_row + (ptrdiff_t)kw0 * in_c);
+    const mdy_s16x2 *wr = G->wk + 2 * (kh0 * G->k_w + kw0);
+    int32_t r;
+    for (r = kh1 - kh0; r > 0; --r, xr += x_row, wr += w_row) {
+        const int8_t *xp = xr;
+        const mdy_s16x2 *wp = wr;
+        int32_t t;
+        for (t = n; t > 0; --t, xp += in_c, wp += 2) {
+            const mdy_s16x2 we = wp[0], wo = wp[1];
+            const uint32_t v = mdy_read_s8x4(xp);
+            const mdy_s16x2 xe = mdy_sxtab16(off, v);
+            const mdy_s16x2 xo = mdy_sxtab16_ror8(off, v);
+            a0 = mdy_smlabb(xe, we, a0);
+            a2 = mdy_smlatt(xe, we, a2);
+            a1 = mdy_smlabb(xo, wo, a1);
+            a3 = mdy_smlatt(xo, wo, a3);
+        }
+    }
+    yp[0] = mdy_s8_output_k(full, G->out, G->r[0], a0);
+    yp[1] = mdy_s8_output_k(full, G->out, G->r[1], a1);
+    yp[2] = mdy_s8_output_k(full, G->out, G->r[2], a2);
+    yp[3] = mdy_s8_output_k(full, G->out, G->r[3], a3);
+}
+
 /* A window partly in the padding; 3x3 ones with the in-range columns of a
  * padding of 1 (all, all but the first, all but the last) unrolled. */
 MDY_NOINLINE static void group_1(const group *G, ptrdiff_t xoff, int8_t *yp, int32_t kh0,
                                  int32_t kh1, int32_t kw0, int32_t kw1, int k3)
 {
     if (!mdy_s8_out_full(G->out))
-        group_block(0, 0, 0, 0, G, xoff, yp, kh0, kh1, kw0, kw1);
+        group_rows(0, G, xoff, yp, kh0, kh1, kw0, kw1);
     else if (k3 && kw0 == 0 && kw1 == 3)
         group_block(2, 0, 3, 1, G, xoff, yp, kh0, kh1, kw0, kw1);
     else if (k3 && kw0 == 1 && kw1 == 3)
@@ -123,7 +160,7 @@ MDY_NOINLINE static void group_1(const group *G, ptrdiff_t xoff, int8_t *yp, int
     else if (k3 && kw0 == 0 && kw1 == 2)
         group_block(2, 0, 2, 1, G, xoff, yp, kh0, kh1, kw0, kw1);
     else
-        group_block(0, 0, 0, 1, G, xoff, yp, kh0, kh1, kw0, kw1);
+        group_rows(1, G, xoff, yp, kh0, kh1, kw0, kw1);
 }
 
 /* n positions along an output row, each a 3x3 window inside the map, the
@@ -199,6 +236,15 @@ MDY_NOINLINE static void run_7x7_clamp(const group *G, ptrdiff_t xoff, int8_t *y
     run_7x7(0, G, xoff, yp, n, x_step, out_c);
 }
 
+MDY_NOINLINE static void run_inside(const group *G, int32_t k, int full, ptrdiff_t xoff,
+                                    int8_t *yp, int32_t n, ptrdiff_t x_step, int32_t out_c)
+{
+    if (k == 7)
+        (full ? run_7x7_full : run_7x7_clamp)(G, xoff, yp, n, x_step, out_c);
+    else
+        (full ? run_3x3_full : run_3x3_clamp)(G, xoff, yp, n, x_step, out_c);
+}
+
 static void tap_range(int32_t i0, int32_t k, int32_t in, int32_t *k0, int32_t *k1)
 {
     *k0 = i0 < 0 ? -i0 : 0;
@@ -215,6 +261,8 @@ static void channels_4(const mdy_conv_params *p, const mdy_s8_conv_quant *q, con
     const int32_t stride_w = p->stride_w, pad_top = p->pad_top, pad_left = p->pad_left;
     mdy_s16x2 wk[MAX_TAPS][2]; /* (w[c][t], w[c+2][t]), (w[c+1][t], w[c+3][t]) */
     group G;
+    /* the square kernels with unrolled runs of windows inside the map */
+    const int32_t k_run = (k_h == 3 || k_h == 7) && k_w == k_h ? k_h : -1;
     int32_t t, j, oh, ow;
     int full;
     for (t = 0; t < taps; ++t) {
@@ -243,19 +291,12 @@ static void channels_4(const mdy_conv_params *p, const mdy_s8_conv_quant *q, con
             int8_t *const yp = y + ((size_t)oh * out_w + ow) * out_c + c;
             int32_t kw0, kw1;
             tap_range(iw0, k_w, in_w, &kw0, &kw1);
-            if ((k_h == 3 || k_h == 7) && k_w == k_h && kh0 == 0 && kh1 == k_h && kw0 == 0 &&
-                kw1 == k_w) {
+            if (kh0 == 0 && kh1 == k_run && kw0 == 0 && kw1 == k_run) {
                 /* the run of windows inside the map: up to the last output
                  * column whose window ends inside the row */
-                const int32_t last = (in_w - k_w + pad_left) / stride_w;
+                const int32_t last = (in_w - k_run + pad_left) / stride_w;
                 const int32_t n = (last < out_w - 1 ? last : out_w - 1) - ow + 1;
-                const ptrdiff_t x_step = (ptrdiff_t)stride_w * in_c;
-                if (k_h == 7)
-                    (full ? run_7x7_full : run_7x7_clamp)(&G, xoff, yp, n, x_step, out_c);
-                else if (full)
-                    run_3x3_full(&G, xoff, yp, n, x_step, out_c);
-                else
-                    run_3x3_clamp(&G, xoff, yp, n, x_step, out_c);
+                run_inside(&G, k_run, full, xoff, yp, n, (ptrdiff_t)stride_w * in_c, out_c);
                 ow += n;
             } else {
                 group_1(&G, xoff, yp, kh0, kh1, kw0, kw1, k_h == 3 && k_w == 3);
