@@ -4,7 +4,7 @@
 the task), at TTE's own sparse-update memory sizes, with tuned baselines.
 
     PYTHONPATH=host .venv/bin/python bench/real_models.py --quick    # CI smoke, ~1 min
-    PYTHONPATH=host .venv/bin/python bench/real_models.py --medium   # < 1 h on 2 cores
+    PYTHONPATH=host .venv/bin/python bench/real_models.py --medium   # 1.5 h on 2 shared cores
     PYTHONPATH=host .venv/bin/python bench/real_models.py            # the full grid, hours
 
 Budgets. For each model, one budget per TTE scheme of that model ("49kb" ... , the
@@ -502,6 +502,9 @@ def write_report(final, chosen, rho, cfg, grid, seconds, out_md, out_png, comman
             cells = []
             for k in keys:
                 rs = cell_records(final, model, s, k, cfg)
+                if rs and all("infeasible" in r for r in rs):
+                    cells += ["does not fit", "-", "-"]
+                    continue
                 if not rs:
                     cells += ["none fits" if s == "su" and k.endswith(DEVICE) else "-", "-", "-"]
                     continue
@@ -521,7 +524,9 @@ def write_report(final, chosen, rho, cfg, grid, seconds, out_md, out_png, comman
             if not k.endswith(DEVICE):
                 agg[(model, s, None if s in ("full", "last", "bias") else k)] = v[0]
                 mem[(model, s, None if s in ("full", "last", "bias") else k)] = v[2]
-        goals += goal_lines(model, keys, table)
+        infeasible = {r["scheme"]: r["infeasible"] for r in final
+                      if r["model"] == model and r["strategy"] == "medyate" and "infeasible" in r}
+        goals += goal_lines(model, keys, table, infeasible)
     L += ["## Goal check", "", "MeDyate at or above every other strategy on average at every "
           "budget (at a device-RAM budget, among the strategies whose plan fits it); within "
           "1 point of full fine-tuning at ≤ 1/10 of its training memory, which is a "
@@ -547,9 +552,11 @@ def write_report(final, chosen, rho, cfg, grid, seconds, out_md, out_png, comman
     _plot(agg, mem, cfg, out_png)
 
 
-def goal_lines(model, keys, table) -> list[str]:
-    """The goal check of one model, from its table {(strategy, key): summary}."""
+def goal_lines(model, keys, table, infeasible=None) -> list[str]:
+    """The goal check of one model, from its table {(strategy, key): summary};
+    infeasible {key: the planner's error} where no plan fits a budget."""
     from medyate.algo.budget import parse_size
+    infeasible = infeasible or {}
     out = []
     full = table.get(("full", keys[0]))
     floor = max((table[(s, keys[0])][0] for s in ("last", "bias") if (s, keys[0]) in table),
@@ -557,7 +564,8 @@ def goal_lines(model, keys, table) -> list[str]:
     for k in keys:
         med = table.get(("medyate", k))
         if med is None or math.isnan(med[0]):
-            out.append(f"- {model} {k}: no MeDyate result (see the records).")
+            out.append(f"- {model} {k}: no MeDyate result: "
+                       + (infeasible.get(k) or "see the records") + ".")
             continue
         mmu = med[0]
         ram = parse_size(k[:-len(DEVICE)]) if k.endswith(DEVICE) else None
@@ -626,7 +634,8 @@ def main(argv=None) -> int:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--quick", action="store_true", help="CI smoke grid (about a minute)")
     g.add_argument("--medium", action="store_true", help="3 models, 1 task, the smallest "
-                   "and largest scheme sizes and 256 KiB of device RAM, 1 seed")
+                   "and largest scheme sizes and 256 KiB of device RAM, 1 seed (about 1.5 h "
+                   "on 2 cores)")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
     p.add_argument("--report-only", action="store_true",
