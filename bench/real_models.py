@@ -5,7 +5,7 @@ the task), at TTE's own sparse-update memory sizes, with tuned baselines.
 
     PYTHONPATH=host .venv/bin/python bench/real_models.py --quick    # CI smoke, ~1 min
     PYTHONPATH=host .venv/bin/python bench/real_models.py --medium   # 1.5 h on 2 shared cores
-    PYTHONPATH=host .venv/bin/python bench/real_models.py            # the full grid, hours
+    PYTHONPATH=host .venv/bin/python bench/real_models.py            # the full grid, ~40-65 h on 2 cores
 
 Budgets. For each model, one budget per TTE scheme of that model ("49kb" ... , the
 schemes of `medyate.algo.su_schemes`): the budget is that scheme's training memory
