@@ -80,6 +80,13 @@ ORDER = ("full", "last", "bias", "su", "static-random", "trady", "medyate")
 BUDGETED = ("su", "static-random", "trady", "medyate")
 PLANNED = ("static-random", "trady", "medyate")   # planned against a device-RAM budget
 DEVICE = " device"         # suffix of a device-RAM budget's key: "256KiB device"
+
+
+def device_bytes(key) -> int | None:
+    """The whole-device RAM of a device-RAM budget key, None for any other."""
+    from medyate.algo.budget import parse_size
+    return parse_size(key[:-len(DEVICE)]) if key and key.endswith(DEVICE) else None
+
 # One small grid for every strategy, two decades in steps of about 3. It
 # reaches down to where full fine-tuning of the whole float network stays
 # stable (0.0006-0.002), which the sparse strategies rarely need: a grid that
@@ -187,7 +194,7 @@ def planned(job, task, f8, graph):
     cfg = job["cfg"]
     ranking = ranking_for(job["model"], job["task"], job["seed"], cfg, job["split"])
     tp, _ = plan_deepest_fit(f8, task.x_train, task.y_train, ranking,
-                             ram=job["scheme"][:-len(DEVICE)],
+                             ram=device_bytes(job["scheme"]),
                              memory_fn_for=planner_memory_fn(graph, BOARD, "int8"),
                              metric="lara" if job["strategy"] == "medyate" else "rgn",
                              batch=cfg["batch"], lr=job["lr"], epochs=job["epochs"],
@@ -195,21 +202,12 @@ def planned(job, task, f8, graph):
     return tp
 
 
-def trained_layers(strat_name, strategy, factory) -> tuple[list[str], list[str]]:
+def trained_layers(strategy) -> tuple[list[str], list[str]]:
     """(layers whose weights train, layers whose bias alone trains): what the
-    device holds in RAM for a strategy (weights of the first, biases of both)."""
-    names = [s.name for s in factory.layers]
-    if strat_name == "full":
-        return names, []
-    if strat_name == "last":
-        return names[-1:], []
-    if strat_name == "bias":
-        return [HEAD], [n for n in names if n != HEAD]
-    if strat_name == "su":
-        weights = [n for n in names if n == HEAD or
-                   (n in strategy.weight_layers and strategy._scheme_count(n) > 0)]
-        return weights, [n for n in strategy.layers if n not in weights]
-    return list(strategy.layers), []
+    device holds in RAM for a strategy (weights of the first, biases of both);
+    the strategy's own pre-selection and bias-only list (EngineSpec.bias_only)."""
+    bias_only = list(getattr(strategy, "bias_only", []))
+    return [n for n in strategy.layers if n not in bias_only], bias_only
 
 
 def device_ram(rec, graph) -> int:
@@ -242,7 +240,7 @@ def run_job(job: dict) -> dict:
         return dict(rec, acc=float("nan"), loss=loss, seconds=time.perf_counter() - t0)
     strat_name = job["strategy"]
     factory = f32 if strat_name == "full" else f8
-    on_device_budget = (job.get("scheme") or "").endswith(DEVICE)
+    on_device_budget = device_bytes(job.get("scheme")) is not None
     scheme = TTE_SCHEMES[job["model"]][job["scheme"]] \
         if strat_name == "su" and job.get("scheme") else None
     budget = {"full": sum(s.total_cost for s in f32.layers),
@@ -272,7 +270,7 @@ def run_job(job: dict) -> dict:
     except Diverged as e:
         return dict(rec, acc=float("nan"), diverged=str(e),
                     seconds=time.perf_counter() - t0)
-    weights, biases = trained_layers(strat_name, strategy, factory)
+    weights, biases = trained_layers(strategy)
     spec_of = {s.name: s for s in factory.layers}
     train_bias = strat_name in ("full", "last", "bias", "su")
     pool = max(h["elements"] for h in hist)
@@ -438,13 +436,12 @@ def cell_records(final, model, strategy, key, cfg):
     """The final runs of one table cell. At a device-RAM budget, SU's cell is
     the largest scheme of the grid whose device RAM fits, and last/bias (which
     take no budget) are the same runs in every column."""
-    from medyate.algo.budget import parse_size
     from medyate.algo.su_schemes import TTE_SCHEMES
     runs = [r for r in final if r["model"] == model and r["strategy"] == strategy]
     if strategy in ("full", "last", "bias"):
         return [r for r in runs if r["scheme"] is None]
-    if key.endswith(DEVICE) and strategy == "su":
-        ram = parse_size(key[:-len(DEVICE)])
+    ram = device_bytes(key)
+    if ram is not None and strategy == "su":
         fits = [k for k in budget_keys(model, cfg) if not k.endswith(DEVICE)
                 and any(r["scheme"] == k and r.get("device_ram", math.inf) <= ram
                         for r in runs)]
@@ -465,7 +462,6 @@ def _summary(rs):
 
 
 def write_report(final, chosen, rho, cfg, grid, seconds, out_md, out_png, command):
-    from medyate.algo.budget import parse_size
     L = [f"# Training strategies on the real int8 models ({grid} grid)", "",
          f"Reproduce: `{command}` ({fmt_time(seconds)} on {cfg['workers']} worker "
          f"process(es), {platform.machine()}, Python {platform.python_version()}).", "",
@@ -509,7 +505,7 @@ def write_report(final, chosen, rho, cfg, grid, seconds, out_md, out_png, comman
                     cells += ["none fits" if s == "su" and k.endswith(DEVICE) else "-", "-", "-"]
                     continue
                 mu, sd, tm, d, sch = table[(s, k)] = _summary(rs)
-                limit = parse_size(k[:-len(DEVICE)]) if k.endswith(DEVICE) else 320 * 1024
+                limit = device_bytes(k) or 320 * 1024
                 mark = (" ✗" if k.endswith(DEVICE) else " †") if d is not None and d > limit else ""
                 note = f" ({sch})" if s == "su" and k.endswith(DEVICE) else ""
                 cells += [f"{mu:.1f} ± {sd:.1f}{note}", f"{tm / 1024:.1f}",
@@ -555,7 +551,6 @@ def write_report(final, chosen, rho, cfg, grid, seconds, out_md, out_png, comman
 def goal_lines(model, keys, table, infeasible=None) -> list[str]:
     """The goal check of one model, from its table {(strategy, key): summary};
     infeasible {key: the planner's error} where no plan fits a budget."""
-    from medyate.algo.budget import parse_size
     infeasible = infeasible or {}
     out = []
     full = table.get(("full", keys[0]))
@@ -568,7 +563,7 @@ def goal_lines(model, keys, table, infeasible=None) -> list[str]:
                        + (infeasible.get(k) or "see the records") + ".")
             continue
         mmu = med[0]
-        ram = parse_size(k[:-len(DEVICE)]) if k.endswith(DEVICE) else None
+        ram = device_bytes(k)
         others, unfit = {}, []
         for s in ("last", "bias", "su", "static-random", "trady"):
             v = table.get((s, k))

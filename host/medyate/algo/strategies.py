@@ -174,9 +174,10 @@ class BiasOnly(Strategy):
         self.always = list(always)
 
     def prepare(self, ctx):
-        return EngineSpec(ctx.layer_names,
-                          sum(ctx.specs[n].total_cost for n in self.always), True,
-                          bias_only=[n for n in ctx.layer_names if n not in self.always])
+        self.layers = list(ctx.layer_names)
+        self.bias_only = [n for n in self.layers if n not in self.always]
+        return EngineSpec(self.layers, sum(ctx.specs[n].total_cost for n in self.always),
+                          True, bias_only=self.bias_only)
 
     def select(self, epoch, ctx, rng):
         return all_pairs([ctx.specs[n] for n in self.always])
@@ -225,9 +226,9 @@ class StaticSparseUpdate(Strategy):
         cost += sum(ctx.specs[n].total_cost for n in self.always)
         self.layers = trainable
         # the scheme's bias layers, and weight layers it keeps no channel of
-        bias_only = [n for n in trainable if n not in self.always and
-                     (n not in self.ratios or self._scheme_count(n) == 0)]
-        return EngineSpec(trainable, cost, True, bias_only=bias_only)
+        self.bias_only = [n for n in trainable if n not in self.always and
+                          (n not in self.ratios or self._scheme_count(n) == 0)]
+        return EngineSpec(trainable, cost, True, bias_only=self.bias_only)
 
     def _scheme_count(self, name) -> int:
         # TTE keeps round(ratio * C_in) channels (half away from zero)
@@ -256,9 +257,10 @@ class StaticSparseUpdate(Strategy):
         self.specs = ctx.specs
         self.fixed = None
         self.layers = names[len(names) - nb:]
+        self.bias_only = names[len(names) - nb:len(names) - nw]
         # the bias layers deeper than the weight layers train their bias alone
         return EngineSpec(self.layers, ctx.budget, True,
-                          bias_only=names[len(names) - nb:len(names) - nw])
+                          bias_only=self.bias_only)
 
     def select(self, epoch, ctx, rng):
         if self.fixed is None and self.scheme is not None:
