@@ -122,8 +122,33 @@ def test_deepest_fit_leaves_out_early_layers(problem):
                       ranking=run, coverage=1.0)
     p, k = plan_deepest_fit(f, task.x_train, task.y_train, run, ram=ram,
                             memory_fn_for=mem_for, coverage=1.0)
-    assert k >= 1 and set(p.layers) <= set(order[k:])
+    # the first layer does not fit even alone (its reach): left out, with or
+    # without leading layers cut, and the rest is from deeper in
+    assert order[0] in p.too_big
+    assert set(p.layers) <= set(order[k:]) - set(p.too_big) and order[0] not in p.layers
     assert p.memory_bytes <= ram
     with pytest.raises(MedyateError, match="smallest feasible RAM budget is"):
         plan_deepest_fit(f, task.x_train, task.y_train, run, ram=4_000,
                          memory_fn_for=mem_for, coverage=1.0)
+
+
+def test_deepest_fit_leaves_out_a_layer_too_big_for_one_channel(problem):
+    """A layer whose own fixed cost (its weights in RAM) exceeds the budget even
+    with one channel is left out of the ranking; the layers before it, which
+    fit, stay rankable instead of the pre-selection being cut above it."""
+    from medyate.algo.plan import layers_too_big, plan_deepest_fit
+    f, task, run = problem
+    order = [s.name for s in f.layers]
+    big = order[-2]
+
+    def mem_for(layers, train_bias):
+        return lambda b: 1_000 + (50_000 if big in layers else 0) + 4 * b
+
+    ram = 1_000 + 4 * sum(s.total_cost for s in f.layers) + 10
+    assert layers_too_big(f, ram, mem_for) == [big]
+    p, k = plan_deepest_fit(f, task.x_train, task.y_train, run, ram=ram,
+                            memory_fn_for=mem_for, coverage=1.0)
+    assert big not in p.layers and p.too_big == [big]
+    assert k == 0 and set(p.layers) == set(order) - {big}
+    assert big not in p.scores
+    assert p.memory_bytes <= ram

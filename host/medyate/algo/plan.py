@@ -60,6 +60,7 @@ class TrainingPlan:
     importance: dict[str, list[float]] = field(default_factory=dict)
     ranking: RankingRun | None = None
     lr: float | None = None           # the session's base learning rate
+    too_big: list[str] = field(default_factory=list)  # left out: one channel exceeds the RAM
 
 
 def plan_training(factory: EngineFactory, x: np.ndarray, y: np.ndarray, *,
@@ -121,6 +122,29 @@ def plan_training(factory: EngineFactory, x: np.ndarray, y: np.ndarray, *,
                         importance, ranking, session_lr)
 
 
+def layers_too_big(factory: EngineFactory, ram, memory_fn_for: MemoryFnFor,
+                   train_bias: bool = False, always: Sequence[str] = ()) -> list[str]:
+    """The layers that do not fit `ram` even with one input channel trained
+    (beside the `always` layers in full), model order. A trainable layer's whole
+    weight array lives in RAM, since any of its channels may be drawn, so a wide
+    pointwise layer can exceed the budget where a deeper-reaching depthwise one
+    does not: such layers are left out of the ranking instead of cutting the
+    pre-selection off above them."""
+    ram_bytes = parse_size(ram)
+    order = [s.name for s in factory.layers]
+    specs = {s.name: s for s in factory.layers}
+    always = [n for n in always if n in specs]
+    fixed = sum(specs[n].total_cost for n in always)
+    out = []
+    for sp in factory.layers:
+        if sp.name in always:
+            continue
+        layers = sorted({sp.name, *always}, key=order.index)
+        if memory_fn_for(layers, train_bias)(fixed + sp.cost) > ram_bytes:
+            out.append(sp.name)
+    return out
+
+
 def plan_deepest_fit(factory: EngineFactory, x: np.ndarray, y: np.ndarray,
                      ranking: RankingRun, **kw) -> tuple[TrainingPlan, int]:
     """plan_training on `ranking`; with a RAM budget that the ranked layers do
@@ -131,26 +155,33 @@ def plan_deepest_fit(factory: EngineFactory, x: np.ndarray, y: np.ndarray,
     makes a plan fit."""
     ram, train_bias = kw.get("ram"), kw.get("train_bias", False)
     order = [s.name for s in factory.layers]
+    unfit = set(layers_too_big(factory, ram, kw["memory_fn_for"], train_bias,
+                               kw.get("always", ()))) if ram is not None else set()
+    tried = None
     for k in range(len(order)):
-        allowed = set(order[k:])
-        run = ranking if k == 0 else RankingRun(
+        allowed = set(order[k:]) - unfit
+        if allowed == tried and k < len(order) - 1:
+            continue                  # order[k - 1] was left out already
+        tried = allowed
+        if not allowed - set(kw.get("always", ())):
+            break
+        run = ranking if k == 0 and not unfit else RankingRun(
             [sp for sp in ranking.specs if sp.name in allowed],
             {n: e for n, e in ranking.energy.items() if n in allowed},
             ranking.steps, ranking.samples, ranking.loss, lr=ranking.lr,
             retries=ranking.retries)
         try:
-            return plan_training(factory, x, y, ranking=run, **kw), k
+            tp = plan_training(factory, x, y, ranking=run, **kw)
+            tp.too_big = [n for n in order if n in unfit]
+            return tp, k
         except MedyateError:
-            if ram is None or k == len(order) - 1:
-                if ram is None:
-                    raise
-                least = min(kw["memory_fn_for"]([sp.name], train_bias)(sp.cost)
-                            for sp in factory.layers)
-                raise MedyateError(
-                    f"training does not fit in {format_size(parse_size(ram))}: the smallest "
-                    f"feasible RAM budget is {format_size(least)} (one channel of the cheapest "
-                    f"layer)") from None
-    raise AssertionError("unreachable")
+            if ram is None:
+                raise
+    least = min(kw["memory_fn_for"]([sp.name], train_bias)(sp.cost) for sp in factory.layers)
+    raise MedyateError(
+        f"training does not fit in {format_size(parse_size(ram))}: the smallest "
+        f"feasible RAM budget is {format_size(least)} (one channel of the cheapest "
+        f"layer)")
 
 
 def make_plan(path, graph, task, *, ram=None, elements=None, layer_metric="lara",
@@ -194,6 +225,9 @@ def make_plan(path, graph, task, *, ram=None, elements=None, layer_metric="lara"
         log(f"note: the ranking run was finite only at lr {ranking.lr:g}; the session's "
             f"base learning rate is lowered from {lr:g} to {tp.lr:g}")
         lr = tp.lr
+    if tp.too_big:
+        log(f"note: {len(tp.too_big)} of {len(order)} layers do not fit in {ram} even with one "
+            f"channel trained (their weights in RAM); left out of the ranking")
     if k > 0:
         log(f"note: backward through the whole network does not fit in {ram}; "
             f"pre-selection limited to the last {len(order) - k} of {len(order)} layers")

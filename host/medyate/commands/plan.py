@@ -12,8 +12,10 @@ def describe_plan(plan, tp, graph, board: str) -> str:
     from ..planner.footprint import plan_footprint
     ram = plan_footprint(graph, plan, board)
     ranked = sorted(tp.scores.items(), key=lambda kv: -kv[1])
-    lines = [f"{len(plan.layers)} of {len(tp.scores)} layers pre-selected "
-             f"(top by {plan.layer_metric}):"]
+    full = [n for n in plan.layers if n not in tp.scores]   # outside the ranking: a new head
+    lines = [f"{len(plan.layers) - len(full)} of {len(tp.scores)} ranked layers pre-selected "
+             f"(top by {plan.layer_metric})"
+             + (f", and {', '.join(full)} trained in full every epoch" if full else "") + ":"]
     lines += [f"  {'*' if n in plan.layers else ' '} {v:10.4g}  {n}" for n, v in ranked]
     lines.append(f"precision: {plan.precision}")
     lines.append(f"channel budget: {plan.budget_elements} elements ({format_size(plan.budget_bytes)})")

@@ -14,23 +14,28 @@ import numpy as np
 from medyate.errors import MedyateError
 
 MODELS_DIR = Path(__file__).resolve().parents[3] / "models"
-BUNDLED_MODELS = ("mbv2-tiny", "mcunet-tiny")
+# the self-made 28x28 fp32 models (models/pretrain.py) and the ImageNet-pretrained
+# int8 ones at 3x128x128 (converted from models/tte/ by `medyate convert`)
+TINY_MODELS = ("mbv2-tiny", "mcunet-tiny")
+REAL_MODELS = ("mcunet-5fps", "mbv2-w0.35", "proxyless-w0.3")
+BUNDLED_MODELS = TINY_MODELS + REAL_MODELS
 
 
 def bundled_model(name: str) -> Path:
-    """Path of a bundled model: 'mbv2-tiny' or 'mcunet-tiny'."""
+    """Path of a bundled model (one of BUNDLED_MODELS)."""
     if name not in BUNDLED_MODELS:
         raise MedyateError(f"unknown bundled model {name!r}; bundled models are "
                            f"{', '.join(BUNDLED_MODELS)}")
     p = MODELS_DIR / f"{name}.onnx"
     if not p.is_file():
-        raise MedyateError(f"bundled model {name} not found at {p}; regenerate it with "
-                           f".venv/bin/python models/pretrain.py")
+        how = (".venv/bin/python models/pretrain.py" if name in TINY_MODELS else
+               f".venv/bin/medyate convert models/tte/{name}.pkl -o models/{name}.onnx")
+        raise MedyateError(f"bundled model {name} not found at {p}; regenerate it with {how}")
     return p
 
 
 def resolve_model(name_or_path) -> Path:
-    """A model file, or the name of a bundled model (mbv2-tiny, mcunet-tiny)."""
+    """A model file, or the name of a bundled model (BUNDLED_MODELS)."""
     p = Path(name_or_path)
     if p.is_file():
         return p
