@@ -3,8 +3,9 @@ the microcontroller budget, import into the IR, and really learned the source ta
 import numpy as np
 import pytest
 
-from medyate.data import (BUNDLED_MODELS, INPUT_SHAPE, bundled_model, check_task,
+from medyate.data import (INPUT_SHAPE, bundled_model, check_task,
                           load_task, model_summary, source_task)
+from medyate.data.models import REAL_MODELS, TINY_MODELS
 from medyate.errors import MedyateError
 
 ort = pytest.importorskip("onnxruntime")
@@ -27,7 +28,7 @@ def _session(name):
     return ort.InferenceSession(str(bundled_model(name)), providers=["CPUExecutionProvider"])
 
 
-@pytest.mark.parametrize("name", BUNDLED_MODELS)
+@pytest.mark.parametrize("name", TINY_MODELS)
 def test_io_names_and_shapes(name):
     s = _session(name)
     (i,), (o,) = s.get_inputs(), s.get_outputs()
@@ -38,7 +39,7 @@ def test_io_names_and_shapes(name):
     assert y.shape == (3, 10)
 
 
-@pytest.mark.parametrize("name", BUNDLED_MODELS)
+@pytest.mark.parametrize("name", TINY_MODELS)
 def test_size_and_memory_budget(name):
     s = model_summary(bundled_model(name))
     lim = SIZE[name]
@@ -51,7 +52,7 @@ def test_size_and_memory_budget(name):
                              "Flatten", "Gemm"}
 
 
-@pytest.mark.parametrize("name", BUNDLED_MODELS)
+@pytest.mark.parametrize("name", TINY_MODELS)
 def test_source_accuracy_with_onnxruntime(name, source_test):
     x, y = source_test
     logits = _session(name).run(["logits"], {"input": x})[0]
@@ -59,7 +60,7 @@ def test_source_accuracy_with_onnxruntime(name, source_test):
     assert acc >= MIN_SOURCE_ACCURACY, f"{name}: {acc:.3f} on the source test split"
 
 
-@pytest.mark.parametrize("name", BUNDLED_MODELS)
+@pytest.mark.parametrize("name", TINY_MODELS)
 def test_imports_into_ir_and_matches_onnxruntime(name, source_test):
     from medyate.ir.onnx_import import load_onnx
     from medyate.ir.reference import evaluate
@@ -70,6 +71,21 @@ def test_imports_into_ir_and_matches_onnxruntime(name, source_test):
     for i in range(2):
         np.testing.assert_allclose(evaluate(g, x[i:i + 1]), want[i:i + 1], atol=1e-4)
     assert sum(1 for n in g.nodes if n.op == "Conv") == SIZE[name]["convs"]
+
+
+# models/README.md, second table: conv layers including the classifier
+REAL_CONVS = {"mcunet-5fps": 43, "mbv2-w0.35": 52, "proxyless-w0.3": 61}
+
+
+@pytest.mark.parametrize("name", REAL_MODELS)
+def test_summary_of_the_qdq_models(name):
+    # weights sit behind DequantizeLinear: they count as parameters, not activations
+    s = model_summary(bundled_model(name))
+    assert s["conv_layers"] == REAL_CONVS[name]
+    assert s["input_shape"] == (1, 3, 128, 128) and s["output_shape"] == (1, 1000)
+    assert 300_000 <= s["params"] <= 700_000
+    assert not s["largest_activation_tensor"].endswith(".dq")
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= set(s["ops"])
 
 
 def test_builtin_tasks_fit_the_models():

@@ -70,6 +70,11 @@ def model_summary(path) -> dict:
     for n in g.node:
         if n.op_type == "Constant":
             consts.update(n.output)
+        elif n.op_type == "DequantizeLinear" and n.input[0] in inits:
+            # a QDQ model stores weights as int8 initializers behind DequantizeLinear:
+            # the dequantized tensor is a parameter of the same shape, not an activation
+            inits[n.output[0]] = inits[n.input[0]]
+            consts.add(n.output[0])
 
     params = macs = conv_layers = 0
     ops: dict[str, int] = {}
