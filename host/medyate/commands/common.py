@@ -3,8 +3,13 @@ from __future__ import annotations
 
 import sys
 
-from ..data.models import resolve_model
+from ..data.builtin import BUILTIN_TASKS, RGB128_TASKS
+from ..data.models import BUNDLED_MODELS, resolve_model
 from ..errors import MedyateError
+
+MODEL_HELP = f"ONNX model file, or a bundled model: {', '.join(BUNDLED_MODELS)}"
+DATA_HELP = (f"a builtin task ({', '.join(BUILTIN_TASKS + RGB128_TASKS)}), an .npz with "
+             "x_train, y_train, x_test, y_test, or a folder of class sub-folders")
 
 
 def load_model_and_data(args, plan=None):
@@ -76,11 +81,10 @@ def describe_loaded(task, graph) -> str:
 
 def add_model_args(p, required: bool = True) -> None:
     if required:
-        p.add_argument("model", help="ONNX model file, or a bundled model: mbv2-tiny, mcunet-tiny")
+        p.add_argument("model", help=MODEL_HELP)
     else:
         p.add_argument("model", nargs="?",
-                       help="ONNX model file, or a bundled model: mbv2-tiny, mcunet-tiny "
-                            "(required unless --resume gives it)")
+                       help=MODEL_HELP + " (required unless --resume gives it)")
     p.add_argument("--input-shape", help="static input shape if the model's is dynamic, e.g. 1,1,28,28 "
                         "(default: the model's)")
 
@@ -113,9 +117,7 @@ def add_data_args(p, required: bool = True, absent: str | None = None) -> None:
     (when it is not required)."""
     when = "required" if required else f"default: {absent}"
     p.add_argument("--data", required=required,
-                   help="a builtin task (fmnist-5to9, digits, fmnist-inv), an .npz with "
-                        "x_train, y_train, x_test, y_test, or a folder of class sub-folders "
-                        f"({when})")
+                   help=f"{DATA_HELP} ({when})")
     p.add_argument("--n-train", type=option("n_train"), help="training samples to use (default: the task's)")
     p.add_argument("--n-test", type=option("n_test"), help="test samples to use (default: the task's)")
     p.add_argument("--data-seed", type=option("data_seed"), default=0, help="seed of the task's split (default 0)")

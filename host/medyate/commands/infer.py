@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MedyateError
+from .common import MODEL_HELP
 
 
 def _normalised(x: np.ndarray, plan_path, where) -> np.ndarray:
@@ -79,7 +80,7 @@ def register(subparsers) -> None:
         description="Run the forward pass of MODEL on the host build of the C engine and "
                     "save the model's first output. The input is NCHW as the ONNX model "
                     "expects (a single sample without the batch axis is accepted).")
-    p.add_argument("model", help="ONNX model file, or a bundled model: mbv2-tiny, mcunet-tiny")
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--input", required=True,
                    help=".npy file with the input batch (NCHW) (required)")
     p.add_argument("--out", required=True, help=".npy file to write the output to (required)")
