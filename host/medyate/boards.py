@@ -198,6 +198,7 @@ class BuildResult:
     lib: Path | None          # host: libmedyate_model.so
     sections: dict = field(default_factory=dict)   # section name -> bytes
     log: str = ""
+    stack: object = None      # Arm: stack_bound.StackBound of the image
 
 
 def _tail(text: str, lines: int = 40) -> str:
@@ -282,8 +283,23 @@ def build_firmware(board, model_dir, out_dir, app_sources=None, extra_defs=None)
         return BuildResult(board, out, exe if exe.exists() else None, None, None,
                            lib if lib.exists() else None, {}, log)
     elf = out / "firmware.elf"
+    sections = section_sizes(elf, board.tool_prefix)
+    # The stack reserve is a linker symbol, so the linker cannot see a reserve
+    # too small for the code: the static bound of the image's call chains is
+    # checked here, and an image whose stack may overrun it is refused as one
+    # that overflows a region would be.
+    from .stack_bound import stack_bound
+    bound = stack_bound(elf, su_dir=out, prefix=board.tool_prefix)
+    reserve = sections.get(".stack", 0)
+    if bound.bytes > reserve:
+        for p in (elf, out / "firmware.bin"):
+            p.unlink(missing_ok=True)
+        raise MedyateError(
+            f"the image for {board.name} may need {bound.bytes} bytes of stack but reserves "
+            f"{reserve} (MEDYATE_STACK_SIZE): {bound.describe()}. Build with "
+            f"MEDYATE_STACK_SIZE={-(-bound.bytes // 8) * 8} or more")
     return BuildResult(board, out, elf, out / "firmware.bin", map_path, None,
-                       section_sizes(elf, board.tool_prefix), log)
+                       sections, log, bound)
 
 
 def section_sizes(elf, prefix: str = "arm-none-eabi-") -> dict:

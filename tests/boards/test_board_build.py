@@ -48,13 +48,15 @@ def test_arm_image_builds_and_fits(request, which, flash_origin):
         assert p.is_file() and p.stat().st_size > 0
     assert _symbol(res.elf, "mdy_vectors") == flash_origin      # vector table first
     assert _symbol(res.elf, "__stack_bottom") == 0x20000000
-    assert _symbol(res.elf, "__stack_top") - _symbol(res.elf, "__stack_bottom") == 16384
+    reserve = res.board.stack_default
+    assert _symbol(res.elf, "__stack_top") - _symbol(res.elf, "__stack_bottom") == reserve
     assert list(res.build_dir.rglob("*.su")), "-fstack-usage output missing"
     rep = memory_report(res.elf, board=res.board)
     assert rep["flash"]["capacity"] == F746_FLASH and rep["ram"]["capacity"] == F746_RAM
     assert 0 < rep["flash"]["total"] <= F746_FLASH
-    assert rep["ram"]["stack_reserve"] == 16384
-    assert 16384 < rep["ram"]["total"] <= F746_RAM
+    assert rep["ram"]["stack_reserve"] == reserve
+    assert reserve < rep["ram"]["total"] <= F746_RAM
+    assert 0 < rep["stack"]["bound"] <= reserve
     assert rep["stack"]["deepest_frame"]["bytes"] > 0
     json.dumps(rep)
     table = format_memory_report(rep)
@@ -66,13 +68,14 @@ def test_ram_overflow_fails_at_link_time_with_clear_message(tmp_path):
     with pytest.raises(MedyateError) as info:
         build_app("nucleo-f746", tmp_path, defines=["TEST_BIG_RAM=400000"])
     msg = str(info.value)
-    # 400000 + 16384 stack + a little static data, against 327680.
+    # 400000 + the stack reserve + a little static data, against 327680.
+    reserve = get_board("nucleo-f746").stack_default
     assert "does not fit the nucleo-f746 board" in msg
     assert "RAM overflowed by" in msg
     over = int(msg.split("RAM overflowed by ")[1].split()[0])
-    assert 400000 + 16384 - F746_RAM <= over < 400000 + 16384 - F746_RAM + 1024
+    assert 400000 + reserve - F746_RAM <= over < 400000 + reserve - F746_RAM + 1024
     assert "test_big_ram_buffer" in msg.split("largest parts in RAM:")[1].splitlines()[1]
-    assert "16384 bytes of stack reserve" in msg
+    assert f"{reserve} bytes of stack reserve" in msg
 
 
 @needs_arm_gcc

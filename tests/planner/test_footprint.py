@@ -34,7 +34,7 @@ def test_footprint_adds_the_boards_own_stack_and_static(program, board):
     if spec["arch"] == "native":
         assert fp["static"] == fp["stack"] == 0
     else:
-        assert fp["stack"] == spec["stack_default"] == 16384
+        assert fp["stack"] == spec["stack_default"] == 2048
         assert fp["static"] == footprint.DEVICE_STATIC_BASE_BYTES + 4 * 28 * 28
     assert fp["total"] == fp["arena"] + fp["trainable_weights"] + fp["static"] + fp["stack"]
 

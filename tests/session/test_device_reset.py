@@ -2,7 +2,10 @@
 loses at most the epoch in progress: the host notices, puts back the weights
 of the last completed epoch and the selection, and redoes the epoch. The
 device here is the firmware built for the host board (boards/host): a native
-process over pipes; killing it and starting a new one is a restart."""
+process over pipes; killing it and starting a new one is a restart. Both
+paths: fp32 (the bundled mbv2-tiny) and int8 (the same model quantized, QDQ,
+calibrated on the task's training samples; int8 activations and saved maps,
+weights as codes of frozen per-channel scales, biases as int32 codes)."""
 import json
 import os
 import subprocess
@@ -44,21 +47,36 @@ class NativeDevice:
             self.proc.wait(5)
 
 
-@pytest.fixture(scope="module")
-def native(tmp_path_factory):
+@pytest.fixture(scope="module", params=["fp32", "int8"])
+def native(request, tmp_path_factory):
     from medyate.planner.plan import TrainPlan, file_sha256
     from medyate.protocol.dataset_image import write_dataset_image
+    from medyate.session.dataset_placement import task_image
     from medyate.session.firmware import build_device_firmware
-    tmp = tmp_path_factory.mktemp("reset")
+    precision = request.param
+    tmp = tmp_path_factory.mktemp(f"reset-{precision}")
+    task = load_task("digits", n_train=64, n_test=32)
     path = bundled_model("mbv2-tiny")
+    extra = {}
+    if precision == "int8":
+        from medyate.ir.quantize import quantize_model
+        quantize_model(path, tmp / "mbv2-tiny-int8.onnx", task.x_train)
+        path = tmp / "mbv2-tiny-int8.onnx"
+        # biases too: their int32 codes must come back as well as the weights'
+        extra = dict(precision="int8", train_bias=True)
     graph = load_onnx(str(path))
+    assert graph.is_quantized == (precision == "int8")
     names = [n.name for n in graph.trainable_nodes()][-4:]
     plan = TrainPlan(model=str(path), model_sha256=file_sha256(path), layers=names,
-                     budget_elements=4000, batch=8, epochs=3, strategy="medyate", seed=5)
-    task = load_task("digits", n_train=64, n_test=32)
+                     budget_elements=4000, batch=8, epochs=3, strategy="medyate", seed=5,
+                     **extra)
     program, build = build_device_firmware(graph, plan, "host", tmp / "fw", log=lambda *_: None)
-    data = write_dataset_image(tmp / "data.bin", task.x_train, task.y_train, task.x_test,
-                               task.y_test, classes=task.n_classes)
+    if precision == "int8":
+        # the dataset image of an int8 model holds its input codes
+        (tmp / "data.bin").write_bytes(task_image(program, task))
+    else:
+        write_dataset_image(tmp / "data.bin", task.x_train, task.y_train, task.x_test,
+                            task.y_test, classes=task.n_classes)
     return graph, plan, task, program, build.elf, tmp / "data.bin", tmp
 
 
@@ -96,21 +114,36 @@ def _session(native, out, kill_after_epoch=None, kill_in_epoch=None):
     return trainer, dev, [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
 
 
-def _weights(path):
+def _params(path):
+    """The trained layers' parameters in real units: an int8 model's QDQ
+    export dequantized (its codes times their frozen scales)."""
     g = load_onnx(str(path))
-    return {n.name: n.params["weight"] for n in g.trainable_nodes()}
+    return {(n.name, k): v for n in g.trainable_nodes() for k, v in n.params.items()}
 
 
 @pytest.mark.parametrize("where", ["between", "during"])
 def test_restart_loses_at_most_the_current_epoch(native, where):
-    tmp = native[-1]
+    graph, plan, tmp = native[0], native[1], native[-1]
     clean_tr, clean_dev, clean = _session(native, tmp / "clean")
     assert clean_tr.resets == 0 and clean_dev.starts == 1
     kw = {"kill_after_epoch": 1} if where == "between" else {"kill_in_epoch": 3}
     tr, dev, hist = _session(native, tmp / where, **kw)
     assert dev.starts == 2 and tr.resets == 1          # it really restarted, and was noticed
+    assert tr.info.input_s8 == (plan.precision == "int8")
+    assert len(hist) == len(clean) == 3
     assert [r["loss"] for r in hist] == [r["loss"] for r in clean]
     assert [r["test_acc"] for r in hist] == [r["test_acc"] for r in clean]
-    a, b = _weights(tmp / where / "finetuned.onnx"), _weights(tmp / "clean" / "finetuned.onnx")
+    a, b = _params(tmp / where / "finetuned.onnx"), _params(tmp / "clean" / "finetuned.onnx")
+    assert a.keys() == b.keys()
     for k in a:
-        np.testing.assert_array_equal(a[k], b[k])
+        np.testing.assert_array_equal(a[k], b[k], err_msg=str(k))
+    # and training moved them (the equality is not of two untouched models)
+    before = _params(plan.model)
+    assert any(np.any(a[(n, "weight")] != before[(n, "weight")]) for n in plan.layers)
+    if plan.precision == "int8":
+        assert graph.is_quantized and load_onnx(str(tmp / where / "finetuned.onnx")).is_quantized
+        for n in plan.layers:
+            w = a[(n, "weight")]
+            s = graph.node(n).quant.weight_scale.astype(np.float32)
+            s = s.reshape((-1,) + (1,) * (w.ndim - 1))
+            np.testing.assert_array_equal(np.rint(w / s).astype(np.float32) * s, w)

@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 from ..boards import get_board, parse_map_regions, section_sizes
+from ..stack_bound import stack_bound, stack_usage
 from ..errors import MedyateError
 
 # Constant data whose symbol starts with one of these counts as model weights.
@@ -34,25 +35,6 @@ def _nm(elf: Path, prefix: str) -> list[dict]:
         if len(parts) == 4:
             out.append({"name": parts[3], "type": parts[2], "addr": int(parts[0], 16),
                         "size": int(parts[1], 16)})
-    return out
-
-
-def stack_usage(su_dir) -> list[dict]:
-    """Per-function frames from the *.su files under `su_dir`, deepest first.
-    These are single frames (gcc -fstack-usage), not call chains."""
-    out = []
-    for su in Path(su_dir).rglob("*.su"):
-        for line in su.read_text(errors="replace").splitlines():
-            parts = line.split("\t")
-            if len(parts) < 3:
-                continue
-            loc, size, kind = parts[0], parts[1], parts[2]
-            m = re.match(r"^(.*):(\d+):(\d+):(.+)$", loc)
-            if not m or not size.strip().isdigit():
-                continue
-            out.append({"function": m.group(4), "file": Path(m.group(1)).name,
-                        "line": int(m.group(2)), "bytes": int(size), "kind": kind.strip()})
-    out.sort(key=lambda f: -f["bytes"])
     return out
 
 
@@ -113,6 +95,8 @@ def memory_report(elf, map_path=None, su_dir=None, board=None,
                 for s in sorted(lst, key=lambda s: -s["size"])[:top]]
 
     frames = stack_usage(su_dir)
+    bound = (stack_bound(elf, su_dir=su_dir, prefix=prefix).as_dict()
+             if elf.suffix == ".elf" else None)
     return {
         "image": str(elf),
         "board": b.name if b else None,
@@ -132,6 +116,9 @@ def memory_report(elf, map_path=None, su_dir=None, board=None,
         },
         "stack": {
             "reserve": stack_reserve,
+            # Arm images: the static bound of the deepest call chain (stack_bound)
+            "bound": bound["bytes"] if bound else None,
+            "deepest_chain": bound["chain"] if bound else None,
             "deepest_frame": frames[0] if frames else None,
             "frames": frames[:top],
         },
@@ -168,6 +155,10 @@ def format_memory_report(rep: dict) -> str:
     if f["largest"]:
         lines.append("largest in flash:")
         lines += [f"  {x['size']:>10}  {x['name']}" for x in f["largest"][:5]]
+    if s.get("bound"):
+        chain = " -> ".join(f"{n} ({b})" for n, b in s["deepest_chain"])
+        lines.append(f"stack: static bound {s['bound']} bytes of a {s['reserve']}-byte "
+                     f"reserve; deepest chain {chain}")
     d = s.get("deepest_frame")
     if d:
         lines.append(f"deepest stack frame: {d['function']} ({d['file']}:{d['line']}) "

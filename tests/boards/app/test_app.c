@@ -22,6 +22,27 @@ volatile uint8_t test_big_ram_buffer[TEST_BIG_RAM];
 #ifdef TEST_BIG_FLASH
 const uint8_t test_big_flash_table[TEST_BIG_FLASH] = {1, 2, 3};
 #endif
+#ifdef TEST_DEEP_STACK
+/* A frame of TEST_DEEP_STACK bytes: the build must refuse a smaller reserve. */
+__attribute__((noinline)) static uint32_t test_deep_stack(uint32_t seed)
+{
+    volatile uint8_t buf[TEST_DEEP_STACK];
+    uint32_t i, sum = 0;
+    for (i = 0; i < sizeof buf; i++)
+        buf[i] = (uint8_t)(seed + i);
+    for (i = 0; i < sizeof buf; i += 64)
+        sum += buf[i];
+    return sum;
+}
+#endif
+#ifdef TEST_RECURSION
+/* Recursion has no static stack bound: the build must say so. */
+__attribute__((noinline)) static uint32_t test_recursion(uint32_t n)
+{
+    volatile uint32_t keep = n;
+    return n < 2 ? keep : test_recursion(n - 1) + test_recursion(n - 2) + keep;
+}
+#endif
 
 static void put(const char *s)
 {
@@ -121,6 +142,12 @@ int main(void)
 #endif
 #ifdef TEST_BIG_FLASH
     put_u64(test_big_flash_table[board_cycles() % TEST_BIG_FLASH]);
+#endif
+#ifdef TEST_DEEP_STACK
+    put_u64(test_deep_stack((uint32_t)board_cycles()));
+#endif
+#ifdef TEST_RECURSION
+    put_u64(test_recursion((uint32_t)board_cycles() % 20u));
 #endif
     for (;;) {
         int cmd = get_blocking();

@@ -8,7 +8,7 @@
  * [out_c][k_h][k_w] are channel-major, so the group's weights are packed once
  * into the same lane pairs, tap by tap, in a small array on the stack (at most
  * MAX_TAPS = 49 taps, up to 7x7, mcunet's widest: 8 bytes each, 392 bytes of
- * stack, against the boards' 16 KiB stack reserve); per tap and output position
+ * stack, against the boards' 2 KiB stack reserve); per tap and output position
  * that is one LDR of x, three widening instructions, two LDR of packed weights
  * and four 16 x 16 MACs (SMLABB / SMLATT, one lane each). Runs of 3x3 and 7x7
  * windows inside the map are unrolled. Leftover channels, larger kernels and
