@@ -9,7 +9,11 @@ proxyless-w0.3, QDQ, 3x128x128) with a new head for each downstream task:
   its cheapest layer, backward reaching only that layer);
 - accuracy after fine-tuning with MeDyate under that plan, in the host
   simulation (the same C as the QEMU image, equal losses: tests/session), against
-  a linear probe on the frozen features of the same split (models/linear_probe.py);
+  a linear probe on the frozen features of the same split (models/linear_probe.py)
+  and against full fine-tuning in float on the host (every layer, the fp32
+  engine on the model's float view, same schedule; its lr chosen from FULL_LRS
+  on a validation split held out from the training samples, the test split
+  used once);
 - instructions per training step in QEMU (a few streamed samples of one epoch).
 
     PYTHONPATH=host .venv/bin/python bench/int8_models.py          # about 25 minutes
@@ -45,6 +49,10 @@ TASKS = ("digits-rgb128", "fmnist-5to9-rgb128")
 BOARD = "qemu-mps2-an500"
 RAM = "256KiB"
 OUT = REPO / "bench" / "results"
+# full fine-tuning's lr grid: full updates of every layer diverge at MeDyate's 0.05
+# (bench/results/real_models_medium.md chose 0.0006-0.002 on validation)
+FULL_LRS = (0.0006, 0.002, 0.006)
+VAL_FRACTION = 0.2
 
 
 def smallest_budget(graph, factory) -> tuple[int, str]:
@@ -62,6 +70,32 @@ def linear_probe(model: str, task) -> float:
     clf = LogisticRegression(max_iter=2000)
     clf.fit(features(path, task.x_train), task.y_train)
     return float(clf.score(features(path, task.x_test), task.y_test))
+
+
+def full_finetuning(graph, task, epochs: int, batch: int, seed: int) -> dict:
+    """Full fine-tuning in float on the host: lr chosen on a validation split
+    (FULL_LRS, best last-epoch validation accuracy, then the lower loss), then
+    trained on the whole training split and tested once."""
+    from medyate.algo.strategies import Diverged, FullFineTuning
+    from medyate.session.run import split_validation
+    factory = HostEngineFactory(graph, precision="fp32")
+    budget = sum(s.total_cost for s in factory.layers)
+
+    def run(t, lr):
+        try:
+            h = run_strategy(factory, t, FullFineTuning(), epochs=epochs, batch=batch, lr=lr,
+                             seed=seed, budget=budget)
+            return float(h[-1]["test_acc"]), float(h[-1]["test_loss"])
+        except Diverged:
+            return 0.0, float("inf")
+
+    sub, (xv, yv) = split_validation(task, VAL_FRACTION, seed)
+    import dataclasses
+    val = dataclasses.replace(sub, x_test=xv, y_test=yv)
+    scores = {lr: run(val, lr) for lr in FULL_LRS}
+    lr = max(FULL_LRS, key=lambda k: (scores[k][0], -scores[k][1]))
+    acc, _ = run(task, lr)
+    return {"lr": lr, "val_acc": {str(k): v[0] for k, v in scores.items()}, "test_acc": acc}
 
 
 def image_ram(graph, plan) -> dict:
@@ -136,6 +170,7 @@ def main() -> int:
                 row["before_acc"] = float(factory(plan.layers, plan.budget_elements, False)
                                           .evaluate(task.x_test, task.y_test)[1])
                 row["linear_probe"] = linear_probe(model, task)
+                row["full"] = full_finetuning(graph, task, args.epochs, plan.batch, plan.seed)
                 if ti == 0:
                     row["qemu"] = qemu_steps(graph, plan, task, args.qemu_samples)
             row["seconds"] = round(time.perf_counter() - t0, 1)
@@ -161,11 +196,12 @@ def report(rows, args) -> str:
              "schedule with warm-up).", "",
              "| model | task | plan RAM KiB (arena + weights + static + stack) | image RAM KiB | "
              "smallest RAM that trains KiB | layers | budget | test acc before -> after | "
-             "linear probe | instr/step (QEMU) |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "linear probe | full fine-tuning (float, lr) | instr/step (QEMU) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if not r["fits"]:
             lines.append(f"| {r['model']} | {r['task']} | does not fit | - | "
-                         f"{kib(r['smallest_ram'])} | - | - | - | - | - |")
+                         f"{kib(r['smallest_ram'])} | - | - | - | - | - | - |")
             continue
         p = r["plan_ram"]
         cells = [r["model"], r["task"],
@@ -176,10 +212,15 @@ def report(rows, args) -> str:
                  f"{100 * r['before_acc']:.1f} -> {100 * r['test_acc'][-1]:.1f}"
                  if "test_acc" in r else "-",
                  f"{100 * r['linear_probe']:.1f}" if "linear_probe" in r else "-",
+                 f"{100 * r['full']['test_acc']:.1f} ({r['full']['lr']})" if "full" in r else "-",
                  f"{r['qemu']['instructions_per_step'] / 1e6:.0f} M" if "qemu" in r else "-"]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Accuracy is the host simulation's (the same C as the QEMU image; the "
-              "session tests show equal losses). Before: the new head's, untrained. Full fine-tuning in float is not run here."]
+              "session tests show equal losses). Before: the new head's, untrained. Full "
+              "fine-tuning: every layer in float on the host (not a device strategy: its "
+              "training memory is the whole network's), same epochs, batch and schedule, lr "
+              f"chosen from {', '.join(map(str, FULL_LRS))} on {int(VAL_FRACTION * 100)} % of "
+              "the training samples held out for validation."]
     return "\n".join(lines) + "\n"
 
 
