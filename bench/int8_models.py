@@ -38,11 +38,11 @@ sys.path.insert(0, str(REPO / "models"))
 
 from medyate.algo import HostEngineFactory, planner_memory_fn, run_strategy  # noqa: E402
 from medyate.algo.plan import make_plan  # noqa: E402
-from medyate.algo.strategies import MeDyate  # noqa: E402
 from medyate.data import load_task  # noqa: E402
 from medyate.errors import MedyateError  # noqa: E402
 from medyate.planner.footprint import plan_footprint  # noqa: E402
 from medyate.session.model import load_for_task  # noqa: E402
+from medyate.session.run import strategy_from_plan  # noqa: E402
 
 MODELS = ("mcunet-5fps", "mbv2-w0.35", "proxyless-w0.3")
 TASKS = ("digits-rgb128", "fmnist-5to9-rgb128")
@@ -163,7 +163,7 @@ def main() -> int:
                 row["image"] = image_ram(graph, plan)
             if not args.quick:
                 hist = run_strategy(factory, task,
-                                    MeDyate(layers=plan.layers, importance=plan.importance),
+                                    strategy_from_plan(plan, graph),
                                     epochs=args.epochs, batch=plan.batch, lr=plan.lr,
                                     seed=plan.seed, budget=plan.budget_elements)
                 row["test_acc"] = [float(h["test_acc"]) for h in hist]

@@ -24,11 +24,11 @@ sys.path.insert(0, str(REPO / "bench"))
 from int8_models import qemu_steps  # noqa: E402
 from medyate.algo import HostEngineFactory, run_strategy  # noqa: E402
 from medyate.algo.plan import make_plan  # noqa: E402
-from medyate.algo.strategies import MeDyate  # noqa: E402
 from medyate.data import load_task  # noqa: E402
 from medyate.ir.quantize import quantize_model  # noqa: E402
 from medyate.planner.footprint import plan_footprint  # noqa: E402
 from medyate.session.model import load_for_task  # noqa: E402
+from medyate.session.run import strategy_from_plan  # noqa: E402
 
 MODELS = ("mcunet-tiny", "mbv2-tiny")
 TASK = "fmnist-5to9"
@@ -53,7 +53,7 @@ def main() -> int:
                                     precision=precision, log=lambda s: None)
                 factory = HostEngineFactory(graph, precision=precision)
                 hist = run_strategy(factory, task,
-                                    MeDyate(layers=plan.layers, importance=plan.importance),
+                                    strategy_from_plan(plan, graph),
                                     epochs=EPOCHS, batch=BATCH, lr=LR, seed=SEED,
                                     budget=plan.budget_elements)
                 row = {"model": model, "precision": precision, "layers": len(plan.layers),

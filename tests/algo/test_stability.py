@@ -97,3 +97,43 @@ def test_plan_without_lr_takes_the_range_test_and_records_it(tmp_path):
     given, _ = make_plan(path, graph, task, elements=2000, batch=8, ranking_samples=64,
                          lr=0.02, log=said.append)
     assert given.lr_source == "given" and given.lr == 0.02 and given.lr_range_test is None
+
+
+def test_range_test_over_a_selection_trains_only_that_selection(mbv2):
+    from medyate.algo.ranking import lr_range_test
+    factory, task = mbv2
+    made = []
+
+    class Recording:
+        layers = factory.layers
+
+        def __call__(self, layers, budget, train_bias):
+            made.append((list(layers), budget, train_bias))
+            return factory(layers, budget, train_bias)
+
+    specs = {s.name: s for s in factory.layers}
+    last, prev = factory.layers[-1].name, factory.layers[-2].name
+    sel = [(last, c) for c in range(specs[last].channels)] + [(prev, 0), (prev, 3)]
+    t = lr_range_test(Recording(), task.x_train, task.y_train, samples=64, probe=16, batch=8,
+                      selection=sel, train_bias=False)
+    assert made == [([prev, last], specs[last].total_cost + 2 * specs[prev].cost, False)]
+    assert t.over == "trained subnetwork" and t.as_dict()["over"] == "trained subnetwork"
+    assert len(t.losses) >= 2 and t.lr < t.lrs[-1]
+
+
+def test_plan_with_a_new_head_sweeps_the_trained_subnetwork(tmp_path):
+    from medyate.algo.plan import make_plan
+    from medyate.planner.plan import load_plan
+    from medyate.session.model import load_for_task
+    task = load_task("fmnist-5to9", n_train=64, n_test=32)
+    path, graph, head = load_for_task(str(bundled_model("mbv2-tiny")), task=task, seed=0,
+                                      log=lambda s: None)
+    assert head is not None                  # 5 classes against the model's 10 outputs
+    said = []
+    plan, tp = make_plan(path, graph, task, elements=2000, batch=8, ranking_samples=64,
+                         head=head, log=said.append)
+    assert plan.lr_source == "range-test" and plan.lr_range_test["over"] == "trained subnetwork"
+    assert plan.lr == plan.lr_range_test["lr"] == tp.lr
+    assert any("for the new head: range test over the trained subnetwork" in s for s in said)
+    plan.save(tmp_path / "plan.json")
+    assert load_plan(tmp_path / "plan.json").lr_range_test == plan.lr_range_test

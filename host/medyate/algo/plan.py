@@ -22,7 +22,8 @@ from .budget import format_size, parse_size, solve_budget
 from .ranking import (LR_RANGE_DIVISOR, RankingRun, layer_scores, lr_range_test, preselect,
                       ranking_run)
 from .schedule import lr_at
-from .trainer import EngineFactory, HostEngineFactory
+from .sampling import sample_selection
+from .trainer import EngineFactory, HostEngineFactory, Pair, all_pairs
 
 # for_layers(trainable, train_bias, bias_only=()) -> memory_fn(budget) -> bytes
 MemoryFnFor = Callable[..., Callable[[int], int]]
@@ -184,6 +185,19 @@ def plan_deepest_fit(factory: EngineFactory, x: np.ndarray, y: np.ndarray,
         f"layer)")
 
 
+def _first_selection(factory, tp: TrainingPlan, always, seed: int) -> list[Pair]:
+    """A selection like a session's first: the `always` layers' every channel
+    and a uniform, seeded sample of the plan's other layers filling the rest of
+    its budget."""
+    specs = {s.name: s for s in factory.layers}
+    fixed = all_pairs([specs[n] for n in always])
+    rest = tp.budget_elements - sum(specs[n].total_cost for n in always)
+    candidates = all_pairs([specs[n] for n in tp.layers if n not in always])
+    picked = sample_selection(candidates, specs, None, max(rest, 0), 1.0,
+                              np.random.default_rng([seed, 0x4C5253]))
+    return sorted(fixed + picked)
+
+
 def make_plan(path, graph, task, *, ram=None, elements=None, layer_metric="lara",
               board="nucleo-f746", strategy="medyate", temperature=1.0, train_bias=False,
               batch=8, epochs=10, lr=None, seed=0, ranking_samples=256, head=None,
@@ -225,6 +239,18 @@ def make_plan(path, graph, task, *, ram=None, elements=None, layer_metric="lara"
         log(f"note: the ranking run was finite only at lr {ranking.lr:g}; the session's "
             f"base learning rate is lowered from {lr:g} to {tp.lr:g}")
         lr = tp.lr
+    if lr_test is not None and head:
+        # A new head is random and learns from scratch, which takes a larger
+        # step than adapting pre-trained weights; a full-backprop sweep stops
+        # where the pre-trained body blows up first. Sweep what the session
+        # trains instead: the head in full and a sample of the plan's channels.
+        lr_test = lr_range_test(factory, task.x_train, task.y_train, samples=ranking_samples,
+                                batch=batch, seed=seed, train_bias=train_bias,
+                                selection=_first_selection(factory, tp, always, seed))
+        lr = tp.lr = lr_test.lr
+        log(f"learning rate {lr:.3g} for the new head: range test over the trained subnetwork "
+            f"({len(tp.layers)} layers), lowest held-out loss at lr {lr_test.lr_min_loss:.3g}, "
+            f"/{LR_RANGE_DIVISOR:.3g}")
     if tp.too_big:
         log(f"note: {len(tp.too_big)} of {len(order)} layers do not fit in {ram} even with one "
             f"channel trained (their weights in RAM); left out of the ranking")

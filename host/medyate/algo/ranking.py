@@ -44,7 +44,7 @@ import sys
 import numpy as np
 
 from ..errors import MedyateError
-from .trainer import (EngineFactory, LayerSpec, all_pairs, from_engine_stats,
+from .trainer import (EngineFactory, LayerSpec, Pair, all_pairs, from_engine_stats,
                       to_engine_pairs)
 
 
@@ -210,10 +210,11 @@ class LrRangeTest:
     loss0: float                      # probe loss of the pre-trained weights
     lr_min_loss: float                # the sweep's lr at the lowest probe loss
     lr: float                         # the suggested base learning rate
+    over: str = "network"             # what trained: every layer, or "trained subnetwork"
 
     def as_dict(self) -> dict:
         return {"lr_min_loss": self.lr_min_loss, "lr": self.lr, "loss0": self.loss0,
-                "lrs": self.lrs, "losses": self.losses}
+                "lrs": self.lrs, "losses": self.losses, "over": self.over}
 
 
 #: the suggested lr is this far below the one at the lowest probe loss: half a
@@ -226,15 +227,28 @@ LR_RANGE_DIVISOR = math.sqrt(10.0)
 def lr_range_test(factory: EngineFactory, x: np.ndarray, y: np.ndarray, *,
                   samples: int = 256, probe: int = 64, batch: int = 8, steps: int = 32,
                   lr_lo: float = 1e-4, lr_hi: float = 1.0, seed: int = 0,
-                  divisor: float = LR_RANGE_DIVISOR) -> LrRangeTest:
+                  divisor: float = LR_RANGE_DIVISOR,
+                  selection: Sequence[Pair] | None = None,
+                  train_bias: bool = True) -> LrRangeTest:
     """Sweep lr geometrically from lr_lo to lr_hi over `steps` SGD steps of
-    `batch` samples (every channel and bias of every layer), the steps' samples
-    cycling through the ranking subset minus a held-out probe of `probe`
-    samples; after each step the probe's loss. The sweep stops at a non-finite
-    loss or one above 4x the best so far. Suggests lr_min_loss / divisor."""
+    `batch` samples, the steps' samples cycling through the ranking subset
+    minus a held-out probe of `probe` samples; after each step the probe's loss.
+    The sweep stops at a non-finite loss or one above 4x the best so far.
+    Suggests lr_min_loss / divisor. What trains: every channel and bias of
+    every layer, or the (layer, channel) pairs of `selection` (with their
+    layers' biases if `train_bias`)."""
     specs = list(factory.layers)
-    eng = factory([s.name for s in specs], sum(s.total_cost for s in specs), True)
-    eng.set_selection(to_engine_pairs(eng, all_pairs(specs)))
+    if selection is None:
+        pairs, bias = all_pairs(specs), True
+        budget = sum(s.total_cost for s in specs)
+    else:
+        pairs, bias = sorted(selection), train_bias
+        used = {n for n, _ in pairs}
+        specs = [s for s in specs if s.name in used]
+        cost = {s.name: s.cost for s in specs}
+        budget = sum(cost[n] for n, _ in pairs)
+    eng = factory([s.name for s in specs], budget, bias)
+    eng.set_selection(to_engine_pairs(eng, pairs))
     n = min(int(samples), len(x))
     rng = np.random.default_rng([seed, 0x4c527254])
     subset = rng.choice(len(x), size=n, replace=False)
@@ -261,4 +275,5 @@ def lr_range_test(factory: EngineFactory, x: np.ndarray, y: np.ndarray, *,
         best = lr_lo
     else:
         best = lrs[int(np.argmin(losses))]
-    return LrRangeTest(lrs, losses, loss0, best, max(lr_lo, best / divisor))
+    return LrRangeTest(lrs, losses, loss0, best, max(lr_lo, best / divisor),
+                       "network" if selection is None else "trained subnetwork")

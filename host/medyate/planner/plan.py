@@ -143,6 +143,8 @@ class LrRangeRecord(Strict):
     loss0: Finite
     lrs: list[Finite]
     losses: list[Finite]
+    # what the sweep trained: every layer, or the session's subnetwork (new head)
+    over: Literal["network", "trained subnetwork"] = "network"
 
 
 class HeadRecord(Strict):
