@@ -6,7 +6,8 @@ proxyless-w0.3, QDQ, 3x128x128) with a new head for each downstream task:
   planner counts it (arena, trainable int8 weights in RAM, firmware static
   data, stack) and as the linked image holds it (.data + .bss + stack reserve);
   and the smallest RAM budget at which each model still trains (one channel of
-  its cheapest layer, backward reaching only that layer);
+  its cheapest layer, backward reaching only that layer, beside the new head in
+  full);
 - accuracy after fine-tuning with MeDyate under that plan, in the host
   simulation (the same C as the QEMU image, equal losses: tests/session), against
   a linear probe on the frozen features of the same split (models/linear_probe.py)
@@ -37,7 +38,7 @@ sys.path.insert(0, str(REPO / "host"))
 sys.path.insert(0, str(REPO / "models"))
 
 from medyate.algo import HostEngineFactory, planner_memory_fn, run_strategy  # noqa: E402
-from medyate.algo.plan import make_plan  # noqa: E402
+from medyate.algo.plan import make_plan, smallest_feasible_ram  # noqa: E402
 from medyate.data import load_task  # noqa: E402
 from medyate.errors import MedyateError  # noqa: E402
 from medyate.planner.footprint import plan_footprint  # noqa: E402
@@ -55,12 +56,12 @@ FULL_LRS = (0.0006, 0.002, 0.006)
 VAL_FRACTION = 0.2
 
 
-def smallest_budget(graph, factory) -> tuple[int, str]:
-    """Whole-device RAM of the cheapest plan that trains anything: one channel
-    of one layer, backward reaching only that layer."""
-    fn = planner_memory_fn(graph, BOARD, "int8")
-    best = min((fn([s.name], False)(s.cost), s.name) for s in factory.layers)
-    return int(best[0]), best[1]
+def smallest_budget(graph, factory, head) -> tuple[int, str]:
+    """Whole-device RAM of the cheapest plan that trains anything, as the
+    planner counts it: one channel of one layer, backward reaching only that
+    layer, beside the new head trained in full."""
+    return smallest_feasible_ram(factory, planner_memory_fn(graph, BOARD, "int8"), False,
+                                 [head["layer"]] if head else [])
 
 
 def linear_probe(model: str, task) -> float:
@@ -151,14 +152,14 @@ def main() -> int:
                                      precision="int8", log=lambda s: print("  " + s))
             except MedyateError as e:   # does not fit: say by how much
                 row = {"model": model, "task": tname, "fits": False, "error": str(e)}
-                row["smallest_ram"], row["smallest_layer"] = smallest_budget(graph, factory)
+                row["smallest_ram"], row["smallest_layer"] = smallest_budget(graph, factory, head)
                 print(json.dumps(row), flush=True)
                 rows.append(row)
                 continue
             row = {"model": model, "task": tname, "fits": True, "layers": plan.layers,
                    "budget_elements": plan.budget_elements, "lr": plan.lr,
                    "plan_ram": plan_footprint(graph, plan, BOARD)}
-            row["smallest_ram"], row["smallest_layer"] = smallest_budget(graph, factory)
+            row["smallest_ram"], row["smallest_layer"] = smallest_budget(graph, factory, head)
             if ti == 0:
                 row["image"] = image_ram(graph, plan)
             if not args.quick:

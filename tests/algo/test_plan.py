@@ -152,3 +152,23 @@ def test_deepest_fit_leaves_out_a_layer_too_big_for_one_channel(problem):
     assert k == 0 and set(p.layers) == set(order) - {big}
     assert big not in p.scores
     assert p.memory_bytes <= ram
+
+
+def test_smallest_feasible_budget_counts_the_head_trained_in_full(problem):
+    """The budget an infeasible plan names is one that plans: one channel of
+    the cheapest layer beside the always-trained head in full, not the head's
+    own single channel."""
+    from medyate.algo.plan import plan_deepest_fit, smallest_feasible_ram
+    f, task, run = problem
+    order = [s.name for s in f.layers]
+    head = order[-1]
+    mem_for = _reach_mem_for(order)
+    least, layer = smallest_feasible_ram(f, mem_for, always=[head])
+    assert layer != head
+    with pytest.raises(MedyateError, match=f"smallest feasible RAM budget is .*{least} bytes.*"
+                                           f"one channel of {layer}.*besides {head} trained in full"):
+        plan_deepest_fit(f, task.x_train, task.y_train, run, ram=least - 1,
+                         memory_fn_for=mem_for, coverage=1.0, always=[head])
+    p, _ = plan_deepest_fit(f, task.x_train, task.y_train, run, ram=least,
+                            memory_fn_for=mem_for, coverage=1.0, always=[head])
+    assert head in p.layers and p.memory_bytes <= least

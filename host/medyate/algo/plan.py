@@ -178,11 +178,27 @@ def plan_deepest_fit(factory: EngineFactory, x: np.ndarray, y: np.ndarray,
         except MedyateError:
             if ram is None:
                 raise
-    least = min(kw["memory_fn_for"]([sp.name], train_bias)(sp.cost) for sp in factory.layers)
+    always = [n for n in kw.get("always", ()) if n in order]
+    least, layer = smallest_feasible_ram(factory, kw["memory_fn_for"], train_bias, always)
+    besides = f", besides {', '.join(always)} trained in full" if always else ""
     raise MedyateError(
         f"training does not fit in {format_size(parse_size(ram))}: the smallest "
-        f"feasible RAM budget is {format_size(least)} (one channel of the cheapest "
-        f"layer)")
+        f"feasible RAM budget is {format_size(least)} (one channel of {layer}, the "
+        f"cheapest layer{besides})")
+
+
+def smallest_feasible_ram(factory: EngineFactory, memory_fn_for: MemoryFnFor,
+                          train_bias: bool = False,
+                          always: Sequence[str] = ()) -> tuple[int, str]:
+    """(bytes, layer) of the cheapest plan that trains anything: one input
+    channel of one layer, backward reaching only that layer, beside the `always`
+    layers (a new head) in full, as every plan holds them."""
+    order = [s.name for s in factory.layers]
+    specs = {s.name: s for s in factory.layers}
+    always = [n for n in always if n in specs]
+    fixed = sum(specs[n].total_cost for n in always)
+    return min((int(memory_fn_for(sorted({sp.name, *always}, key=order.index), train_bias)(
+        fixed + sp.cost)), sp.name) for sp in factory.layers if sp.name not in always)
 
 
 def _first_selection(factory, tp: TrainingPlan, always, seed: int) -> list[Pair]:
