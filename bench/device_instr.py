@@ -160,8 +160,8 @@ class Builder:
     generated model changes between them, so all but the first build are
     incremental) and keeps a copy of each ELF."""
 
-    def __init__(self, work: Path, log):
-        self.work, self.log = work, log
+    def __init__(self, work: Path, log, kernels=None):
+        self.work, self.log, self.kernels = work, log, kernels
         self.n = 0
 
     def build(self, graph, model_path, layers, budget) -> tuple[Path, object]:
@@ -171,7 +171,7 @@ class Builder:
                                      precision="fp32")
         t0 = time.perf_counter()
         program, build = build_device_firmware(graph, plan, BOARD, self.work / "fw",
-                                               log=lambda s: None)
+                                               log=lambda s: None, kernels=self.kernels)
         self.n += 1
         elf = self.work / f"fw{self.n}_{Path(model_path).stem}.elf"
         shutil.copy(build.elf, elf)
@@ -535,14 +535,11 @@ copies are not in these; the table above has them.
 """
     return f"""# Device instructions: per MAC by layer type, per step full against sparse
 
-Produced by `.venv/bin/python bench/device_instr.py`{' --quick' if res['quick'] else ''}
+Produced by `.venv/bin/python bench/device_instr.py`{' --quick' if res['quick'] else ''}{' --kernels reference' if res.get('kernels') == 'reference' else ''}
 in QEMU mps2-an500 (Cortex-M7, `-icount shift=0`: one cycle = one instruction,
 SysTick resolution 40 for the phase figures; kernel figures exact from the TCG
 plugin where marked), firmware built by `build_device_firmware` for
-`{BOARD}` (arm-none-eabi-gcc {res['gcc']}, -O2, FPv5-SP hard float), with the
-kernels the board selects (`board.json` "kernels": the Cortex-M7 fp32 kernels of
-`firmware/src/kernels/cortex-m7/` where they exist, the reference kernels
-elsewhere). Instruction counts are exact and repeatable; they are not
+`{BOARD}` (arm-none-eabi-gcc {res['gcc']}, -O2, FPv5-SP hard float), with {KERNELS[res.get('kernels', 'board')]}. Instruction counts are exact and repeatable; they are not
 M7 cycles (stalls, wait states and dual issue are not modelled).
 
 ## (a) Instructions per MAC by layer type
@@ -605,6 +602,13 @@ instruction count at the F746's 216 MHz and one instruction per cycle, a floor.
 """
 
 
+KERNELS = {"board": "the\nkernels the board selects (`board.json` \"kernels\": the Cortex-M7 fp32 kernels of\n"
+                    "`firmware/src/kernels/cortex-m7/` where they exist, the reference kernels\n"
+                    "elsewhere)",
+           "reference": "the reference\nkernels only (`firmware/src/kernels/reference/`, "
+                        "MEDYATE_KERNELS empty: what the\noptimized kernels are measured against)"}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
@@ -615,6 +619,9 @@ def main(argv=None) -> int:
     ap.add_argument("--counter", choices=("plugin", "systick"), default=None,
                     help="per-kernel exact counts with the QEMU plugin (default where a host "
                          "C compiler can build it), or the board's SysTick phases only")
+    ap.add_argument("--kernels", choices=tuple(KERNELS), default="board",
+                    help="the board's kernel selection (default), or the reference kernels "
+                         "only (writes device_instr_reference.md / .json)")
     args = ap.parse_args(argv)
     if not tools_available():
         print("needs qemu-system-arm and arm-none-eabi-gcc", file=sys.stderr)
@@ -640,7 +647,7 @@ def main(argv=None) -> int:
         work = Path(tmp.name)
     log = lambda s: print(s, flush=True)  # noqa: E731
     try:
-        builder = Builder(work, log)
+        builder = Builder(work, log, kernels=[] if args.kernels == "reference" else None)
         log("(a) instructions per MAC by layer type")
         a = bench_layer_types(QUICK_TYPES if args.quick else LAYER_TYPES, builder, work,
                               layer_samples, layer_batch, args.seed, log, exact)
@@ -650,6 +657,7 @@ def main(argv=None) -> int:
         if tmp is not None:
             tmp.cleanup()
     res = {"board": BOARD, "quick": args.quick, "seed": args.seed, "gcc": gcc, "lr": LR,
+           "kernels": args.kernels,
            "counter": "plugin" if exact else "systick",
            "layer_samples": layer_samples, "layer_batch": layer_batch,
            "seconds": round(time.perf_counter() - t0, 1), "layer_types": a, "mbv2": b}
@@ -662,8 +670,9 @@ def main(argv=None) -> int:
     print(table_b(b))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "device_instr.json").write_text(json.dumps(res, indent=2) + "\n")
-    (out / "device_instr.md").write_text(markdown(res))
+    stem = "device_instr" + ("_reference" if args.kernels == "reference" else "")
+    (out / f"{stem}.json").write_text(json.dumps(res, indent=2) + "\n")
+    (out / f"{stem}.md").write_text(markdown(res))
     return 0
 
 

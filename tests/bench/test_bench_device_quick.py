@@ -24,11 +24,22 @@ def positive(v) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v) and v > 0
 
 
-def test_device_instr_quick(tmp_path):
+def _quick(tmp_path, *extra):
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "device_instr.py"), "--quick",
-                           "--out", str(tmp_path), "--work", str(tmp_path / "work")],
+                           "--out", str(tmp_path), "--work", str(tmp_path / "work"), *extra],
                           capture_output=True, text=True, timeout=180, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def board_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("board")
+    return tmp, _quick(tmp)
+
+
+def test_device_instr_quick(board_run):
+    tmp_path, proc = board_run
 
     res = json.loads((tmp_path / "device_instr.json").read_text())
     table = (tmp_path / "device_instr.md").read_text()
@@ -65,3 +76,16 @@ def test_device_instr_quick(tmp_path):
         assert rows[name]["instr_backward"] < full["instr_backward"], name
         assert rows[name]["channels"] < full["channels"]
     assert res["mbv2"]["ram_footprint"]["total"] <= 327680
+
+
+def test_reference_kernels_cost_more_than_the_boards(board_run, tmp_path):
+    """--kernels reference builds the reference kernels only (what the optimized
+    Cortex-M7 kernels are measured against), into its own result files."""
+    _quick(tmp_path / "ref", "--kernels", "reference")
+    board = json.loads((board_run[0] / "device_instr.json").read_text())
+    ref = json.loads((tmp_path / "ref" / "device_instr_reference.json").read_text())
+    assert ref["kernels"] == "reference" and board["kernels"] == "board"
+    assert "--kernels reference" in (tmp_path / "ref" / "device_instr_reference.md").read_text()
+    steps = lambda res: {r["name"]: r["instr_step"] for r in res["mbv2"]["rows"]}  # noqa: E731
+    for name, n in steps(board).items():
+        assert steps(ref)[name] > 1.5 * n, name

@@ -13,9 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def build_device_firmware(graph, plan, board: str, build_dir, log=print):
+def build_device_firmware(graph, plan, board: str, build_dir, log=print, kernels=None):
     """Lower and plan the model, generate its C sources, build the board image.
-    Returns (program, BuildResult)."""
+    kernels: the optimized kernel folders to select (default: the board's; []
+    builds the reference kernels only). Returns (program, BuildResult)."""
     from ..boards import build_firmware
     from ..codegen import generate
     from ..planner.arena import plan_arena
@@ -28,7 +29,9 @@ def build_device_firmware(graph, plan, board: str, build_dir, log=print):
     _check_arena_fits(program, plan, board)
     generate(program, build_dir / "model", source=Path(plan.model).name)
     log(f"building firmware for {board} (arena {program.memory.arena_size} B) ...")
-    return program, build_firmware(board, build_dir / "model", build_dir / "build")
+    extra = {"MEDYATE_KERNELS": list(kernels)} if kernels is not None else None
+    return program, build_firmware(board, build_dir / "model", build_dir / "build",
+                                   extra_defs=extra)
 
 
 def build_and_place(graph, plan, board: str, out, task=None, log=print):
