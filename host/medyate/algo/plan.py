@@ -123,6 +123,20 @@ def plan_training(factory: EngineFactory, x: np.ndarray, y: np.ndarray, *,
                         importance, ranking, session_lr)
 
 
+def _one_channel_ram(factory: EngineFactory, memory_fn_for: MemoryFnFor,
+                     train_bias: bool = False, always: Sequence[str] = ()) -> dict[str, int]:
+    """{layer: whole-device RAM of training one input channel of it (backward
+    reaching only that layer) beside the `always` layers in full}, every layer
+    but those."""
+    order = [s.name for s in factory.layers]
+    specs = {s.name: s for s in factory.layers}
+    always = [n for n in always if n in specs]
+    fixed = sum(specs[n].total_cost for n in always)
+    return {sp.name: int(memory_fn_for(sorted({sp.name, *always}, key=order.index),
+                                       train_bias)(fixed + sp.cost))
+            for sp in factory.layers if sp.name not in always}
+
+
 def layers_too_big(factory: EngineFactory, ram, memory_fn_for: MemoryFnFor,
                    train_bias: bool = False, always: Sequence[str] = ()) -> list[str]:
     """The layers that do not fit `ram` even with one input channel trained
@@ -132,18 +146,8 @@ def layers_too_big(factory: EngineFactory, ram, memory_fn_for: MemoryFnFor,
     does not: such layers are left out of the ranking instead of cutting the
     pre-selection off above them."""
     ram_bytes = parse_size(ram)
-    order = [s.name for s in factory.layers]
-    specs = {s.name: s for s in factory.layers}
-    always = [n for n in always if n in specs]
-    fixed = sum(specs[n].total_cost for n in always)
-    out = []
-    for sp in factory.layers:
-        if sp.name in always:
-            continue
-        layers = sorted({sp.name, *always}, key=order.index)
-        if memory_fn_for(layers, train_bias)(fixed + sp.cost) > ram_bytes:
-            out.append(sp.name)
-    return out
+    return [n for n, b in _one_channel_ram(factory, memory_fn_for, train_bias, always).items()
+            if b > ram_bytes]
 
 
 def plan_deepest_fit(factory: EngineFactory, x: np.ndarray, y: np.ndarray,
@@ -193,12 +197,8 @@ def smallest_feasible_ram(factory: EngineFactory, memory_fn_for: MemoryFnFor,
     """(bytes, layer) of the cheapest plan that trains anything: one input
     channel of one layer, backward reaching only that layer, beside the `always`
     layers (a new head) in full, as every plan holds them."""
-    order = [s.name for s in factory.layers]
-    specs = {s.name: s for s in factory.layers}
-    always = [n for n in always if n in specs]
-    fixed = sum(specs[n].total_cost for n in always)
-    return min((int(memory_fn_for(sorted({sp.name, *always}, key=order.index), train_bias)(
-        fixed + sp.cost)), sp.name) for sp in factory.layers if sp.name not in always)
+    return min((b, n) for n, b in
+               _one_channel_ram(factory, memory_fn_for, train_bias, always).items())
 
 
 def _first_selection(factory, tp: TrainingPlan, always, seed: int) -> list[Pair]:

@@ -39,12 +39,13 @@ def _nm(elf: Path, prefix: str) -> list[dict]:
 
 
 def memory_report(elf, map_path=None, su_dir=None, board=None,
-                  weight_prefixes=WEIGHT_PREFIXES, top: int = 10) -> dict:
+                  weight_prefixes=WEIGHT_PREFIXES, top: int = 10, stack=None) -> dict:
     """The memory use of a built image.
 
     elf:      firmware.elf (or the host's native program / shared library)
     map_path: the linker map (for the regions' sizes); default: next to the ELF
     su_dir:   where the .su files are; default: the ELF's directory
+    stack:    the image's StackBound if the build computed it (else computed here)
     board:    name or Board, for capacities and the binutils prefix
     """
     elf = Path(elf)
@@ -95,8 +96,9 @@ def memory_report(elf, map_path=None, su_dir=None, board=None,
                 for s in sorted(lst, key=lambda s: -s["size"])[:top]]
 
     frames = stack_usage(su_dir)
-    bound = (stack_bound(elf, su_dir=su_dir, prefix=prefix).as_dict()
-             if elf.suffix == ".elf" else None)
+    if stack is None and elf.suffix == ".elf":
+        stack = stack_bound(elf, su_dir=su_dir, prefix=prefix)
+    bound = stack.as_dict() if stack is not None else None
     return {
         "image": str(elf),
         "board": b.name if b else None,
@@ -175,7 +177,7 @@ def firmware_memory(program, build, board, budget_bytes: int | None = None) -> d
     out = {"board": b.name, "plan": memory_plan(program, b, budget_bytes)}
     image = build.lib if b.is_native else build.elf
     if image is not None:
-        out["image"] = memory_report(image, board=b)
+        out["image"] = memory_report(image, board=b, stack=getattr(build, "stack", None))
     return out
 
 
