@@ -45,8 +45,8 @@ def memory_report(elf, map_path=None, su_dir=None, board=None,
     elf:      firmware.elf (or the host's native program / shared library)
     map_path: the linker map (for the regions' sizes); default: next to the ELF
     su_dir:   where the .su files are; default: the ELF's directory
-    stack:    the image's StackBound if the build computed it (else computed here)
     board:    name or Board, for capacities and the binutils prefix
+    stack:    the image's StackBound if the build computed it (else computed here)
     """
     elf = Path(elf)
     if not elf.is_file():
@@ -177,7 +177,7 @@ def firmware_memory(program, build, board, budget_bytes: int | None = None) -> d
     out = {"board": b.name, "plan": memory_plan(program, b, budget_bytes)}
     image = build.lib if b.is_native else build.elf
     if image is not None:
-        out["image"] = memory_report(image, board=b, stack=getattr(build, "stack", None))
+        out["image"] = memory_report(image, board=b, stack=build.stack)
     return out
 
 
