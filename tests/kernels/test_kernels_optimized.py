@@ -78,14 +78,16 @@ def test_optimized_equal_reference_under_sanitizers(tmp_path):
     _check(report, run.returncode)
 
 
-def build_image(out: Path, defines=("MDY_ON_BOARD",)) -> Path:
+def build_image(out: Path, defines=("MDY_ON_BOARD",), stack: int | None = None) -> Path:
     """The equivalence test as a qemu-mps2-an500 image linked with the kernels
-    the Cortex-M7 boards select."""
+    the Cortex-M7 boards select; `stack`: a stack reserve other than the
+    board's (the benchmark build's timing harness needs more)."""
     from medyate.boards import build_firmware
     sources = [C_TEST, *select_kernels([FOLDER])]
-    res = build_firmware("qemu-mps2-an500", None, out, app_sources=sources,
-                         extra_defs={"MEDYATE_WITH_ENGINE": False,
-                                     "MEDYATE_DEFINES": list(defines)})
+    defs = {"MEDYATE_WITH_ENGINE": False, "MEDYATE_DEFINES": list(defines)}
+    if stack is not None:
+        defs["MEDYATE_STACK_SIZE"] = stack
+    res = build_firmware("qemu-mps2-an500", None, out, app_sources=sources, extra_defs=defs)
     return res.elf
 
 

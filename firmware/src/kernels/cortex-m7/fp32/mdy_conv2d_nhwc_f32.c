@@ -1,9 +1,12 @@
 /* Conv 2D forward, NHWC, groups == 1, weights OHWI: register-blocked.
  *
  * Each block computes NP output positions of one row x NO output channels in
- * NP*NO accumulators (6 x 4 = 24 of the FPU's 32 registers): per input channel
- * it loads NO weights once and NP inputs once, 10 loads for 24 MACs, against
- * 2 loads per MAC in the reference loops. Every output still sums its terms in
+ * NP*NO accumulators (5 x 4 = 20 of the FPU's 32 registers): per input channel
+ * it loads NO weights once and NP inputs once, 9 loads for 20 MACs, against
+ * 2 loads per MAC in the reference loops. On the Cortex-M7 the 5 x 4 block's
+ * channel loop is one inline-assembly loop (conv_pairs_5x4 below) that loads
+ * two channels per pointer with one VLDM: 9 loads, 40 VFMAs and the loop's
+ * 2 instructions per channel pair. Every output still sums its terms in
  * the reference's order (bias, then taps kh, kw, then input channels, each
  * with one fmaf), so the result is bit-identical to the reference kernel:
  * the blocking is over outputs, never over the reduction.
@@ -18,6 +21,51 @@
 #include "medyate.h"
 #include "mdy_blocking.h"
 
+#if defined(__GNUC__) && defined(__thumb2__) && defined(__ARM_FP) && (__ARM_FP & 4)
+#define MDY_CONV_VLDM 1
+#endif
+
+#ifdef MDY_CONV_VLDM
+/* The 5 x 4 block over n >= 1 channel pairs. The 20 accumulators come from
+ * acc (row-major, 20 floats) into s10..s29 with one VLDM and go back with one
+ * VSTM; per pair, one VLDM of two floats per weight row (s0..s7) and per
+ * position (s8, s9), then each accumulator takes its channel c term and its
+ * channel c+1 term, one VFMA each, in that order: the reference's order, and
+ * VFMA rounds once as fmaf does. From C, GCC loads each float with its own
+ * VLDR and, with this many accumulators, shuffles registers in the loop (161
+ * instructions per 96 MACs); C cannot ask for a multi-register load. The
+ * pointers advance past the pairs. */
+#define MDY_ROW4(a0, a1, a2, a3) \
+    "vfma.f32 " a0 ", s8, s0\n\t" "vfma.f32 " a1 ", s8, s2\n\t" \
+    "vfma.f32 " a2 ", s8, s4\n\t" "vfma.f32 " a3 ", s8, s6\n\t" \
+    "vfma.f32 " a0 ", s9, s1\n\t" "vfma.f32 " a1 ", s9, s3\n\t" \
+    "vfma.f32 " a2 ", s9, s5\n\t" "vfma.f32 " a3 ", s9, s7\n\t"
+MDY_AI void conv_pairs_5x4(float acc[5][4], const float *xp[5], const float *wp[4], int32_t n)
+{
+    __asm__ volatile(
+        "vldmia %[acc], {s10-s29}\n\t"
+        "1:\n\t"
+        "vldmia %[w0]!, {s0, s1}\n\t" "vldmia %[w1]!, {s2, s3}\n\t"
+        "vldmia %[w2]!, {s4, s5}\n\t" "vldmia %[w3]!, {s6, s7}\n\t"
+        "vldmia %[x0]!, {s8, s9}\n\t" MDY_ROW4("s10", "s11", "s12", "s13")
+        "vldmia %[x1]!, {s8, s9}\n\t" MDY_ROW4("s14", "s15", "s16", "s17")
+        "vldmia %[x2]!, {s8, s9}\n\t" MDY_ROW4("s18", "s19", "s20", "s21")
+        "vldmia %[x3]!, {s8, s9}\n\t" MDY_ROW4("s22", "s23", "s24", "s25")
+        "vldmia %[x4]!, {s8, s9}\n\t" MDY_ROW4("s26", "s27", "s28", "s29")
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b\n\t"
+        "vstmia %[acc], {s10-s29}\n\t"
+        : [x0] "+r"(xp[0]), [x1] "+r"(xp[1]), [x2] "+r"(xp[2]), [x3] "+r"(xp[3]),
+          [x4] "+r"(xp[4]), [w0] "+r"(wp[0]), [w1] "+r"(wp[1]), [w2] "+r"(wp[2]),
+          [w3] "+r"(wp[3]), [n] "+r"(n)
+        : [acc] "r"(&acc[0][0])
+        : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12",
+          "s13", "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24",
+          "s25", "s26", "s27", "s28", "s29", "cc", "memory");
+}
+#undef MDY_ROW4
+#endif
+
 /* The NP x NO block over nkh x nkw valid taps: x0 is the first position's
  * input at its first valid tap, positions xs floats apart; w0 the first output
  * channel's weight at that tap, channels ws apart. Tap (kh, kw) from there
@@ -27,11 +75,11 @@ MDY_AI void conv_block(const int NP, const int NO, const mdy_conv_params *p,
                        int32_t nkh, int32_t nkw, const float *bias, float *y0, size_t ys)
 {
     const int32_t in_c = p->in_c;
-    float acc[6][4];
+    float acc[5][4];
     int32_t kh, kw;
     int j, k;
 
-MDY_UNROLL(6)
+MDY_UNROLL(5)
     for (j = 0; j < NP; ++j)
 MDY_UNROLL(4)
         for (k = 0; k < NO; ++k)
@@ -39,15 +87,22 @@ MDY_UNROLL(4)
 
     for (kh = 0; kh < nkh; ++kh) {
         for (kw = 0; kw < nkw; ++kw) {
-            const float *xp[6], *wp[4];
+            const float *xp[5], *wp[4];
             int32_t i;
-MDY_UNROLL(6)
+MDY_UNROLL(5)
             for (j = 0; j < NP; ++j)
                 xp[j] = x0 + j * xs + ((size_t)kh * p->in_w + kw) * in_c;
 MDY_UNROLL(4)
             for (k = 0; k < NO; ++k)
                 wp[k] = w0 + k * ws + ((size_t)kh * p->k_w + kw) * in_c;
-            for (i = in_c; i >= 4; i -= 4) {
+            i = in_c;
+#ifdef MDY_CONV_VLDM
+            if (NP == 5 && NO == 4 && i >= 2) {
+                conv_pairs_5x4(acc, xp, wp, i / 2);
+                i &= 1;
+            }
+#endif
+            for (; i >= 4; i -= 4) {
                 int u;
 MDY_UNROLL(4)
                 for (u = 0; u < 4; ++u) {
@@ -55,7 +110,7 @@ MDY_UNROLL(4)
 MDY_UNROLL(4)
                     for (k = 0; k < NO; ++k)
                         wv[k] = wp[k][u];
-MDY_UNROLL(6)
+MDY_UNROLL(5)
                     for (j = 0; j < NP; ++j) {
                         const float xv = xp[j][u];
 MDY_UNROLL(4)
@@ -63,7 +118,7 @@ MDY_UNROLL(4)
                             acc[j][k] = fmaf(xv, wv[k], acc[j][k]);
                     }
                 }
-MDY_UNROLL(6)
+MDY_UNROLL(5)
                 for (j = 0; j < NP; ++j)
                     xp[j] += 4;
 MDY_UNROLL(4)
@@ -75,7 +130,7 @@ MDY_UNROLL(4)
 MDY_UNROLL(4)
                 for (k = 0; k < NO; ++k)
                     wv[k] = *wp[k]++;
-MDY_UNROLL(6)
+MDY_UNROLL(5)
                 for (j = 0; j < NP; ++j) {
                     const float xv = *xp[j]++;
 MDY_UNROLL(4)
@@ -85,7 +140,7 @@ MDY_UNROLL(4)
             }
         }
     }
-MDY_UNROLL(6)
+MDY_UNROLL(5)
     for (j = 0; j < NP; ++j)
 MDY_UNROLL(4)
         for (k = 0; k < NO; ++k)
@@ -114,8 +169,8 @@ MDY_AI void conv_run(const mdy_conv_params *p, const float *x0, size_t xs, int32
                      int32_t nkh, int32_t nkw, float *y0)
 {
     const size_t ys = (size_t)p->out_c;
-    for (; n >= 6; n -= 6, x0 += 6 * xs, y0 += 6 * ys)
-        conv_positions(6, p, x0, xs, w, bias, nkh, nkw, y0);
+    for (; n >= 5; n -= 5, x0 += 5 * xs, y0 += 5 * ys)
+        conv_positions(5, p, x0, xs, w, bias, nkh, nkw, y0);
     if (n >= 4) {
         conv_positions(4, p, x0, xs, w, bias, nkh, nkw, y0);
         n -= 4, x0 += 4 * xs, y0 += 4 * ys;

@@ -6,12 +6,59 @@
  * does, so the result is bit-identical). Blocks of NK selected channels x 4
  * output channels keep NK*4 sums in registers: per output position the 4 dy
  * values are loaded once for all NK maps, and each map value once for the 4
- * output channels (NK + 4 loads for 4*NK MACs). */
+ * output channels (NK + 4 loads for 4*NK MACs). On the Cortex-M7 the 4 x 4
+ * block's row loop at stride 1 is inline assembly over position pairs
+ * (wgrad_pairs_4x4): 6 loads and 32 VFMAs per pair. */
 #include <math.h>
 #include <stddef.h>
 
 #include "medyate.h"
 #include "mdy_blocking.h"
+
+#if defined(__GNUC__) && defined(__thumb2__) && defined(__ARM_FP) && (__ARM_FP & 4)
+#define MDY_WGRAD_VLDM 1
+#endif
+
+#ifdef MDY_WGRAD_VLDM
+/* The 4 x 4 block over n >= 1 pairs of output positions of one row, stride 1.
+ * The 16 sums come from acc (row-major) into s16..s31 with one VLDM and go
+ * back with one VSTM. Per pair: the two positions' 4 dy values (s0..s3, then
+ * s4..s7, dy_stride bytes apart) and, per map, its two values with one VLDM
+ * (s8, s9: the maps are planar, so a row's values are contiguous); each sum
+ * takes the first position's term, then the second's, one VFMA each: the
+ * reference's raster order, rounded once per term as fmaf rounds. C cannot ask
+ * for these multi-register loads; GCC loads each float alone. */
+#define MDY_MAP4(a0, a1, a2, a3) \
+    "vfma.f32 " a0 ", s0, s8\n\t" "vfma.f32 " a1 ", s1, s8\n\t" \
+    "vfma.f32 " a2 ", s2, s8\n\t" "vfma.f32 " a3 ", s3, s8\n\t" \
+    "vfma.f32 " a0 ", s4, s9\n\t" "vfma.f32 " a1 ", s5, s9\n\t" \
+    "vfma.f32 " a2 ", s6, s9\n\t" "vfma.f32 " a3 ", s7, s9\n\t"
+MDY_AI void wgrad_pairs_4x4(float acc[4][4], const float *xp[4], const float **dyp,
+                            size_t dy_stride, int32_t n)
+{
+    const float *d = *dyp;
+    __asm__ volatile(
+        "vldmia %[acc], {s16-s31}\n\t"
+        "1:\n\t"
+        "vldmia %[d], {s0-s3}\n\t" "add %[d], %[d], %[ds]\n\t"
+        "vldmia %[d], {s4-s7}\n\t" "add %[d], %[d], %[ds]\n\t"
+        "vldmia %[x0]!, {s8, s9}\n\t" MDY_MAP4("s16", "s17", "s18", "s19")
+        "vldmia %[x1]!, {s8, s9}\n\t" MDY_MAP4("s20", "s21", "s22", "s23")
+        "vldmia %[x2]!, {s8, s9}\n\t" MDY_MAP4("s24", "s25", "s26", "s27")
+        "vldmia %[x3]!, {s8, s9}\n\t" MDY_MAP4("s28", "s29", "s30", "s31")
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b\n\t"
+        "vstmia %[acc], {s16-s31}\n\t"
+        : [x0] "+r"(xp[0]), [x1] "+r"(xp[1]), [x2] "+r"(xp[2]), [x3] "+r"(xp[3]),
+          [d] "+r"(d), [n] "+r"(n)
+        : [acc] "r"(&acc[0][0]), [ds] "r"(dy_stride * sizeof(float))
+        : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s16", "s17", "s18",
+          "s19", "s20", "s21", "s22", "s23", "s24", "s25", "s26", "s27", "s28", "s29", "s30",
+          "s31", "cc", "memory");
+    *dyp = d;
+}
+#undef MDY_MAP4
+#endif
 
 /* For tap (kh, kw): accumulate NK maps xm[] x NO output channels starting
  * at o over the valid output rectangle [oh0, oh1) x [ow0, ow1). */
@@ -23,11 +70,11 @@ MDY_AI void wgrad_block(const int NK, const int NO, const mdy_conv_params *p,
     const int32_t out_c = p->out_c, sw = p->stride_w;
     const size_t tap = ((size_t)o * p->k_h + kh) * p->k_w + kw;
     const size_t tap_stride = (size_t)p->k_h * p->k_w; /* between output channels */
-    float acc[6][4];
+    float acc[4][4];
     int32_t oh, ow;
     int j, q;
 
-MDY_UNROLL(6)
+MDY_UNROLL(4)
     for (j = 0; j < NK; ++j)
 MDY_UNROLL(4)
         for (q = 0; q < NO; ++q)
@@ -35,17 +82,24 @@ MDY_UNROLL(4)
     for (oh = oh0; oh < oh1; ++oh) {
         const int32_t ih = oh * p->stride_h + kh - p->pad_top;
         const float *dyp = dy + ((size_t)oh * p->out_w + ow0) * out_c + o;
-        const float *xp[6];
+        const float *xp[4];
         int32_t n = ow1 - ow0;
-MDY_UNROLL(6)
+MDY_UNROLL(4)
         for (j = 0; j < NK; ++j)
             xp[j] = xm[j] + (size_t)ih * p->in_w + (ow0 * sw + kw - p->pad_left);
-        for (ow = 0; ow < n; ++ow) {
+        ow = 0;
+#ifdef MDY_WGRAD_VLDM
+        if (NK == 4 && NO == 4 && sw == 1 && n >= 2) {
+            wgrad_pairs_4x4(acc, xp, &dyp, (size_t)out_c, n / 2);
+            ow = n & ~1;
+        }
+#endif
+        for (; ow < n; ++ow) {
             float d[4];
 MDY_UNROLL(4)
             for (q = 0; q < NO; ++q)
                 d[q] = dyp[q];
-MDY_UNROLL(6)
+MDY_UNROLL(4)
             for (j = 0; j < NK; ++j) {
                 const float xv = *xp[j];
                 xp[j] += sw;
@@ -56,7 +110,7 @@ MDY_UNROLL(4)
             dyp += out_c;
         }
     }
-MDY_UNROLL(6)
+MDY_UNROLL(4)
     for (j = 0; j < NK; ++j)
 MDY_UNROLL(4)
         for (q = 0; q < NO; ++q)
@@ -98,32 +152,26 @@ void mdy_conv2d_nhwc_f32_wgrad(const mdy_conv_params *p, const float *x_maps,
 {
     const size_t map_size = (size_t)p->in_h * p->in_w;
     const size_t slice_size = (size_t)p->out_c * p->k_h * p->k_w;
-    const float *xm[6];
-    float *dw[6];
+    const float *xm[4];
+    float *dw[4];
     int32_t k;
-    int n = 0;
+    int n = 0, at = 0;
 
-    /* gather up to 6 valid channels, then run them as one block */
+    /* gather up to 4 valid channels, then run them as one block */
     for (k = 0; k < n_sel; ++k) {
         if ((int32_t)sel[k] >= p->in_c)
             continue; /* never act on a channel the layer does not have */
         xm[n] = x_maps + (size_t)k * map_size;
         dw[n] = dw_slices + (size_t)k * slice_size;
-        if (++n == 6) {
-            wgrad_channels(6, p, xm, dw, dy);
+        if (++n == 4) {
+            wgrad_channels(4, p, xm, dw, dy);
             n = 0;
         }
     }
-    if (n >= 4) {
-        wgrad_channels(4, p, xm, dw, dy);
-        n -= 4;
-        xm[0] = xm[4], xm[1] = xm[5], dw[0] = dw[4], dw[1] = dw[5];
-    }
     if (n >= 2) {
-        wgrad_channels(2, p, xm, dw, dy);
-        n -= 2;
-        xm[0] = xm[2], dw[0] = dw[2];
+        wgrad_channels(2, p, xm + at, dw + at, dy);
+        n -= 2, at += 2;
     }
     if (n == 1)
-        wgrad_channels(1, p, xm, dw, dy);
+        wgrad_channels(1, p, xm + at, dw + at, dy);
 }
