@@ -108,8 +108,12 @@ def main() -> int:
               "block is 1 position x 4 channels (5 loads per 4 MACs), and the interior's",
               "6 positions are one 5 x 4 VLDM block and one single position; only the",
               "5 x 4 block runs the assembly loop (1.27 instructions per MAC). The",
-              "depthwise 3x3 weight gradient (nine sums per channel, map rows as",
-              "sliding windows) has not had the VLDM treatment yet."]
+              "depthwise 3x3 weight gradient keeps a channel's nine sums in registers",
+              "over its middle rows, sliding windows of up to 6 positions; of about 200",
+              "instructions per middle row of this shape, the loads and VFMAs are 110,",
+              "the rest is integer address work and spills (row pointers, dy stride,",
+              "interior bounds outnumber the integer registers), and the top and bottom",
+              "rows go through an out-of-line copy with the sums in memory."]
     lines += ["", "## int8 forward", "",
               "SMLAD (two 16-bit MACs) on int8 widened on the fly, no scratch;",
               "requantization per output included (per-channel multiplier and shift,",

@@ -22,7 +22,7 @@
 MDY_AI void slide(const int NP, const int S, const int KH0, const int KH1, float acc[3][3],
                   const float *const r[3], const float *dyp, int32_t out_c)
 {
-    float d[4];
+    float d[6];
     int j, t, kh;
 MDY_UNROLL(6)
     for (j = 0; j < NP; ++j)
@@ -127,6 +127,218 @@ static void tap_range(int32_t o, int32_t stride, int32_t pad, int32_t in,
         *k1 = *k0;
 }
 
+/* The fast path of a channel: stride S in {1, 2}, left padding 0 or 1, so that
+ * at most the first output column (tap columns 1..2) and the last ones (tap
+ * columns 0..KW1-1) leave the map across. The nine sums stay in registers for
+ * the whole channel; each row is its left border position, its interior as
+ * sliding windows of 6, 4, 2 and 1 positions, and its right border positions,
+ * in raster order. A tap's sum takes its terms in raster order whatever the
+ * interleaving with the other taps, so the result is the reference's. */
+
+/* One position whose taps [KH0, KH1) x [KW0, KW1) are inside the map: the
+ * input of tap (kh, kw) is r[kh][col + kw]. */
+MDY_AI void border(const int KH0, const int KH1, const int KW0, const int KW1, float acc[3][3],
+                   const float *const r[3], int32_t col, float d)
+{
+    int kh, kw;
+MDY_UNROLL(3)
+    for (kh = KH0; kh < KH1; ++kh)
+MDY_UNROLL(3)
+        for (kw = KW0; kw < KW1; ++kw)
+            acc[kh][kw] = fmaf(d, r[kh][col + kw], acc[kh][kw]);
+}
+
+/* One output row seeing kernel rows [KH0, KH1): r[kh] is the input row ih + kh
+ * (column 0), dyr the row's first dy element, [lo, hi) its interior. */
+MDY_AI void fast_row(const int S, const int KH0, const int KH1, float acc[3][3],
+                     const float *const r[3], const float *dyr, int32_t out_c,
+                     int32_t out_w, int32_t lo, int32_t hi, int32_t pad, int32_t in_w)
+{
+    const float *w[3];
+    const float *dyp = dyr + (size_t)lo * out_c;
+    int32_t ow, n = hi - lo;
+    int kh;
+    if (lo == 1) /* pad 1: column -1 is outside */
+        border(KH0, KH1, 1, 3, acc, r, -1, dyr[0]);
+MDY_UNROLL(3)
+    for (kh = KH0; kh < KH1; ++kh)
+        w[kh] = r[kh] + lo * S - pad;
+    for (; n >= 6; n -= 6, dyp += 6 * out_c) {
+        slide(6, S, KH0, KH1, acc, w, dyp, out_c);
+MDY_UNROLL(3)
+        for (kh = KH0; kh < KH1; ++kh)
+            w[kh] += 6 * S;
+    }
+    if (n >= 4) {
+        slide(4, S, KH0, KH1, acc, w, dyp, out_c);
+        n -= 4, dyp += 4 * out_c;
+MDY_UNROLL(3)
+        for (kh = KH0; kh < KH1; ++kh)
+            w[kh] += 4 * S;
+    }
+    if (n >= 2) {
+        slide(2, S, KH0, KH1, acc, w, dyp, out_c);
+        n -= 2, dyp += 2 * out_c;
+MDY_UNROLL(3)
+        for (kh = KH0; kh < KH1; ++kh)
+            w[kh] += 2 * S;
+    }
+    if (n == 1)
+        slide(1, S, KH0, KH1, acc, w, dyp, out_c);
+    for (ow = hi; ow < out_w; ++ow) {
+        const int32_t col = ow * S - pad;
+        const float d = dyr[(size_t)ow * out_c];
+        if (in_w - col == 2)
+            border(KH0, KH1, 0, 2, acc, r, col, d);
+        else if (in_w - col == 1)
+            border(KH0, KH1, 0, 1, acc, r, col, d);
+    }
+}
+
+/* A row outside the middle rows, its nine sums in memory (one copy of the
+ * code per stride, out of line: these are a map's top and bottom rows): its
+ * kernel rows from tap_range, the fast row where they are all three, the last
+ * two or the first two, otherwise one position at a time with run-time tap
+ * ranges. */
+MDY_AI void edge_row(const int S, const mdy_conv_params *p, float *sums, const float *xm,
+                     const float *dy, int32_t o, int32_t oh, int32_t lo, int32_t hi)
+{
+    float acc[3][3];
+    const int32_t out_c = p->out_c, in_w = p->in_w, pad = p->pad_left;
+    const int32_t ih = oh * p->stride_h - p->pad_top;
+    const float *dyr = dy + (size_t)oh * p->out_w * out_c + o;
+    const float *r[3];
+    int32_t kh0, kh1, ow;
+    int kh, kw;
+    tap_range(oh, p->stride_h, p->pad_top, p->in_h, &kh0, &kh1);
+    for (kh = 0; kh < 3; ++kh) /* rows outside the map are never read */
+        r[kh] = kh >= kh0 && kh < kh1 ? xm + (size_t)(ih + kh) * in_w : xm;
+    if (!(kh0 == 0 && (kh1 == 3 || kh1 == 2)) && !(kh0 == 1 && kh1 == 3)) {
+        for (ow = 0; ow < p->out_w; ++ow) {
+            int32_t kw0, kw1;
+            tap_range(ow, S, pad, in_w, &kw0, &kw1);
+            one_position(sums, xm, in_w, ih, ow * S - pad, kh0, kh1, kw0, kw1,
+                         dyr[(size_t)ow * out_c]);
+        }
+        return;
+    }
+MDY_UNROLL(3)
+    for (kh = 0; kh < 3; ++kh)
+MDY_UNROLL(3)
+        for (kw = 0; kw < 3; ++kw)
+            acc[kh][kw] = sums[kh * 3 + kw];
+    if (kh0 == 0 && kh1 == 3) {
+        fast_row(S, 0, 3, acc, r, dyr, out_c, p->out_w, lo, hi, pad, in_w);
+    } else if (kh0 == 1 && kh1 == 3) {
+        fast_row(S, 1, 3, acc, r, dyr, out_c, p->out_w, lo, hi, pad, in_w);
+    } else {
+        fast_row(S, 0, 2, acc, r, dyr, out_c, p->out_w, lo, hi, pad, in_w);
+    }
+MDY_UNROLL(3)
+    for (kh = 0; kh < 3; ++kh)
+MDY_UNROLL(3)
+        for (kw = 0; kw < 3; ++kw)
+            sums[kh * 3 + kw] = acc[kh][kw];
+}
+
+static MDY_NOINLINE void edge_row_s1(const mdy_conv_params *p, float *sums, const float *xm,
+                                     const float *dy, int32_t o, int32_t oh, int32_t lo,
+                                     int32_t hi)
+{
+    edge_row(1, p, sums, xm, dy, o, oh, lo, hi);
+}
+
+static MDY_NOINLINE void edge_row_s2(const mdy_conv_params *p, float *sums, const float *xm,
+                                     const float *dy, int32_t o, int32_t oh, int32_t lo,
+                                     int32_t hi)
+{
+    edge_row(2, p, sums, xm, dy, o, oh, lo, hi);
+}
+
+/* The whole channel (see above): the rows before the middle ones, the middle
+ * rows (all three kernel rows inside the map) with their row pointers
+ * advanced by constants, the rows after. */
+MDY_AI void fast_channel(const int S, const mdy_conv_params *p, const float *xm,
+                         const float *dy, int32_t o, int32_t lo, int32_t hi, float *dw)
+{
+    const int32_t out_c = p->out_c, in_w = p->in_w, pad = p->pad_left, out_w = p->out_w;
+    const int32_t sh = p->stride_h, pt = p->pad_top;
+    /* middle rows [m0, m1): oh*sh - pt >= 0 and oh*sh - pt + 3 <= in_h */
+    int32_t m0 = (pt + sh - 1) / sh;
+    int32_t m1 = p->in_h - 3 + pt < 0 ? 0 : (p->in_h - 3 + pt) / sh + 1;
+    float sums[9], acc[3][3];
+    int32_t oh;
+    int kh, kw;
+    if (m1 > p->out_h)
+        m1 = p->out_h;
+    if (m0 > m1)
+        m0 = m1;
+    for (kh = 0; kh < 9; ++kh)
+        sums[kh] = 0.0f;
+    for (oh = 0; oh < m0; ++oh)
+        if (S == 1)
+            edge_row_s1(p, sums, xm, dy, o, oh, lo, hi);
+        else
+            edge_row_s2(p, sums, xm, dy, o, oh, lo, hi);
+MDY_UNROLL(3)
+    for (kh = 0; kh < 3; ++kh)
+MDY_UNROLL(3)
+        for (kw = 0; kw < 3; ++kw)
+            acc[kh][kw] = sums[kh * 3 + kw];
+    if (m1 > m0) {
+        const size_t rs = (size_t)sh * in_w, ds = (size_t)out_w * out_c;
+        const float *r[3];
+        const float *dyr = dy + (size_t)m0 * ds + o;
+        int32_t n = m1 - m0;
+        r[0] = xm + (size_t)(m0 * sh - pt) * in_w;
+        r[1] = r[0] + in_w;
+        r[2] = r[1] + in_w;
+        for (; n > 0; --n, dyr += ds) {
+            fast_row(S, 0, 3, acc, r, dyr, out_c, out_w, lo, hi, pad, in_w);
+            r[0] += rs, r[1] += rs, r[2] += rs;
+        }
+    }
+MDY_UNROLL(3)
+    for (kh = 0; kh < 3; ++kh)
+MDY_UNROLL(3)
+        for (kw = 0; kw < 3; ++kw)
+            sums[kh * 3 + kw] = acc[kh][kw];
+    for (oh = m1; oh < p->out_h; ++oh)
+        if (S == 1)
+            edge_row_s1(p, sums, xm, dy, o, oh, lo, hi);
+        else
+            edge_row_s2(p, sums, xm, dy, o, oh, lo, hi);
+    for (kh = 0; kh < 9; ++kh)
+        dw[kh] += sums[kh];
+}
+
+static MDY_NOINLINE void fast_channel_s1(const mdy_conv_params *p, const float *xm,
+                                         const float *dy, int32_t o, int32_t lo, int32_t hi,
+                                         float *dw)
+{
+    fast_channel(1, p, xm, dy, o, lo, hi, dw);
+}
+
+static MDY_NOINLINE void fast_channel_s2(const mdy_conv_params *p, const float *xm,
+                                         const float *dy, int32_t o, int32_t lo, int32_t hi,
+                                         float *dw)
+{
+    fast_channel(2, p, xm, dy, o, lo, hi, dw);
+}
+
+/* Whether every output column from hi on reads tap columns 0..1 or 0 only
+ * (its window leaves the map by one or two columns, never on both sides). */
+static int right_border_fits(const mdy_conv_params *p, int32_t hi)
+{
+    int32_t ow;
+    for (ow = hi; ow < p->out_w; ++ow) {
+        const int32_t left = p->in_w - (ow * p->stride_w - p->pad_left);
+        if (left != 1 && left != 2)
+            return 0;
+    }
+    return 1;
+}
+
 static void channel_3x3(const mdy_conv_params *p, const float *xm, const float *dy,
                         int32_t o, float *dw)
 {
@@ -141,6 +353,13 @@ static void channel_3x3(const mdy_conv_params *p, const float *xm, const float *
         hi = p->out_w;
     if (lo > hi || (S != 1 && S != 2))
         lo = hi = p->out_w; /* no sliding run: every position on its own */
+    else if (p->pad_left <= 1 && hi > lo && right_border_fits(p, hi)) {
+        if (S == 1)
+            fast_channel_s1(p, xm, dy, o, lo, hi, dw);
+        else
+            fast_channel_s2(p, xm, dy, o, lo, hi, dw);
+        return;
+    }
     for (t = 0; t < 9; ++t)
         sums[t] = 0.0f;
     for (oh = 0; oh < p->out_h; ++oh) {
