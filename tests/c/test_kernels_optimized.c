@@ -35,6 +35,8 @@
 #define mdy_fully_connected_f32_igrad ref_fc_igrad
 #define mdy_fully_connected_f32_wgrad ref_fc_wgrad
 #define mdy_sgd_slice_f32 ref_sgd
+#define mdy_clamp_f32 ref_clamp
+#define mdy_clamp_f32_igrad ref_clamp_igrad
 void ref_conv2d(const mdy_conv_params *p, const float *x, const float *w, const float *bias, float *y);
 int32_t ref_conv2d_get_buffer_size(const mdy_conv_params *p);
 void ref_conv2d_igrad(const mdy_conv_params *p, const float *w, const float *dy, float *dx, int accumulate);
@@ -52,6 +54,8 @@ void ref_fc_igrad(int32_t in_features, int32_t out_features, const float *w, con
 void ref_fc_wgrad(int32_t in_features, int32_t out_features, const float *x_vals,
                   const uint16_t *sel, int32_t n_sel, const float *dy, float *dw_slices);
 float ref_sgd(int32_t n, float *w, int32_t stride, float *g, float lr);
+void ref_clamp(int32_t n, const float *x, float lo, float hi, float *y, uint8_t *mask);
+void ref_clamp_igrad(int32_t n, const uint8_t *mask, const float *dy, float *dx, int accumulate);
 #include "kernels/reference/fp32/mdy_conv2d_nhwc_f32.c"
 #include "kernels/reference/fp32/mdy_conv2d_nhwc_f32_igrad.c"
 #include "kernels/reference/fp32/mdy_conv2d_nhwc_f32_wgrad.c"
@@ -62,6 +66,8 @@ float ref_sgd(int32_t n, float *w, int32_t stride, float *g, float lr);
 #include "kernels/reference/fp32/mdy_fully_connected_f32_igrad.c"
 #include "kernels/reference/fp32/mdy_fully_connected_f32_wgrad.c"
 #include "kernels/reference/fp32/mdy_sgd_slice_f32.c"
+#include "kernels/reference/fp32/mdy_clamp_f32.c"
+#include "kernels/reference/fp32/mdy_clamp_f32_igrad.c"
 #undef mdy_conv2d_nhwc_f32
 #undef mdy_conv2d_nhwc_f32_get_buffer_size
 #undef mdy_conv2d_nhwc_f32_igrad
@@ -72,6 +78,8 @@ float ref_sgd(int32_t n, float *w, int32_t stride, float *g, float lr);
 #undef mdy_depthwise_conv2d_nhwc_f32_wgrad
 #undef mdy_fully_connected_f32
 #undef mdy_fully_connected_f32_igrad
+#undef mdy_clamp_f32
+#undef mdy_clamp_f32_igrad
 #undef mdy_fully_connected_f32_wgrad
 #undef mdy_sgd_slice_f32
 
@@ -637,6 +645,62 @@ static void test_clamp_mask_s8(int case_no)
     release_all();
 }
 
+/* Clamp and its mask on any length (partial last mask byte included), in
+ * place or not, with or without a mask, on values that sit on the bounds,
+ * at +-0, +-infinity and NaN, for ReLU6, ReLU (hi = infinity) and other
+ * windows. */
+static void test_clamp(int case_no)
+{
+    static const float special[] = {0.0f, -0.0f, 6.0f, 1.0f, -1.0f, INFINITY, -INFINITY, NAN};
+    const int32_t n = rnd(0, 70);
+    const size_t bytes = (size_t)(n + 7) / 8;
+    const int kind = rnd(0, 2);
+    const float lo = kind == 2 ? -1.0f : 0.0f;
+    const float hi = kind == 0 ? 6.0f : kind == 1 ? INFINITY : 1.0f;
+    float *x = fbuf((size_t)n), *y_ref, *y;
+    int8_t *m_ref = s8buf(bytes ? bytes : 1), *m = s8buf(bytes ? bytes : 1);
+    const int in_place = next() % 2u, with_mask = next() % 4u != 0;
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        x[i] *= 8.0f;
+        if (next() % 4u == 0)
+            x[i] = special[next() % 8u];
+    }
+    memcpy(m, m_ref, bytes);
+    y_ref = in_place ? fcopy(x, (size_t)n) : fbuf((size_t)n);
+    y = in_place ? fcopy(x, (size_t)n) : fbuf((size_t)n);
+    ref_clamp(n, in_place ? y_ref : x, lo, hi, y_ref, with_mask ? (uint8_t *)m_ref : NULL);
+    mdy_clamp_f32(n, in_place ? y : x, lo, hi, y, with_mask ? (uint8_t *)m : NULL);
+    expect_same("clamp", case_no, y_ref, y, (size_t)n);
+    expect_same_s8("clamp mask", case_no, m_ref, m, bytes);
+    release_all();
+}
+
+/* The clamp's input gradient on any length, with dy holding +-0 and NaN,
+ * overwriting or accumulating, in place (dx = dy) or not. */
+static void test_clamp_igrad(int case_no)
+{
+    const int32_t n = rnd(0, 70);
+    const size_t bytes = (size_t)(n + 7) / 8;
+    const int8_t *mask = s8buf(bytes ? bytes : 1);
+    const int accumulate = next() % 2u, in_place = !accumulate && next() % 2u;
+    float *dy = fbuf((size_t)n), *dx_ref = fbuf((size_t)n), *dx;
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        if (next() % 6u == 0)
+            dy[i] = next() % 2u ? -0.0f : NAN;
+        if (next() % 6u == 0)
+            dx_ref[i] = -0.0f;
+    }
+    if (in_place)
+        memcpy(dx_ref, dy, (size_t)n * sizeof(float));
+    dx = fcopy(dx_ref, (size_t)n);
+    ref_clamp_igrad(n, (const uint8_t *)mask, in_place ? dx_ref : dy, dx_ref, accumulate);
+    mdy_clamp_f32_igrad(n, (const uint8_t *)mask, in_place ? dx : dy, dx, accumulate);
+    expect_same("clamp input gradient", case_no, dx_ref, dx, (size_t)n);
+    release_all();
+}
+
 static void test_fc_s8(int case_no)
 {
     const int32_t in = next() % 4u ? rnd(1, 40) : 8 * rnd(1, 16);
@@ -838,6 +902,24 @@ static void bench_fc(int32_t n)
     release_all();
 }
 
+/* The clamp (ReLU6 with its mask) and its input gradient, per element. */
+static void bench_clamp(int32_t n)
+{
+    float *x = fbuf((size_t)n), *y = fbuf((size_t)n), *dx = fbuf((size_t)n);
+    uint8_t *mask = (uint8_t *)alloc_bytes((size_t)(n + 7) / 8);
+    uint64_t r, o;
+    int32_t i;
+    for (i = 0; i < n; ++i)
+        x[i] *= 8.0f;
+    TIME(r, ref_clamp(n, x, 0.0f, 6.0f, y, mask));
+    TIME(o, mdy_clamp_f32(n, x, 0.0f, 6.0f, y, mask));
+    bench_line("clamp2048/forward", (long)n, r, o);
+    TIME(r, ref_clamp_igrad(n, mask, y, dx, 0));
+    TIME(o, mdy_clamp_f32_igrad(n, mask, y, dx, 0));
+    bench_line("clamp2048/input-grad", (long)n, r, o);
+    release_all();
+}
+
 /* int8 forward kernels on the shapes of the published CMSIS-NN counts, with
  * quantization parameters of real layers (scale below 1, a ReLU clamp). */
 static mdy_s8_conv_quant bench_quant(int32_t out_c)
@@ -984,6 +1066,10 @@ int main(void)
         test_conv_s8_backward(1, 0, cases);
     for (i = 0; i < 300; ++i, ++cases)
         test_clamp_mask_s8(cases);
+    for (i = 0; i < 300; ++i, ++cases)
+        test_clamp(cases);
+    for (i = 0; i < 300; ++i, ++cases)
+        test_clamp_igrad(cases);
     for (i = 0; i < 100; ++i, ++cases)
         test_requantize_s8(cases);
     for (i = 0; i < 200; ++i, ++cases)
@@ -995,6 +1081,7 @@ int main(void)
     bench_conv("dense3x3_16x8x8", 16, 8, 3, 0);
     bench_conv("depthwise3x3_32x8x8", 32, 8, 3, 1);
     bench_fc(128);
+    bench_clamp(2048);
     bench_conv_s8("pointwise32x8x8_s8", 32, 32, 8, 1, 0);
     bench_conv_s8("pointwise16to96x14x14_s8", 16, 96, 14, 1, 0);
     bench_conv_s8("dense3x3_16x8x8_s8", 16, 16, 8, 3, 0);

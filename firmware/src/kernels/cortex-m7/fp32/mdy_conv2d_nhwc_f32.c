@@ -3,10 +3,10 @@
  * Each block computes NP output positions of one row x NO output channels in
  * NP*NO accumulators (5 x 4 = 20 of the FPU's 32 registers): per input channel
  * it loads NO weights once and NP inputs once, 9 loads for 20 MACs, against
- * 2 loads per MAC in the reference loops. On the Cortex-M7 the 5 x 4 block's
- * channel loop is one inline-assembly loop (conv_pairs_5x4 below) that loads
- * two channels per pointer with one VLDM: 9 loads, 40 VFMAs and the loop's
- * 2 instructions per channel pair. Every output still sums its terms in
+ * 2 loads per MAC in the reference loops. On the Cortex-M7 the channel loop
+ * of the 5 x 4 and 4 x 4 blocks is one inline-assembly loop (conv_pairs_5x4,
+ * conv_pairs_4x4 below) that loads two channels per pointer with one VLDM:
+ * for 5 x 4, 9 loads, 40 VFMAs and the loop's 2 instructions per channel pair. Every output still sums its terms in
  * the reference's order (bias, then taps kh, kw, then input channels, each
  * with one fmaf), so the result is bit-identical to the reference kernel:
  * the blocking is over outputs, never over the reduction.
@@ -63,6 +63,29 @@ MDY_AI void conv_pairs_5x4(float acc[5][4], const float *xp[5], const float *wp[
           "s13", "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24",
           "s25", "s26", "s27", "s28", "s29", "cc", "memory");
 }
+/* The 4 x 4 block the same way (s10..s25): the runs' remainders of 4 positions,
+ * e.g. 49 = 9 x 5 + 4 positions of a 7x7 map, 16 = 4 x 4 of a 4x4 one. */
+MDY_AI void conv_pairs_4x4(float acc[5][4], const float *xp[5], const float *wp[4], int32_t n)
+{
+    __asm__ volatile(
+        "vldmia %[acc], {s10-s25}\n\t"
+        "1:\n\t"
+        "vldmia %[w0]!, {s0, s1}\n\t" "vldmia %[w1]!, {s2, s3}\n\t"
+        "vldmia %[w2]!, {s4, s5}\n\t" "vldmia %[w3]!, {s6, s7}\n\t"
+        "vldmia %[x0]!, {s8, s9}\n\t" MDY_ROW4("s10", "s11", "s12", "s13")
+        "vldmia %[x1]!, {s8, s9}\n\t" MDY_ROW4("s14", "s15", "s16", "s17")
+        "vldmia %[x2]!, {s8, s9}\n\t" MDY_ROW4("s18", "s19", "s20", "s21")
+        "vldmia %[x3]!, {s8, s9}\n\t" MDY_ROW4("s22", "s23", "s24", "s25")
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b\n\t"
+        "vstmia %[acc], {s10-s25}\n\t"
+        : [x0] "+r"(xp[0]), [x1] "+r"(xp[1]), [x2] "+r"(xp[2]), [x3] "+r"(xp[3]),
+          [w0] "+r"(wp[0]), [w1] "+r"(wp[1]), [w2] "+r"(wp[2]), [w3] "+r"(wp[3]), [n] "+r"(n)
+        : [acc] "r"(&acc[0][0])
+        : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12",
+          "s13", "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24",
+          "s25", "cc", "memory");
+}
 #undef MDY_ROW4
 #endif
 
@@ -99,6 +122,9 @@ MDY_UNROLL(4)
 #ifdef MDY_CONV_VLDM
             if (NP == 5 && NO == 4 && i >= 2) {
                 conv_pairs_5x4(acc, xp, wp, i / 2);
+                i &= 1;
+            } else if (NP == 4 && NO == 4 && i >= 2) {
+                conv_pairs_4x4(acc, xp, wp, i / 2);
                 i &= 1;
             }
 #endif
