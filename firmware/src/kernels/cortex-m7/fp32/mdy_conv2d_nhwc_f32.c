@@ -86,6 +86,68 @@ MDY_AI void conv_pairs_4x4(float acc[5][4], const float *xp[5], const float *wp[
           "s13", "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24",
           "s25", "cc", "memory");
 }
+/* A whole single-tap block (pointwise) in one loop: the bias into every
+ * position's accumulators with one VLDM each, the n channel pairs as above,
+ * then each position's 4 outputs stored with one VSTM, ys bytes apart: no
+ * accumulator passes through memory. NP is 5 or 4. */
+#define MDY_PW_ROWS4                                                                    \
+    "1:\n\t"                                                                          \
+    "vldmia %[w0]!, {s0, s1}\n\t" "vldmia %[w1]!, {s2, s3}\n\t"                      \
+    "vldmia %[w2]!, {s4, s5}\n\t" "vldmia %[w3]!, {s6, s7}\n\t"                      \
+    "vldmia %[x0]!, {s8, s9}\n\t" MDY_ROW4("s10", "s11", "s12", "s13")                \
+    "vldmia %[x1]!, {s8, s9}\n\t" MDY_ROW4("s14", "s15", "s16", "s17")                \
+    "vldmia %[x2]!, {s8, s9}\n\t" MDY_ROW4("s18", "s19", "s20", "s21")                \
+    "vldmia %[x3]!, {s8, s9}\n\t" MDY_ROW4("s22", "s23", "s24", "s25")
+#define MDY_PW_NEXT "subs %[n], %[n], #1\n\t" "bne 1b\n\t"
+MDY_AI void conv_pw_block(const int NP, const float *bias, const float *xp[5],
+                          const float *wp[4], int32_t n, float *y, size_t ys)
+{
+    /* the output pointer and stride reach the stores through memory, into
+     * two pointer registers the loop is done with: all integer registers but
+     * two hold loop pointers */
+    const uintptr_t out[2] = {(uintptr_t)y, ys * sizeof(float)};
+    if (NP == 5)
+        __asm__ volatile(
+            "vldmia %[b], {s10-s13}\n\t" "vldmia %[b], {s14-s17}\n\t"
+            "vldmia %[b], {s18-s21}\n\t" "vldmia %[b], {s22-s25}\n\t"
+            "vldmia %[b], {s26-s29}\n\t"
+            MDY_PW_ROWS4
+            "vldmia %[x4]!, {s8, s9}\n\t" MDY_ROW4("s26", "s27", "s28", "s29")
+            MDY_PW_NEXT
+            "ldr %[w0], [%[o]]\n\t" "ldr %[w1], [%[o], #4]\n\t"
+            "vstmia %[w0], {s10-s13}\n\t" "add %[w0], %[w0], %[w1]\n\t"
+            "vstmia %[w0], {s14-s17}\n\t" "add %[w0], %[w0], %[w1]\n\t"
+            "vstmia %[w0], {s18-s21}\n\t" "add %[w0], %[w0], %[w1]\n\t"
+            "vstmia %[w0], {s22-s25}\n\t" "add %[w0], %[w0], %[w1]\n\t"
+            "vstmia %[w0], {s26-s29}\n\t"
+            : [x0] "+r"(xp[0]), [x1] "+r"(xp[1]), [x2] "+r"(xp[2]), [x3] "+r"(xp[3]),
+              [x4] "+r"(xp[4]), [w0] "+r"(wp[0]), [w1] "+r"(wp[1]), [w2] "+r"(wp[2]),
+              [w3] "+r"(wp[3]), [n] "+r"(n)
+            : [b] "r"(bias), [o] "r"(out)
+            : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12",
+              "s13", "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23",
+              "s24", "s25", "s26", "s27", "s28", "s29", "cc", "memory");
+    else
+        __asm__ volatile(
+            "vldmia %[b], {s10-s13}\n\t" "vldmia %[b], {s14-s17}\n\t"
+            "vldmia %[b], {s18-s21}\n\t" "vldmia %[b], {s22-s25}\n\t"
+            MDY_PW_ROWS4
+            MDY_PW_NEXT
+            "ldr %[w0], [%[o]]\n\t" "ldr %[w1], [%[o], #4]\n\t"
+            "vstmia %[w0], {s10-s13}\n\t" "add %[w0], %[w0], %[w1]\n\t"
+            "vstmia %[w0], {s14-s17}\n\t" "add %[w0], %[w0], %[w1]\n\t"
+            "vstmia %[w0], {s18-s21}\n\t" "add %[w0], %[w0], %[w1]\n\t"
+            "vstmia %[w0], {s22-s25}\n\t"
+            : [x0] "+r"(xp[0]), [x1] "+r"(xp[1]), [x2] "+r"(xp[2]), [x3] "+r"(xp[3]),
+              [w0] "+r"(wp[0]), [w1] "+r"(wp[1]), [w2] "+r"(wp[2]), [w3] "+r"(wp[3]),
+              [n] "+r"(n)
+            : [b] "r"(bias), [o] "r"(out)
+            : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12",
+              "s13", "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23",
+              "s24", "s25", "cc", "memory");
+}
+#undef MDY_PW_ROWS4
+#undef MDY_PW_NEXT
 #undef MDY_ROW4
 #endif
 
@@ -93,7 +155,7 @@ MDY_AI void conv_pairs_4x4(float acc[5][4], const float *xp[5], const float *wp[
  * input at its first valid tap, positions xs floats apart; w0 the first output
  * channel's weight at that tap, channels ws apart. Tap (kh, kw) from there
  * moves x by (kh*in_w + kw)*in_c and w by (kh*k_w + kw)*in_c. */
-MDY_AI void conv_block(const int NP, const int NO, const mdy_conv_params *p,
+MDY_AI void conv_block(const int ASM, const int NP, const int NO, const mdy_conv_params *p,
                        const float *x0, size_t xs, const float *w0, size_t ws,
                        int32_t nkh, int32_t nkw, const float *bias, float *y0, size_t ys)
 {
@@ -101,7 +163,22 @@ MDY_AI void conv_block(const int NP, const int NO, const mdy_conv_params *p,
     float acc[5][4];
     int32_t kh, kw;
     int j, k;
+    (void)ASM; /* only Arm builds have the assembly loops */
 
+#ifdef MDY_CONV_VLDM
+    if (ASM && (NP == 5 || NP == 4) && NO == 4 && nkh == 1 && nkw == 1 && bias && in_c >= 2 &&
+        !(in_c & 1)) {
+        const float *xp[5], *wp[4];
+MDY_UNROLL(5)
+        for (j = 0; j < NP; ++j)
+            xp[j] = x0 + j * xs;
+MDY_UNROLL(4)
+        for (k = 0; k < NO; ++k)
+            wp[k] = w0 + k * ws;
+        conv_pw_block(NP, bias, xp, wp, in_c / 2, y0, ys);
+        return;
+    }
+#endif
 MDY_UNROLL(5)
     for (j = 0; j < NP; ++j)
 MDY_UNROLL(4)
@@ -120,10 +197,10 @@ MDY_UNROLL(4)
                 wp[k] = w0 + k * ws + ((size_t)kh * p->k_w + kw) * in_c;
             i = in_c;
 #ifdef MDY_CONV_VLDM
-            if (NP == 5 && NO == 4 && i >= 2) {
+            if (ASM && NP == 5 && NO == 4 && i >= 2) {
                 conv_pairs_5x4(acc, xp, wp, i / 2);
                 i &= 1;
-            } else if (NP == 4 && NO == 4 && i >= 2) {
+            } else if (ASM && NP == 4 && NO == 4 && i >= 2) {
                 conv_pairs_4x4(acc, xp, wp, i / 2);
                 i &= 1;
             }
@@ -174,7 +251,7 @@ MDY_UNROLL(4)
 }
 
 /* NP positions x all output channels (blocks of 4, then one at a time). */
-MDY_AI void conv_positions(const int NP, const mdy_conv_params *p, const float *x0,
+MDY_AI void conv_positions(const int ASM, const int NP, const mdy_conv_params *p, const float *x0,
                            size_t xs, const float *w, const float *bias,
                            int32_t nkh, int32_t nkw, float *y0)
 {
@@ -182,31 +259,38 @@ MDY_AI void conv_positions(const int NP, const mdy_conv_params *p, const float *
     const size_t ws = (size_t)p->k_h * p->k_w * p->in_c;
     int32_t o;
     for (o = 0; o + 4 <= out_c; o += 4)
-        conv_block(NP, 4, p, x0, xs, w + o * ws, ws, nkh, nkw,
+        conv_block(ASM, NP, 4, p, x0, xs, w + o * ws, ws, nkh, nkw,
                    bias ? bias + o : NULL, y0 + o, (size_t)out_c);
     for (; o < out_c; ++o)
-        conv_block(NP, 1, p, x0, xs, w + o * ws, ws, nkh, nkw,
+        conv_block(ASM, NP, 1, p, x0, xs, w + o * ws, ws, nkh, nkw,
                    bias ? bias + o : NULL, y0 + o, (size_t)out_c);
 }
 
 /* n positions of one run, positions xs apart; x0 and w at the first valid tap. */
-MDY_AI void conv_run(const mdy_conv_params *p, const float *x0, size_t xs, int32_t n,
+MDY_AI void conv_run(const int ASM, const mdy_conv_params *p, const float *x0, size_t xs, int32_t n,
                      const float *w, const float *bias,
                      int32_t nkh, int32_t nkw, float *y0)
 {
     const size_t ys = (size_t)p->out_c;
+    /* n = 5a + 4b where it can be (every n >= 12), so that no block of 1 to
+     * 3 positions is left: b = 4 (n mod 5) mod 5 blocks of 4, then 5s */
+    int32_t fours = (4 * (n % 5)) % 5;
+    if (4 * fours > n)
+        fours = 0;
+    for (; fours > 0; --fours, n -= 4, x0 += 4 * xs, y0 += 4 * ys)
+        conv_positions(ASM, 4, p, x0, xs, w, bias, nkh, nkw, y0);
     for (; n >= 5; n -= 5, x0 += 5 * xs, y0 += 5 * ys)
-        conv_positions(5, p, x0, xs, w, bias, nkh, nkw, y0);
+        conv_positions(ASM, 5, p, x0, xs, w, bias, nkh, nkw, y0);
     if (n >= 4) {
-        conv_positions(4, p, x0, xs, w, bias, nkh, nkw, y0);
+        conv_positions(ASM, 4, p, x0, xs, w, bias, nkh, nkw, y0);
         n -= 4, x0 += 4 * xs, y0 += 4 * ys;
     }
     if (n >= 2) {
-        conv_positions(2, p, x0, xs, w, bias, nkh, nkw, y0);
+        conv_positions(ASM, 2, p, x0, xs, w, bias, nkh, nkw, y0);
         n -= 2, x0 += 2 * xs, y0 += 2 * ys;
     }
     if (n >= 1)
-        conv_positions(1, p, x0, xs, w, bias, nkh, nkw, y0);
+        conv_positions(ASM, 1, p, x0, xs, w, bias, nkh, nkw, y0);
 }
 
 /* First valid tap index and one past the last for output coordinate `o`. */
@@ -220,8 +304,12 @@ static void tap_range(int32_t o, int32_t stride, int32_t pad, int32_t k, int32_t
         *k1 = *k0;
 }
 
-void mdy_conv2d_nhwc_f32(const mdy_conv_params *p, const float *x,
-                         const float *w, const float *bias, float *y)
+/* The kernel, ASM: whether its blocks may take the assembly loops (channel
+ * pairs exist). An instance without them keeps every block's accumulators in
+ * registers: one that has them passes them through memory, which a 1-channel
+ * input (a first conv on grayscale) would pay on every tap. */
+MDY_AI void conv_all(const int ASM, const mdy_conv_params *p, const float *x,
+                     const float *w, const float *bias, float *y)
 {
     const int32_t in_c = p->in_c, out_c = p->out_c;
     const size_t xs = (size_t)p->stride_w * in_c;
@@ -231,7 +319,7 @@ void mdy_conv2d_nhwc_f32(const mdy_conv_params *p, const float *x,
         p->pad_top == 0 && p->pad_left == 0 && p->out_h == p->in_h && p->out_w == p->in_w) {
         /* pointwise: the whole map is one run of contiguous positions; the
          * constant single tap lets the compiler drop the tap loops */
-        conv_run(p, x, (size_t)in_c, p->out_h * p->out_w, w, bias, 1, 1, y);
+        conv_run(ASM, p, x, (size_t)in_c, p->out_h * p->out_w, w, bias, 1, 1, y);
         return;
     }
     for (oh = 0; oh < p->out_h; ++oh) {
@@ -249,16 +337,28 @@ void mdy_conv2d_nhwc_f32(const mdy_conv_params *p, const float *x,
                 ++n;
             }
             if (kh1 > kh0 && kw1 > kw0)
-                conv_run(p, x + ((size_t)(ih0 + kh0) * p->in_w
+                conv_run(ASM, p, x + ((size_t)(ih0 + kh0) * p->in_w
                                  + (ow * p->stride_w - p->pad_left + kw0)) * in_c,
                          xs, n, w + ((size_t)kh0 * p->k_w + kw0) * in_c, bias,
                          kh1 - kh0, kw1 - kw0, y + ((size_t)oh * p->out_w + ow) * out_c);
             else
-                conv_run(p, x, xs, n, w, bias, 0, 0, /* no valid tap: bias only */
+                conv_run(ASM, p, x, xs, n, w, bias, 0, 0, /* no valid tap: bias only */
                          y + ((size_t)oh * p->out_w + ow) * out_c);
             ow += n;
         }
     }
+}
+
+void mdy_conv2d_nhwc_f32(const mdy_conv_params *p, const float *x,
+                         const float *w, const float *bias, float *y)
+{
+#ifdef MDY_CONV_VLDM
+    if (p->in_c >= 2) {
+        conv_all(1, p, x, w, bias, y);
+        return;
+    }
+#endif
+    conv_all(0, p, x, w, bias, y);
 }
 
 int32_t mdy_conv2d_nhwc_f32_get_buffer_size(const mdy_conv_params *p)
