@@ -3,6 +3,8 @@
  * byte per element). The selected value and the sum are the reference's:
  * g is dy or +0.0f, and with accumulate dx + g is computed even for g = +0
  * (which turns a -0 into +0, as the reference does). dx may alias dy. */
+#include <string.h>
+
 #include "medyate.h"
 #include "mdy_blocking.h"
 
@@ -12,8 +14,17 @@ MDY_AI void eight(const int ACC, uint32_t byte, const float *dy, float *dx, int3
 MDY_UNROLL(8)
     for (k = 0; k < 8; ++k) {
         if (k < n) {
-            const float g = (byte >> k) & 1u ? dy[k] : 0.0f;
-            dx[k] = ACC ? dx[k] + g : g;
+            if (ACC) {
+                const float g = (byte >> k) & 1u ? dy[k] : 0.0f;
+                dx[k] = dx[k] + g;
+            } else {
+                /* dy's bits where the bit is set, else +0.0f's (all zero):
+                 * an AND with the bit spread over the word, no FPU */
+                uint32_t v;
+                memcpy(&v, &dy[k], sizeof v);
+                v &= 0u - ((byte >> k) & 1u);
+                memcpy(&dx[k], &v, sizeof v);
+            }
         }
     }
 }
