@@ -37,17 +37,22 @@ MDY_AI void gather_one(const int NC, const mdy_conv_params *p, const float *w,
 MDY_UNROLL(4)
     for (q = 0; q < NC; ++q)
         acc[q] = accumulate ? dxp[q] : 0.0f;
+    /* [ow0, ow1) are exactly the outputs whose window holds iw (reach), so
+     * along a row the tap column steps down by the stride, from the one of
+     * ow0; one weight pointer per channel, set once per row */
     for (oh = oh0; oh < oh1; ++oh) {
         const int32_t kh = ih + p->pad_top - oh * p->stride_h;
-        for (ow = ow0; ow < ow1; ++ow) {
-            const int32_t kw = iw + p->pad_left - ow * p->stride_w;
-            const float *dyp = dy + ((size_t)oh * p->out_w + ow) * c;
-            const float *wp = w + (size_t)kh * p->k_w + kw;
-            if (kw < 0 || kw >= p->k_w)
-                continue; /* stride > 1: this output's window skips iw */
+        const int32_t kw0 = iw + p->pad_left - ow0 * p->stride_w;
+        const float *dyp = dy + ((size_t)oh * p->out_w + ow0) * c;
+        const float *wq[4];
+MDY_UNROLL(4)
+        for (q = 0; q < NC; ++q)
+            wq[q] = w + q * kk + (size_t)kh * p->k_w + kw0;
+        for (ow = ow0; ow < ow1; ++ow, dyp += c) {
+            const ptrdiff_t back = (ptrdiff_t)(ow - ow0) * p->stride_w;
 MDY_UNROLL(4)
             for (q = 0; q < NC; ++q)
-                acc[q] = fmaf(dyp[q], wp[q * kk], acc[q]);
+                acc[q] = fmaf(dyp[q], wq[q][-back], acc[q]);
         }
     }
 MDY_UNROLL(4)
