@@ -4,8 +4,8 @@
 the task), at TTE's own sparse-update memory sizes, with tuned baselines.
 
     PYTHONPATH=host .venv/bin/python bench/real_models.py --quick    # CI smoke, ~1 min
-    PYTHONPATH=host .venv/bin/python bench/real_models.py --medium   # 1.5 h on 2 shared cores
-    PYTHONPATH=host .venv/bin/python bench/real_models.py            # the full grid, ~40-65 h on 2 cores
+    PYTHONPATH=host .venv/bin/python bench/real_models.py --medium   # 1 h on 2 cores
+    PYTHONPATH=host .venv/bin/python bench/real_models.py            # the full grid, ~23-37 h on 2 cores
 
 Budgets. For each model, one budget per TTE scheme of that model ("49kb" ... , the
 schemes of `medyate.algo.su_schemes`): the budget is that scheme's training memory
@@ -629,7 +629,7 @@ def main(argv=None) -> int:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--quick", action="store_true", help="CI smoke grid (about a minute)")
     g.add_argument("--medium", action="store_true", help="3 models, 1 task, the smallest "
-                   "and largest scheme sizes and 256 KiB of device RAM, 1 seed (about 1.5 h "
+                   "and largest scheme sizes and 256 KiB of device RAM, 1 seed (about 1 h "
                    "on 2 cores)")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
