@@ -4,8 +4,8 @@
  * NP*NO accumulators (5 x 4 = 20 of the FPU's 32 registers): per input channel
  * it loads NO weights once and NP inputs once, 9 loads for 20 MACs, against
  * 2 loads per MAC in the reference loops. On the Cortex-M7 the channel loop
- * of the 5 x 4 and 4 x 4 blocks is one inline-assembly loop (conv_pairs_5x4,
- * conv_pairs_4x4 below) that loads two channels per pointer with one VLDM:
+ * of the 5 x 4 and 4 x 4 blocks is one inline-assembly loop (conv_pairs,
+ * conv_pw_block below) that loads two channels per pointer with one VLDM:
  * for 5 x 4, 9 loads, 40 VFMAs and the loop's 2 instructions per channel pair. Every output still sums its terms in
  * the reference's order (bias, then taps kh, kw, then input channels, each
  * with one fmaf), so the result is bit-identical to the reference kernel:
@@ -26,79 +26,64 @@
 #endif
 
 #ifdef MDY_CONV_VLDM
-/* The 5 x 4 block over n >= 1 channel pairs. The 20 accumulators come from
- * acc (row-major, 20 floats) into s10..s29 with one VLDM and go back with one
- * VSTM; per pair, one VLDM of two floats per weight row (s0..s7) and per
- * position (s8, s9), then each accumulator takes its channel c term and its
- * channel c+1 term, one VFMA each, in that order: the reference's order, and
- * VFMA rounds once as fmaf does. From C, GCC loads each float with its own
- * VLDR and, with this many accumulators, shuffles registers in the loop (161
- * instructions per 96 MACs); C cannot ask for a multi-register load. The
- * pointers advance past the pairs. */
+/* The channel-pair loop of a 5 x 4 or 4 x 4 block (NP positions x 4 output
+ * channels), n >= 1 pairs: per pair, one VLDM of two floats per weight row
+ * (s0..s7) and per position (s8, s9), then each accumulator (s10.., row-major)
+ * takes its channel c term and its channel c+1 term, one VFMA each, in that
+ * order: the reference's order, and VFMA rounds once as fmaf does. From C,
+ * GCC loads each float with its own VLDR and, with this many accumulators,
+ * shuffles registers in the loop (161 instructions per 96 MACs); C cannot
+ * ask for a multi-register load. The pointers advance past the pairs. */
 #define MDY_ROW4(a0, a1, a2, a3) \
     "vfma.f32 " a0 ", s8, s0\n\t" "vfma.f32 " a1 ", s8, s2\n\t" \
     "vfma.f32 " a2 ", s8, s4\n\t" "vfma.f32 " a3 ", s8, s6\n\t" \
     "vfma.f32 " a0 ", s9, s1\n\t" "vfma.f32 " a1 ", s9, s3\n\t" \
     "vfma.f32 " a2 ", s9, s5\n\t" "vfma.f32 " a3 ", s9, s7\n\t"
-MDY_AI void conv_pairs_5x4(float acc[5][4], const float *xp[5], const float *wp[4], int32_t n)
+#define MDY_PAIRS4                                                            \
+    "1:\n\t"                                                                \
+    "vldmia %[w0]!, {s0, s1}\n\t" "vldmia %[w1]!, {s2, s3}\n\t"            \
+    "vldmia %[w2]!, {s4, s5}\n\t" "vldmia %[w3]!, {s6, s7}\n\t"            \
+    "vldmia %[x0]!, {s8, s9}\n\t" MDY_ROW4("s10", "s11", "s12", "s13")      \
+    "vldmia %[x1]!, {s8, s9}\n\t" MDY_ROW4("s14", "s15", "s16", "s17")      \
+    "vldmia %[x2]!, {s8, s9}\n\t" MDY_ROW4("s18", "s19", "s20", "s21")      \
+    "vldmia %[x3]!, {s8, s9}\n\t" MDY_ROW4("s22", "s23", "s24", "s25")
+#define MDY_PAIRS_5TH "vldmia %[x4]!, {s8, s9}\n\t" MDY_ROW4("s26", "s27", "s28", "s29")
+#define MDY_PAIRS_NEXT "subs %[n], %[n], #1\n\t" "bne 1b\n\t"
+#define MDY_CLOBBER_S0_S25                                                              \
+    "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13", \
+    "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24", "s25"
+
+/* A block's pairs over one tap, the accumulators from acc (row-major) with
+ * one VLDM and back with one VSTM: a block with several taps keeps them in
+ * memory between taps. NP is 5 or 4. */
+MDY_AI void conv_pairs(const int NP, float acc[5][4], const float *xp[5], const float *wp[4],
+                       int32_t n)
 {
-    __asm__ volatile(
-        "vldmia %[acc], {s10-s29}\n\t"
-        "1:\n\t"
-        "vldmia %[w0]!, {s0, s1}\n\t" "vldmia %[w1]!, {s2, s3}\n\t"
-        "vldmia %[w2]!, {s4, s5}\n\t" "vldmia %[w3]!, {s6, s7}\n\t"
-        "vldmia %[x0]!, {s8, s9}\n\t" MDY_ROW4("s10", "s11", "s12", "s13")
-        "vldmia %[x1]!, {s8, s9}\n\t" MDY_ROW4("s14", "s15", "s16", "s17")
-        "vldmia %[x2]!, {s8, s9}\n\t" MDY_ROW4("s18", "s19", "s20", "s21")
-        "vldmia %[x3]!, {s8, s9}\n\t" MDY_ROW4("s22", "s23", "s24", "s25")
-        "vldmia %[x4]!, {s8, s9}\n\t" MDY_ROW4("s26", "s27", "s28", "s29")
-        "subs %[n], %[n], #1\n\t"
-        "bne 1b\n\t"
-        "vstmia %[acc], {s10-s29}\n\t"
-        : [x0] "+r"(xp[0]), [x1] "+r"(xp[1]), [x2] "+r"(xp[2]), [x3] "+r"(xp[3]),
-          [x4] "+r"(xp[4]), [w0] "+r"(wp[0]), [w1] "+r"(wp[1]), [w2] "+r"(wp[2]),
-          [w3] "+r"(wp[3]), [n] "+r"(n)
-        : [acc] "r"(&acc[0][0])
-        : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12",
-          "s13", "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24",
-          "s25", "s26", "s27", "s28", "s29", "cc", "memory");
+    if (NP == 5)
+        __asm__ volatile(
+            "vldmia %[acc], {s10-s29}\n\t"
+            MDY_PAIRS4 MDY_PAIRS_5TH MDY_PAIRS_NEXT
+            "vstmia %[acc], {s10-s29}\n\t"
+            : [x0] "+r"(xp[0]), [x1] "+r"(xp[1]), [x2] "+r"(xp[2]), [x3] "+r"(xp[3]),
+              [x4] "+r"(xp[4]), [w0] "+r"(wp[0]), [w1] "+r"(wp[1]), [w2] "+r"(wp[2]),
+              [w3] "+r"(wp[3]), [n] "+r"(n)
+            : [acc] "r"(&acc[0][0])
+            : MDY_CLOBBER_S0_S25, "s26", "s27", "s28", "s29", "cc", "memory");
+    else
+        __asm__ volatile(
+            "vldmia %[acc], {s10-s25}\n\t"
+            MDY_PAIRS4 MDY_PAIRS_NEXT
+            "vstmia %[acc], {s10-s25}\n\t"
+            : [x0] "+r"(xp[0]), [x1] "+r"(xp[1]), [x2] "+r"(xp[2]), [x3] "+r"(xp[3]),
+              [w0] "+r"(wp[0]), [w1] "+r"(wp[1]), [w2] "+r"(wp[2]), [w3] "+r"(wp[3]), [n] "+r"(n)
+            : [acc] "r"(&acc[0][0])
+            : MDY_CLOBBER_S0_S25, "cc", "memory");
 }
-/* The 4 x 4 block the same way (s10..s25): the runs' remainders of 4 positions,
- * e.g. 49 = 9 x 5 + 4 positions of a 7x7 map, 16 = 4 x 4 of a 4x4 one. */
-MDY_AI void conv_pairs_4x4(float acc[5][4], const float *xp[5], const float *wp[4], int32_t n)
-{
-    __asm__ volatile(
-        "vldmia %[acc], {s10-s25}\n\t"
-        "1:\n\t"
-        "vldmia %[w0]!, {s0, s1}\n\t" "vldmia %[w1]!, {s2, s3}\n\t"
-        "vldmia %[w2]!, {s4, s5}\n\t" "vldmia %[w3]!, {s6, s7}\n\t"
-        "vldmia %[x0]!, {s8, s9}\n\t" MDY_ROW4("s10", "s11", "s12", "s13")
-        "vldmia %[x1]!, {s8, s9}\n\t" MDY_ROW4("s14", "s15", "s16", "s17")
-        "vldmia %[x2]!, {s8, s9}\n\t" MDY_ROW4("s18", "s19", "s20", "s21")
-        "vldmia %[x3]!, {s8, s9}\n\t" MDY_ROW4("s22", "s23", "s24", "s25")
-        "subs %[n], %[n], #1\n\t"
-        "bne 1b\n\t"
-        "vstmia %[acc], {s10-s25}\n\t"
-        : [x0] "+r"(xp[0]), [x1] "+r"(xp[1]), [x2] "+r"(xp[2]), [x3] "+r"(xp[3]),
-          [w0] "+r"(wp[0]), [w1] "+r"(wp[1]), [w2] "+r"(wp[2]), [w3] "+r"(wp[3]), [n] "+r"(n)
-        : [acc] "r"(&acc[0][0])
-        : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12",
-          "s13", "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24",
-          "s25", "cc", "memory");
-}
+
 /* A whole single-tap block (pointwise) in one loop: the bias into every
  * position's accumulators with one VLDM each, the n channel pairs as above,
- * then each position's 4 outputs stored with one VSTM, ys bytes apart: no
+ * then each position's 4 outputs stored with one VSTM, ys apart: no
  * accumulator passes through memory. NP is 5 or 4. */
-#define MDY_PW_ROWS4                                                                    \
-    "1:\n\t"                                                                          \
-    "vldmia %[w0]!, {s0, s1}\n\t" "vldmia %[w1]!, {s2, s3}\n\t"                      \
-    "vldmia %[w2]!, {s4, s5}\n\t" "vldmia %[w3]!, {s6, s7}\n\t"                      \
-    "vldmia %[x0]!, {s8, s9}\n\t" MDY_ROW4("s10", "s11", "s12", "s13")                \
-    "vldmia %[x1]!, {s8, s9}\n\t" MDY_ROW4("s14", "s15", "s16", "s17")                \
-    "vldmia %[x2]!, {s8, s9}\n\t" MDY_ROW4("s18", "s19", "s20", "s21")                \
-    "vldmia %[x3]!, {s8, s9}\n\t" MDY_ROW4("s22", "s23", "s24", "s25")
-#define MDY_PW_NEXT "subs %[n], %[n], #1\n\t" "bne 1b\n\t"
 MDY_AI void conv_pw_block(const int NP, const float *bias, const float *xp[5],
                           const float *wp[4], int32_t n, float *y, size_t ys)
 {
@@ -111,9 +96,7 @@ MDY_AI void conv_pw_block(const int NP, const float *bias, const float *xp[5],
             "vldmia %[b], {s10-s13}\n\t" "vldmia %[b], {s14-s17}\n\t"
             "vldmia %[b], {s18-s21}\n\t" "vldmia %[b], {s22-s25}\n\t"
             "vldmia %[b], {s26-s29}\n\t"
-            MDY_PW_ROWS4
-            "vldmia %[x4]!, {s8, s9}\n\t" MDY_ROW4("s26", "s27", "s28", "s29")
-            MDY_PW_NEXT
+            MDY_PAIRS4 MDY_PAIRS_5TH MDY_PAIRS_NEXT
             "ldr %[w0], [%[o]]\n\t" "ldr %[w1], [%[o], #4]\n\t"
             "vstmia %[w0], {s10-s13}\n\t" "add %[w0], %[w0], %[w1]\n\t"
             "vstmia %[w0], {s14-s17}\n\t" "add %[w0], %[w0], %[w1]\n\t"
@@ -124,15 +107,12 @@ MDY_AI void conv_pw_block(const int NP, const float *bias, const float *xp[5],
               [x4] "+r"(xp[4]), [w0] "+r"(wp[0]), [w1] "+r"(wp[1]), [w2] "+r"(wp[2]),
               [w3] "+r"(wp[3]), [n] "+r"(n)
             : [b] "r"(bias), [o] "r"(out)
-            : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12",
-              "s13", "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23",
-              "s24", "s25", "s26", "s27", "s28", "s29", "cc", "memory");
+            : MDY_CLOBBER_S0_S25, "s26", "s27", "s28", "s29", "cc", "memory");
     else
         __asm__ volatile(
             "vldmia %[b], {s10-s13}\n\t" "vldmia %[b], {s14-s17}\n\t"
             "vldmia %[b], {s18-s21}\n\t" "vldmia %[b], {s22-s25}\n\t"
-            MDY_PW_ROWS4
-            MDY_PW_NEXT
+            MDY_PAIRS4 MDY_PAIRS_NEXT
             "ldr %[w0], [%[o]]\n\t" "ldr %[w1], [%[o], #4]\n\t"
             "vstmia %[w0], {s10-s13}\n\t" "add %[w0], %[w0], %[w1]\n\t"
             "vstmia %[w0], {s14-s17}\n\t" "add %[w0], %[w0], %[w1]\n\t"
@@ -142,13 +122,13 @@ MDY_AI void conv_pw_block(const int NP, const float *bias, const float *xp[5],
               [w0] "+r"(wp[0]), [w1] "+r"(wp[1]), [w2] "+r"(wp[2]), [w3] "+r"(wp[3]),
               [n] "+r"(n)
             : [b] "r"(bias), [o] "r"(out)
-            : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12",
-              "s13", "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23",
-              "s24", "s25", "cc", "memory");
+            : MDY_CLOBBER_S0_S25, "cc", "memory");
 }
-#undef MDY_PW_ROWS4
-#undef MDY_PW_NEXT
 #undef MDY_ROW4
+#undef MDY_PAIRS4
+#undef MDY_PAIRS_5TH
+#undef MDY_PAIRS_NEXT
+#undef MDY_CLOBBER_S0_S25
 #endif
 
 /* The NP x NO block over nkh x nkw valid taps: x0 is the first position's
@@ -197,11 +177,8 @@ MDY_UNROLL(4)
                 wp[k] = w0 + k * ws + ((size_t)kh * p->k_w + kw) * in_c;
             i = in_c;
 #ifdef MDY_CONV_VLDM
-            if (ASM && NP == 5 && NO == 4 && i >= 2) {
-                conv_pairs_5x4(acc, xp, wp, i / 2);
-                i &= 1;
-            } else if (ASM && NP == 4 && NO == 4 && i >= 2) {
-                conv_pairs_4x4(acc, xp, wp, i / 2);
+            if (ASM && (NP == 5 || NP == 4) && NO == 4 && i >= 2) {
+                conv_pairs(NP, acc, xp, wp, i / 2);
                 i &= 1;
             }
 #endif
