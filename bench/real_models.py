@@ -49,6 +49,12 @@ Writes, in --out (default bench/results/): real_models{_quick,_medium}.jsonl (ev
 run), .meta.json (grid, time, ranking quality), .md (tables, goal check) and .png
 (accuracy against training memory). --report-only rewrites .md and .png from the
 records, with the device RAM recounted by the current planner (no training).
+
+In pieces: every run is appended to .runs.jsonl (the journal) as it finishes;
+--stop-after HOURS stops cleanly after that long, and the same command with
+--resume later takes the journal's runs and does the rest (the time reported
+is the sum of the sittings). The full grid is meant to run so, a few hours at a
+time, on a machine that keeps --out between sittings.
 """
 from __future__ import annotations
 
@@ -291,12 +297,74 @@ def _worker_init():
         os.environ[v] = "1"
 
 
-def run_all(jobs, workers, log, label):
-    """Run `jobs`, longest first; progress and ETA on the log."""
+JOB_KEY = ("kind", "model", "task", "seed", "split", "strategy", "scheme", "budget_words",
+           "lr", "epochs", "layer")
+
+
+class Stopped(Exception):
+    """The run's time budget (--stop-after) ran out; the journal holds what ran."""
+
+
+class Journal:
+    """Every finished run, appended to {stem}.runs.jsonl as it finishes, so that
+    a grid too long for one sitting runs in pieces (--stop-after, --resume)
+    with every record kept. The first line is the grid; a "session" line per
+    sitting holds its wall time, which the report sums."""
+
+    def __init__(self, path: Path, cfg: dict, resume: bool, stop_after_h: float | None):
+        self.path, self.done, self.seconds = path, {}, 0.0
+        grid = json.loads(json.dumps({k: v for k, v in cfg.items() if k != "workers"}))
+        if resume and path.exists():
+            lines = [json.loads(line) for line in path.read_text().splitlines() if line]
+            if not lines or lines[0].get("kind") != "grid" or lines[0]["cfg"] != grid:
+                raise SystemExit(f"{path}: the journal is of another grid; "
+                                 "run without --resume to start this one afresh")
+            for r in lines[1:]:
+                if r["kind"] == "session":
+                    self.seconds += r["seconds"]
+                else:
+                    self.done[self.key(r)] = r
+        else:
+            path.write_text(json.dumps({"kind": "grid", "cfg": grid}) + "\n")
+        self.t0 = time.perf_counter()
+        self.deadline = None if stop_after_h is None else self.t0 + 3600 * stop_after_h
+
+    @staticmethod
+    def key(job) -> str:
+        return json.dumps([job.get(k) for k in JOB_KEY])
+
+    def add(self, rec):
+        with open(self.path, "a") as f:
+            f.write(json.dumps({k: v for k, v in rec.items() if k != "cfg"}) + "\n")
+
+    def elapsed(self) -> float:
+        """Wall time of every sitting so far, this one included."""
+        return self.seconds + time.perf_counter() - self.t0
+
+    def close_session(self):
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"kind": "session",
+                                "seconds": time.perf_counter() - self.t0}) + "\n")
+
+
+def run_all(jobs, workers, log, label, journal: Journal | None = None):
+    """Run `jobs`, longest first; progress and ETA on the log. With a journal,
+    runs it already holds are taken from it, each new one is appended to it,
+    and past its deadline the pool stops (Stopped)."""
     weight = lambda j: j["epochs"] * (2.0 if j["strategy"] in ("full", "bias") else 1.0)  # noqa: E731
-    order = sorted(range(len(jobs)), key=lambda i: -weight(jobs[i]))
-    total = sum(weight(j) for j in jobs)
-    done, out, t0 = 0.0, [None] * len(jobs), time.perf_counter()
+    out = [None] * len(jobs)
+    if journal is not None:
+        for i, j in enumerate(jobs):
+            out[i] = journal.done.get(Journal.key(j))
+        reused = sum(r is not None for r in out)
+        if reused:
+            log(f"  {label}: {reused} of {len(jobs)} runs from {journal.path.name}")
+    todo = [i for i in range(len(jobs)) if out[i] is None]
+    order = sorted(todo, key=lambda i: -weight(jobs[i]))
+    total = sum(weight(jobs[i]) for i in todo)
+    done, t0 = 0.0, time.perf_counter()
+    if not order:
+        return out
     if workers > 1:
         pool = mp.get_context("spawn").Pool(workers, initializer=_worker_init)
         it = pool.imap_unordered(_indexed, [(i, jobs[i]) for i in order])
@@ -304,6 +372,8 @@ def run_all(jobs, workers, log, label):
         pool, it = None, map(_indexed, [(i, jobs[i]) for i in order])
     for k, (i, rec) in enumerate(it, 1):
         out[i] = rec
+        if journal is not None:
+            journal.add(rec)
         done += weight(jobs[i])
         el = time.perf_counter() - t0
         what = rec["layer"] if rec["kind"] == "oracle" else (rec.get("scheme") or "-")
@@ -312,6 +382,12 @@ def run_all(jobs, workers, log, label):
             f"{rec['strategy']:<13} {what:<22} lr {rec['lr']:<6g} ep {rec['epochs']:>2} "
             f"acc {rec['acc']:.3f} loss {rec.get('loss', math.nan):.3f} {rec['seconds']:5.1f}s  elapsed {fmt_time(el)} "
             f"ETA {fmt_time(el / done * (total - done))}")
+        if journal is not None and journal.deadline is not None \
+                and time.perf_counter() > journal.deadline and k < len(order):
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+            raise Stopped(f"{label}: {k} of {len(order)} runs done this sitting")
     if pool is not None:
         pool.close()
         pool.join()
@@ -633,6 +709,12 @@ def main(argv=None) -> int:
                    "on 2 cores)")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    p.add_argument("--resume", action="store_true",
+                   help="take the runs the journal ({stem}.runs.jsonl in --out) already "
+                   "holds from it, run the rest (the grid must be the journal's)")
+    p.add_argument("--stop-after", type=float, metavar="HOURS",
+                   help="stop cleanly after this many hours of this sitting, every "
+                   "finished run kept in the journal; go on later with --resume")
     p.add_argument("--report-only", action="store_true",
                    help="no training: rewrite the table and plot from the grid's records "
                    "(.jsonl, .meta.json), with the device RAM recounted by today's planner")
@@ -647,20 +729,27 @@ def main(argv=None) -> int:
         ("" if grid == "full" else f" --{grid}")
     if args.report_only:
         return report_only(out, stem, grid, log)
-    t0 = time.perf_counter()
     log(f"{grid} grid: {json.dumps(cfg)}")
-    sel_jobs = grid_jobs(cfg, "select")
-    log(f"choosing lr/epochs on the validation part: {len(sel_jobs)} runs")
-    selection = run_all(sel_jobs, args.workers, log, "select")
-    chosen = choose(selection)
-    fin_jobs = grid_jobs(cfg, "final", chosen)
-    log(f"final runs: {len(fin_jobs)}")
-    final = run_all(fin_jobs, args.workers, log, "final")
-    orc_jobs = oracle_jobs(cfg, chosen)
-    log(f"layer oracle: {len(orc_jobs)} runs")
-    oracle = run_all(orc_jobs, args.workers, log, "oracle")
+    journal = Journal(out / f"{stem}.runs.jsonl", cfg, args.resume, args.stop_after)
+    try:
+        sel_jobs = grid_jobs(cfg, "select")
+        log(f"choosing lr/epochs on the validation part: {len(sel_jobs)} runs")
+        selection = run_all(sel_jobs, args.workers, log, "select", journal)
+        chosen = choose(selection)
+        fin_jobs = grid_jobs(cfg, "final", chosen)
+        log(f"final runs: {len(fin_jobs)}")
+        final = run_all(fin_jobs, args.workers, log, "final", journal)
+        orc_jobs = oracle_jobs(cfg, chosen)
+        log(f"layer oracle: {len(orc_jobs)} runs")
+        oracle = run_all(orc_jobs, args.workers, log, "oracle", journal)
+    except Stopped as e:
+        journal.close_session()
+        log(f"stopped after {fmt_time(journal.elapsed())} in all ({e}); every finished run "
+            f"is in {journal.path}: go on with the same command and --resume")
+        return 3
+    journal.close_session()
     rho = spearman_table(oracle, cfg)
-    seconds = time.perf_counter() - t0
+    seconds = journal.elapsed()
     with open(out / f"{stem}.jsonl", "w") as f:
         for r in selection + final + oracle:
             f.write(json.dumps({k: v for k, v in r.items() if k != "cfg"}) + "\n")

@@ -12,11 +12,20 @@ STRATEGIES = ("full", "last", "bias", "su", "static-random", "trady", "medyate")
 
 
 def test_quick_grid(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "real_models.py"), "--quick",
-                           "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=400, cwd=ROOT)
+    cmd = [sys.executable, str(ROOT / "bench" / "real_models.py"), "--quick", "--out", str(tmp_path)]
+    # in two sittings: the first stops after its first run (a budget of 0 h),
+    # the second takes that run from the journal and does the rest
+    first = subprocess.run(cmd + ["--stop-after", "0"], capture_output=True, text=True,
+                           timeout=400, cwd=ROOT)
+    assert first.returncode == 3, first.stdout + first.stderr
+    assert "--resume" in first.stdout and not (tmp_path / "real_models_quick.md").exists()
+    journal = (tmp_path / "real_models_quick.runs.jsonl").read_text().splitlines()
+    assert [json.loads(l)["kind"] for l in journal] == ["grid", "select", "session"]
+    proc = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=400,
+                          cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ETA" in proc.stdout
+    assert "select: 1 of " in proc.stdout      # the first sitting's run, not run again
     table = (tmp_path / "real_models_quick.md").read_text()
     rows = {line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ")}
     assert set(STRATEGIES) <= rows
@@ -24,6 +33,8 @@ def test_quick_grid(tmp_path):
     assert (tmp_path / "real_models_quick.png").stat().st_size > 1000
 
     recs = [json.loads(l) for l in (tmp_path / "real_models_quick.jsonl").read_text().splitlines()]
+    first_run = json.loads(journal[1])
+    assert first_run in recs                   # the journal's record, as it was
     final = [r for r in recs if r["kind"] == "final"]
     assert {r["strategy"] for r in final} == set(STRATEGIES)
     for r in final:
