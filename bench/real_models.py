@@ -710,7 +710,7 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--out", default=str(ROOT / "bench" / "results"))
     p.add_argument("--resume", action="store_true",
-                   help="take the runs the journal ({stem}.runs.jsonl in --out) already "
+                   help="take the runs the journal (real_models*.runs.jsonl in --out) already "
                    "holds from it, run the rest (the grid must be the journal's)")
     p.add_argument("--stop-after", type=float, metavar="HOURS",
                    help="stop cleanly after this many hours of this sitting, every "
