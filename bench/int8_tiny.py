@@ -92,10 +92,10 @@ def write_report(rows) -> None:
               f"{m} {acc[m]:+.1f}" for m in MODELS) + " points. Instructions: an int8 step "
               f"costs {min(cost):.1f}-{max(cost):.1f}x the fp32 step. The int8 forward and "
               "the int8 backward kernels (conv, depthwise and fully connected input and "
-              "weight gradients, the clamp mask, the QAS update of weight slices) are "
-              "Cortex-M7 kernels (bench/results/kernel_instr.md); the clamp's fp32 input "
-              "gradient and the int32 bias update run the reference C, and every int8 code "
-              "costs a conversion to float before its MAC "
+              "weight gradients, the clamp mask and the clamp's fp32 input gradient, the "
+              "QAS update of weight slices) are Cortex-M7 kernels "
+              "(bench/results/kernel_instr.md); the int32 bias update runs the reference "
+              "C, and every int8 code costs a conversion to float before its MAC "
               "(bench/results/int8_profile.md: where a step's instructions go)."]
     (OUT / "int8_tiny.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
