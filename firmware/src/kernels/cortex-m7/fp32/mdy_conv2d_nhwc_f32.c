@@ -21,7 +21,10 @@
 #include "medyate.h"
 #include "mdy_blocking.h"
 
-#if defined(__GNUC__) && defined(__thumb2__) && defined(__ARM_FP) && (__ARM_FP & 4)
+/* Only optimized, speed-first builds: the loops hold nearly every integer
+ * register, which -O0 and -Os builds cannot give them (they take the C). */
+#if defined(__GNUC__) && defined(__thumb2__) && defined(__ARM_FP) && (__ARM_FP & 4) && \
+    defined(__OPTIMIZE__) && !defined(__OPTIMIZE_SIZE__)
 #define MDY_CONV_VLDM 1
 #endif
 
@@ -87,17 +90,22 @@ MDY_AI void conv_pairs(const int NP, float acc[5][4], const float *xp[5], const 
 MDY_AI void conv_pw_block(const int NP, const float *bias, const float *xp[5],
                           const float *wp[4], int32_t n, float *y, size_t ys)
 {
-    /* the output pointer and stride reach the stores through memory, into
-     * two pointer registers the loop is done with: all integer registers but
-     * two hold loop pointers */
-    const uintptr_t out[2] = {(uintptr_t)y, ys * sizeof(float)};
+    /* the bias pointer, the first weight row and the output pointer and
+     * stride reach the asm through memory, each loaded into a pointer register
+     * when it is needed (the bias before the loop, through w0; the outputs
+     * after it, through w0 and w1): the loop holds every other integer
+     * register, and builds with a frame pointer (-O1, -g) have one fewer */
+    const uintptr_t io[4] = {(uintptr_t)bias, (uintptr_t)wp[0], (uintptr_t)y,
+                             ys * sizeof(float)};
     if (NP == 5)
         __asm__ volatile(
-            "vldmia %[b], {s10-s13}\n\t" "vldmia %[b], {s14-s17}\n\t"
-            "vldmia %[b], {s18-s21}\n\t" "vldmia %[b], {s22-s25}\n\t"
-            "vldmia %[b], {s26-s29}\n\t"
+            "ldr %[w0], [%[o]]\n\t"
+            "vldmia %[w0], {s10-s13}\n\t" "vldmia %[w0], {s14-s17}\n\t"
+            "vldmia %[w0], {s18-s21}\n\t" "vldmia %[w0], {s22-s25}\n\t"
+            "vldmia %[w0], {s26-s29}\n\t"
+            "ldr %[w0], [%[o], #4]\n\t"
             MDY_PAIRS4 MDY_PAIRS_5TH MDY_PAIRS_NEXT
-            "ldr %[w0], [%[o]]\n\t" "ldr %[w1], [%[o], #4]\n\t"
+            "ldr %[w0], [%[o], #8]\n\t" "ldr %[w1], [%[o], #12]\n\t"
             "vstmia %[w0], {s10-s13}\n\t" "add %[w0], %[w0], %[w1]\n\t"
             "vstmia %[w0], {s14-s17}\n\t" "add %[w0], %[w0], %[w1]\n\t"
             "vstmia %[w0], {s18-s21}\n\t" "add %[w0], %[w0], %[w1]\n\t"
@@ -106,14 +114,16 @@ MDY_AI void conv_pw_block(const int NP, const float *bias, const float *xp[5],
             : [x0] "+r"(xp[0]), [x1] "+r"(xp[1]), [x2] "+r"(xp[2]), [x3] "+r"(xp[3]),
               [x4] "+r"(xp[4]), [w0] "+r"(wp[0]), [w1] "+r"(wp[1]), [w2] "+r"(wp[2]),
               [w3] "+r"(wp[3]), [n] "+r"(n)
-            : [b] "r"(bias), [o] "r"(out)
+            : [o] "r"(io)
             : MDY_CLOBBER_S0_S25, "s26", "s27", "s28", "s29", "cc", "memory");
     else
         __asm__ volatile(
-            "vldmia %[b], {s10-s13}\n\t" "vldmia %[b], {s14-s17}\n\t"
-            "vldmia %[b], {s18-s21}\n\t" "vldmia %[b], {s22-s25}\n\t"
+            "ldr %[w0], [%[o]]\n\t"
+            "vldmia %[w0], {s10-s13}\n\t" "vldmia %[w0], {s14-s17}\n\t"
+            "vldmia %[w0], {s18-s21}\n\t" "vldmia %[w0], {s22-s25}\n\t"
+            "ldr %[w0], [%[o], #4]\n\t"
             MDY_PAIRS4 MDY_PAIRS_NEXT
-            "ldr %[w0], [%[o]]\n\t" "ldr %[w1], [%[o], #4]\n\t"
+            "ldr %[w0], [%[o], #8]\n\t" "ldr %[w1], [%[o], #12]\n\t"
             "vstmia %[w0], {s10-s13}\n\t" "add %[w0], %[w0], %[w1]\n\t"
             "vstmia %[w0], {s14-s17}\n\t" "add %[w0], %[w0], %[w1]\n\t"
             "vstmia %[w0], {s18-s21}\n\t" "add %[w0], %[w0], %[w1]\n\t"
@@ -121,7 +131,7 @@ MDY_AI void conv_pw_block(const int NP, const float *bias, const float *xp[5],
             : [x0] "+r"(xp[0]), [x1] "+r"(xp[1]), [x2] "+r"(xp[2]), [x3] "+r"(xp[3]),
               [w0] "+r"(wp[0]), [w1] "+r"(wp[1]), [w2] "+r"(wp[2]), [w3] "+r"(wp[3]),
               [n] "+r"(n)
-            : [b] "r"(bias), [o] "r"(out)
+            : [o] "r"(io)
             : MDY_CLOBBER_S0_S25, "cc", "memory");
 }
 #undef MDY_ROW4

@@ -17,7 +17,10 @@
 #include "medyate.h"
 #include "mdy_blocking.h"
 
-#if defined(__GNUC__) && defined(__thumb2__) && defined(__ARM_FP) && (__ARM_FP & 4)
+/* Only optimized, speed-first builds: the loops hold nearly every integer
+ * register, which -O0 and -Os builds cannot give them (they take the C). */
+#if defined(__GNUC__) && defined(__thumb2__) && defined(__ARM_FP) && (__ARM_FP & 4) && \
+    defined(__OPTIMIZE__) && !defined(__OPTIMIZE_SIZE__)
 #define MDY_IGRAD_VLDM 1
 #endif
 
