@@ -148,6 +148,27 @@ MDY_UNROLL(3)
             acc[kh][kw] = fmaf(d, r[kh][col + kw], acc[kh][kw]);
 }
 
+/* The nine sums between memory (sums[kh * 3 + kw]) and registers (acc). */
+MDY_AI void sums_to_acc(const float *sums, float acc[3][3])
+{
+    int kh, kw;
+MDY_UNROLL(3)
+    for (kh = 0; kh < 3; ++kh)
+MDY_UNROLL(3)
+        for (kw = 0; kw < 3; ++kw)
+            acc[kh][kw] = sums[kh * 3 + kw];
+}
+
+MDY_AI void acc_to_sums(float acc[3][3], float *sums)
+{
+    int kh, kw;
+MDY_UNROLL(3)
+    for (kh = 0; kh < 3; ++kh)
+MDY_UNROLL(3)
+        for (kw = 0; kw < 3; ++kw)
+            sums[kh * 3 + kw] = acc[kh][kw];
+}
+
 /* One output row seeing kernel rows [KH0, KH1): r[kh] is the input row ih + kh
  * (column 0), dyr the row's first dy element, [lo, hi) its interior. */
 MDY_AI void fast_row(const int S, const int KH0, const int KH1, float acc[3][3],
@@ -209,7 +230,7 @@ MDY_AI void edge_row(const int S, const mdy_conv_params *p, float *sums, const f
     const float *dyr = dy + (size_t)oh * p->out_w * out_c + o;
     const float *r[3];
     int32_t kh0, kh1, ow;
-    int kh, kw;
+    int kh;
     tap_range(oh, p->stride_h, p->pad_top, p->in_h, &kh0, &kh1);
     for (kh = 0; kh < 3; ++kh) /* rows outside the map are never read */
         r[kh] = kh >= kh0 && kh < kh1 ? xm + (size_t)(ih + kh) * in_w : xm;
@@ -222,11 +243,7 @@ MDY_AI void edge_row(const int S, const mdy_conv_params *p, float *sums, const f
         }
         return;
     }
-MDY_UNROLL(3)
-    for (kh = 0; kh < 3; ++kh)
-MDY_UNROLL(3)
-        for (kw = 0; kw < 3; ++kw)
-            acc[kh][kw] = sums[kh * 3 + kw];
+    sums_to_acc(sums, acc);
     if (kh0 == 0 && kh1 == 3) {
         fast_row(S, 0, 3, acc, r, dyr, out_c, p->out_w, lo, hi, pad, in_w);
     } else if (kh0 == 1 && kh1 == 3) {
@@ -234,25 +251,27 @@ MDY_UNROLL(3)
     } else {
         fast_row(S, 0, 2, acc, r, dyr, out_c, p->out_w, lo, hi, pad, in_w);
     }
-MDY_UNROLL(3)
-    for (kh = 0; kh < 3; ++kh)
-MDY_UNROLL(3)
-        for (kw = 0; kw < 3; ++kw)
-            sums[kh * 3 + kw] = acc[kh][kw];
+    acc_to_sums(acc, sums);
 }
 
-static MDY_NOINLINE void edge_row_s1(const mdy_conv_params *p, float *sums, const float *xm,
-                                     const float *dy, int32_t o, int32_t oh, int32_t lo,
-                                     int32_t hi)
-{
-    edge_row(1, p, sums, xm, dy, o, oh, lo, hi);
-}
+/* One out-of-line copy per stride (1, 2), as MDY_RUN above. */
+#define MDY_EDGE_ROW(name, S)                                                           \
+    static MDY_NOINLINE void name(const mdy_conv_params *p, float *sums, const float *xm, \
+                                  const float *dy, int32_t o, int32_t oh, int32_t lo,   \
+                                  int32_t hi)                                           \
+    {                                                                                   \
+        edge_row(S, p, sums, xm, dy, o, oh, lo, hi);                                    \
+    }
+MDY_EDGE_ROW(edge_row_s1, 1)
+MDY_EDGE_ROW(edge_row_s2, 2)
 
-static MDY_NOINLINE void edge_row_s2(const mdy_conv_params *p, float *sums, const float *xm,
-                                     const float *dy, int32_t o, int32_t oh, int32_t lo,
-                                     int32_t hi)
+MDY_AI void edge(const int S, const mdy_conv_params *p, float *sums, const float *xm,
+                 const float *dy, int32_t o, int32_t oh, int32_t lo, int32_t hi)
 {
-    edge_row(2, p, sums, xm, dy, o, oh, lo, hi);
+    if (S == 1)
+        edge_row_s1(p, sums, xm, dy, o, oh, lo, hi);
+    else
+        edge_row_s2(p, sums, xm, dy, o, oh, lo, hi);
 }
 
 /* The whole channel (see above): the rows before the middle ones, the middle
@@ -268,7 +287,7 @@ MDY_AI void fast_channel(const int S, const mdy_conv_params *p, const float *xm,
     int32_t m1 = p->in_h - 3 + pt < 0 ? 0 : (p->in_h - 3 + pt) / sh + 1;
     float sums[9], acc[3][3];
     int32_t oh;
-    int kh, kw;
+    int kh;
     if (m1 > p->out_h)
         m1 = p->out_h;
     if (m0 > m1)
@@ -276,15 +295,8 @@ MDY_AI void fast_channel(const int S, const mdy_conv_params *p, const float *xm,
     for (kh = 0; kh < 9; ++kh)
         sums[kh] = 0.0f;
     for (oh = 0; oh < m0; ++oh)
-        if (S == 1)
-            edge_row_s1(p, sums, xm, dy, o, oh, lo, hi);
-        else
-            edge_row_s2(p, sums, xm, dy, o, oh, lo, hi);
-MDY_UNROLL(3)
-    for (kh = 0; kh < 3; ++kh)
-MDY_UNROLL(3)
-        for (kw = 0; kw < 3; ++kw)
-            acc[kh][kw] = sums[kh * 3 + kw];
+        edge(S, p, sums, xm, dy, o, oh, lo, hi);
+    sums_to_acc(sums, acc);
     if (m1 > m0) {
         const size_t rs = (size_t)sh * in_w, ds = (size_t)out_w * out_c;
         const float *r[3];
@@ -298,33 +310,22 @@ MDY_UNROLL(3)
             r[0] += rs, r[1] += rs, r[2] += rs;
         }
     }
-MDY_UNROLL(3)
-    for (kh = 0; kh < 3; ++kh)
-MDY_UNROLL(3)
-        for (kw = 0; kw < 3; ++kw)
-            sums[kh * 3 + kw] = acc[kh][kw];
+    acc_to_sums(acc, sums);
     for (oh = m1; oh < p->out_h; ++oh)
-        if (S == 1)
-            edge_row_s1(p, sums, xm, dy, o, oh, lo, hi);
-        else
-            edge_row_s2(p, sums, xm, dy, o, oh, lo, hi);
+        edge(S, p, sums, xm, dy, o, oh, lo, hi);
     for (kh = 0; kh < 9; ++kh)
         dw[kh] += sums[kh];
 }
 
-static MDY_NOINLINE void fast_channel_s1(const mdy_conv_params *p, const float *xm,
-                                         const float *dy, int32_t o, int32_t lo, int32_t hi,
-                                         float *dw)
-{
-    fast_channel(1, p, xm, dy, o, lo, hi, dw);
-}
-
-static MDY_NOINLINE void fast_channel_s2(const mdy_conv_params *p, const float *xm,
-                                         const float *dy, int32_t o, int32_t lo, int32_t hi,
-                                         float *dw)
-{
-    fast_channel(2, p, xm, dy, o, lo, hi, dw);
-}
+#define MDY_FAST_CHANNEL(name, S)                                                       \
+    static MDY_NOINLINE void name(const mdy_conv_params *p, const float *xm,            \
+                                  const float *dy, int32_t o, int32_t lo, int32_t hi,   \
+                                  float *dw)                                            \
+    {                                                                                   \
+        fast_channel(S, p, xm, dy, o, lo, hi, dw);                                      \
+    }
+MDY_FAST_CHANNEL(fast_channel_s1, 1)
+MDY_FAST_CHANNEL(fast_channel_s2, 2)
 
 /* Whether every output column from hi on reads tap columns 0..1 or 0 only
  * (its window leaves the map by one or two columns, never on both sides). */
