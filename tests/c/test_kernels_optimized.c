@@ -781,15 +781,22 @@ static void test_sgd_s8(int case_no)
     release_all();
 }
 
-/* mdy_requantize_m7 against mdy_requantize on any int32 value, multiplier
- * (INT32_MIN and negative ones included) and shift in [-31, 30]. */
+/* mdy_requantize_m7 against mdy_requantize on any int32 value (the extremes,
+ * small ones of both signs), multiplier (the host's normalized ones in
+ * [2^30, 2^31) with 2^30 itself, INT32_MIN, negative ones) and shift in
+ * [-31, 30]. */
 static void test_requantize_s8(int case_no)
 {
     int k, bad = 0;
-    for (k = 0; k < 64; ++k) {
-        const int32_t v = k == 0 ? INT32_MIN : k == 1 ? INT32_MAX : (int32_t)next();
-        const int32_t m = k == 2 || next() % 16u == 0 ? INT32_MIN : (int32_t)next();
-        const int32_t s = rnd(-31, 30);
+    for (k = 0; k < 256; ++k) {
+        const uint32_t kind = next() % 8u;
+        const int32_t v = k == 0 ? INT32_MIN : k == 1 ? INT32_MAX
+                          : kind < 3 ? rnd(-4, 4) : kind < 5 ? rnd(-100000, 100000)
+                                                  : (int32_t)next();
+        const uint32_t mk = next() % 16u;
+        const int32_t m = k == 2 || mk == 0 ? INT32_MIN : mk == 1 ? (int32_t)next()
+                          : mk == 2 ? (1 << 30) : (int32_t)(0x40000000u | (next() & 0x3fffffffu));
+        const int32_t s = next() % 4u ? rnd(-31, 0) : rnd(-31, 30);
         bad += mdy_requantize_m7(v, m, s) != mdy_requantize(v, m, s);
     }
     ++checks;

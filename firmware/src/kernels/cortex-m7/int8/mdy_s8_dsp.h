@@ -144,19 +144,24 @@ MDY_AI int32_t mdy_smlatt(mdy_s16x2 a, mdy_s16x2 b, int32_t acc)
 
 /* mdy_requantize(v, multiplier, shift) in fewer instructions, split into what
  * depends on the output channel only (computed once per channel) and what is
- * done per output. The common case, shift <= 0 (a scale below 1) and
- * multiplier != INT32_MIN, uses that
- *   srdhm(v, m) = trunc((v m + nudge) / 2^31) equals floor((v m + 2^30) / 2^31)
- * for every v, m but INT32_MIN * INT32_MIN: for v m >= 0 both are the floor;
- * for v m < 0 the nudge is 1 - 2^30 and trunc(n / 2^31) = floor((n + 2^31 - 1)
- * / 2^31), which is floor((v m + 2^30) / 2^31) again. So one 64-bit
- * multiply-add and an arithmetic shift (arithmetic on every compiler this
- * project uses, as mdy_requantize.h already assumes for int32) replace the
- * sign-dependent nudge and the truncating division; the rounding divide is the
- * reference's, with its mask precomputed. Other channels call mdy_requantize. */
+ * done per output. The common case is the one of real layers: a normalized
+ * multiplier m > 2^30 (the host's are in [2^30, 2^31)) and shift <= -2 (a
+ * scale below 1/4; with r = -shift). The reference computes
+ *   h = srdhm(v, m) = floor((v m + 2^30) / 2^31)   (its trunc with the nudge
+ *       equals this floor for every v, m but INT32_MIN * INT32_MIN), then
+ *   round(h / 2^r), ties away from zero, = floor((floor((h - n) / 2^(r-1)) + 1) / 2)
+ *       with n = (h < 0), since floor(floor(a) / k) = floor(a / k) for k >= 1.
+ * Nested floors of divisions by powers of 2 merge, and m > 2^30 makes h < 0
+ * exactly when v < 0, so the whole is one rounding of one 64-bit sum:
+ *   floor((v m + K) / 2^(31+r)),  K = 2^(30+r) + (v < 0 ? -2^30 : 2^30),
+ * that is the high word of v m + K (one SMLAL onto K) shifted right by r - 1.
+ * K's high word is 2^(r-2) - (v < 0), its low word 2^30 | (v < 0) << 31 (r >= 2).
+ * Other channels (rare: a scale of 1/4 or more, an exact power of two, a
+ * negative multiplier) call mdy_requantize itself. Tested equal to it on any
+ * int32 v (tests/c/test_kernels_optimized.c). */
 typedef struct {
     int32_t multiplier, shift;
-    int32_t right, mask;        /* the rounding divide by 2^right */
+    int32_t k_high, right_1;    /* 2^(r-2) and r - 1 of the common case */
     int32_t general;            /* not the common case: mdy_requantize itself */
 } mdy_s8_requant;
 
@@ -165,9 +170,9 @@ MDY_AI mdy_s8_requant mdy_s8_requant_channel(int32_t multiplier, int32_t shift)
     mdy_s8_requant r;
     r.multiplier = multiplier;
     r.shift = shift;
-    r.general = shift > 0 || multiplier == INT32_MIN;
-    r.right = shift > 0 ? 0 : -shift;
-    r.mask = (int32_t)(((uint32_t)1u << r.right) - 1u);
+    r.general = !(multiplier > (1 << 30) && shift <= -2);
+    r.k_high = r.general ? 0 : 1 << (-shift - 2);
+    r.right_1 = r.general ? 0 : -shift - 1;
     return r;
 }
 
@@ -175,8 +180,11 @@ MDY_AI mdy_s8_requant mdy_s8_requant_channel(int32_t multiplier, int32_t shift)
  * block of channels at once. */
 MDY_AI int32_t mdy_s8_requant_common(mdy_s8_requant r, int32_t v)
 {
-    const int32_t high = (int32_t)(((int64_t)v * r.multiplier + ((int64_t)1 << 30)) >> 31);
-    return (high >> r.right) + ((high & r.mask) > (r.mask >> 1) + (high < 0 ? 1 : 0) ? 1 : 0);
+    const int32_t neg = v >> 31; /* -1 for v < 0, arithmetic as mdy_requantize.h assumes */
+    const uint32_t k_low = 0x40000000u | ((uint32_t)neg << 31);
+    const uint64_t k = ((uint64_t)(uint32_t)(r.k_high + neg) << 32) | k_low;
+    const int64_t sum = (int64_t)(k + (uint64_t)((int64_t)v * r.multiplier));
+    return (int32_t)(sum >> 32) >> r.right_1;
 }
 
 MDY_AI int32_t mdy_s8_requant_apply(mdy_s8_requant r, int32_t v)
