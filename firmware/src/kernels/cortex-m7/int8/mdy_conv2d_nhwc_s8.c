@@ -7,10 +7,13 @@
  * their weights in OHWI, so each kernel row is one dot product of length
  * (kw1 - kw0) * in_c, widened from int8 on the fly. A block of 2 output
  * positions (adjacent in the row, with the same in-range taps: the row's
- * interior) times 4 output channels shares each widened word: per 4 input
- * values, 2 x words and 4 weight words feed 16 SMLADs (32 MACs). Border
- * positions, and the channels past a multiple of 4, run in smaller blocks of
- * the same code. A pointwise conv is the case of one row of length in_c. */
+ * interior) times 2 output channels shares each widened word: per 4 input
+ * values, 2 x words and 2 weight words feed 8 SMLADs (16 MACs). Border
+ * positions, and the last channel of an odd count, run in smaller blocks of
+ * the same code. A pointwise conv is the case of one row of length in_c; its
+ * 2 x 2 blocks are one assembly block on the M7 (pw_block_2x2). */
+#include <stddef.h>
+
 #include "medyate.h"
 #include "mdy_s8_dsp.h"
 
@@ -95,6 +98,125 @@ MDY_NOINLINE static void positions_1(const layer *L, const ptrdiff_t *xoff, int8
     positions_block(1, L, xoff, yp, kh0, kh1, kw0, kw1);
 }
 
+/* Only optimized, speed-first builds for the M7 (as the fp32 kernels' loops). */
+#if defined(MDY_S8_DSP) && defined(__GNUC__) && defined(__thumb2__) && \
+    defined(__OPTIMIZE__) && !defined(__OPTIMIZE_SIZE__)
+#define MDY_S8_PW_ASM 1
+#endif
+
+#ifdef MDY_S8_PW_ASM
+/* A whole 2 positions x 2 channels block of the pointwise path in one
+ * assembly block: the dot products, then the four outputs' requantization
+ * (the common case, mdy_s8_requant_common), zero point, SSAT clamp (a clamp
+ * that is the whole int8 range) and stores. From C, GCC holds the dot loop's
+ * 15 live values (4 accumulators, 4 widened x halves, 2 widened weight
+ * halves, 4 pointers and x_zero's lanes) in 14 registers by spilling a
+ * pointer and the loop end (26 instructions per 16 MACs), and reloads the
+ * requantization constants from the stack per output. Here x is widened
+ * without x_zero (SXTB16: the caller starts the accumulators at
+ * bias - x_zero * sum w, exact in 32-bit arithmetic as every sum is, see
+ * mdy_s8_dsp.h), which leaves 14 values for r0-r12 and lr and the loop end
+ * on the stack: 20 instructions per 16 MACs, 3 per 64 for the loop, 8 per
+ * output.
+ *
+ * Everything reaches the assembly through one struct in r0, and it saves
+ * and restores every register it uses beyond r0-r3 and r12, so it holds in
+ * builds with a frame pointer too. in_c is a multiple of 4. */
+typedef struct {
+    const int8_t *x0, *x1, *w0, *w1;  /* 0: position 0, 1; channel 0, 1 */
+    int32_t b0, b1;                   /* 16: bias - x_zero * sum w per channel */
+    const int8_t *w0_end16;           /* 24: the end of w0's multiples of 16 */
+    int32_t rest;                     /* 28: in_c & 12 (the 8- and 4-steps after) */
+    int8_t *y;                        /* 32: output of position 0, channel 0 */
+    int32_t y_step;                   /* 36: to position 1 (out_c) */
+    int32_t y_zero, half;             /* 40: output zero point, 2^30 */
+    int32_t q0[3], q1[3];             /* 48: multiplier, k_high, right_1 per channel */
+} pw_block;
+/* the offsets the assembly uses (a negative array size fails the build) */
+typedef char pw_block_offsets[offsetof(pw_block, b0) == 16 && offsetof(pw_block, y) == 32 &&
+                              offsetof(pw_block, q0) == 48 && offsetof(pw_block, q1) == 60
+                              ? 1 : -1];
+
+#define MDY_PW_STEP4                                                         \
+    "ldr r8, [r4], #4\n\t" "ldr r10, [r5], #4\n\t" "ldr r12, [r6], #4\n\t"      \
+    "sxtb16 r9, r8, ror #8\n\t" "sxtb16 r8, r8\n\t"                           \
+    "sxtb16 r11, r10, ror #8\n\t" "sxtb16 r10, r10\n\t"                       \
+    "sxtb16 lr, r12, ror #8\n\t" "sxtb16 r12, r12\n\t"                        \
+    "smlad r0, r8, r12, r0\n\t" "smlad r2, r10, r12, r2\n\t"                  \
+    "ldr r12, [r7], #4\n\t"                                                    \
+    "smlad r0, r9, lr, r0\n\t" "smlad r2, r11, lr, r2\n\t"                    \
+    "sxtb16 lr, r12, ror #8\n\t" "sxtb16 r12, r12\n\t"                        \
+    "smlad r1, r8, r12, r1\n\t" "smlad r3, r10, r12, r3\n\t"                  \
+    "smlad r1, r9, lr, r1\n\t" "smlad r3, r11, lr, r3\n\t"
+/* One output from accumulator a with its channel's multiplier (r4), k_high
+ * (r5), right_1 (r6): the high word of a m + K, K's low word 2^30 (r9) with
+ * bit 31 set for a < 0, then the shift, the zero point (lr), SSAT, the store. */
+#define MDY_PW_OUT(a, dst)                                                   \
+    "asr r7, " a ", #31\n\t" "orr r8, r9, r7, lsl #31\n\t" "add r7, r5, r7\n\t"  \
+    "smlal r8, r7, " a ", r4\n\t" "asr r7, r7, r6\n\t" "add r7, r7, lr\n\t"      \
+    "ssat r7, #8, r7\n\t" "strb r7, " dst "\n\t"
+
+MDY_AI void pw_block_2x2(pw_block *d)
+{
+    register pw_block *r0 __asm__("r0") = d;
+    __asm__ volatile(
+        "push {r4-r11, lr}\n\t"
+        "ldr r12, [r0, #24]\n\t"
+        "ldr lr, [r0, #28]\n\t"
+        "push {r0, r12, lr}\n\t"            /* [sp]: d, [sp, #4]: end, [sp, #8]: rest */
+        "ldm r0, {r4-r7}\n\t"
+        "ldrd r0, r1, [r0, #16]\n\t"
+        "mov r2, r0\n\t"
+        "mov r3, r1\n\t"
+        "cmp r6, r12\n\t"
+        "beq 2f\n\t"
+        "1:\n\t" MDY_PW_STEP4 MDY_PW_STEP4 MDY_PW_STEP4 MDY_PW_STEP4
+        "ldr lr, [sp, #4]\n\t"
+        "cmp r6, lr\n\t"
+        "bne 1b\n\t"
+        "2:\n\t"
+        "ldr lr, [sp, #8]\n\t"
+        "tst lr, #8\n\t"
+        "beq 3f\n\t"
+        MDY_PW_STEP4 MDY_PW_STEP4
+        "ldr lr, [sp, #8]\n\t"
+        "3:\n\t"
+        "tst lr, #4\n\t"
+        "beq 4f\n\t"
+        MDY_PW_STEP4
+        "4:\n\t"
+        "ldr r12, [sp]\n\t"
+        "add sp, sp, #12\n\t"
+        "ldrd r10, r11, [r12, #32]\n\t"     /* y, y_step */
+        "ldrd lr, r9, [r12, #40]\n\t"       /* y_zero, 2^30 */
+        "add r12, r12, #48\n\t"
+        "ldm r12!, {r4-r6}\n\t"             /* channel 0 */
+        MDY_PW_OUT("r0", "[r10]") MDY_PW_OUT("r2", "[r10, r11]")
+        "ldm r12, {r4-r6}\n\t"              /* channel 1 */
+        MDY_PW_OUT("r1", "[r10, #1]")
+        "add r10, r10, r11\n\t"
+        MDY_PW_OUT("r3", "[r10, #1]")
+        "pop {r4-r11, lr}\n\t"
+        : "+r"(r0)
+        :
+        : "r1", "r2", "r3", "r12", "cc", "memory");
+}
+#undef MDY_PW_STEP4
+#undef MDY_PW_OUT
+
+/* sum_{i < len} w[i] over a multiple of 4, for the x_zero term above. */
+MDY_AI int32_t s8_sum4(const int8_t *w, int32_t len)
+{
+    const mdy_s16x2 ones = 0x00010001u;
+    int32_t i, sum = 0;
+    for (i = 0; i + 4 <= len; i += 4) {
+        const uint32_t v = mdy_read_s8x4(w + i);
+        sum = mdy_smlad(mdy_sxtb16_ror8(v), ones, mdy_smlad(mdy_sxtb16(v), ones, sum));
+    }
+    return sum;
+}
+#endif
+
 /* In-range kernel columns [*k0, *k1) of the window starting at input column i0. */
 static void tap_range(int32_t i0, int32_t k, int32_t in, int32_t *k0, int32_t *k1)
 {
@@ -119,6 +241,10 @@ MDY_AI void pointwise_channels(const int nc, const int common, const int full, c
     const int8_t *ws[NC_MAX];
     mdy_s8_requant r[NC_MAX];
     int32_t b[NC_MAX];
+#ifdef MDY_S8_PW_ASM
+    pw_block d;
+    int use_asm;
+#endif
     int32_t oh, ow;
     int j;
     MDY_UNROLL(2)
@@ -127,6 +253,30 @@ MDY_AI void pointwise_channels(const int nc, const int common, const int full, c
         r[j] = mdy_s8_requant_channel(L->multiplier[o + j], L->shift[o + j]);
         b[j] = L->bias ? L->bias[o + j] : 0;
     }
+#ifdef MDY_S8_PW_ASM
+    /* the assembly block: two channels in the common case with the whole
+     * int8 range as clamp, whole words of input channels */
+    use_asm = nc == 2 && common && full && (in_c & 3) == 0;
+    if (use_asm) {
+        d.w0 = ws[0];
+        d.w1 = ws[1];
+        /* bias - x_zero * sum w, in unsigned arithmetic: exact modulo 2^32,
+         * as the final sums are */
+        d.b0 = (int32_t)((uint32_t)b[0] - (uint32_t)x_zero * (uint32_t)s8_sum4(ws[0], in_c));
+        d.b1 = (int32_t)((uint32_t)b[1] - (uint32_t)x_zero * (uint32_t)s8_sum4(ws[1], in_c));
+        d.w0_end16 = ws[0] + (in_c & ~15);
+        d.rest = in_c & 12;
+        d.y_step = out_c;
+        d.y_zero = out.y_zero;
+        d.half = 1 << 30;
+        d.q0[0] = r[0].multiplier;
+        d.q0[1] = r[0].k_high;
+        d.q0[2] = r[0].right_1;
+        d.q1[0] = r[1].multiplier;
+        d.q1[1] = r[1].k_high;
+        d.q1[2] = r[1].right_1;
+    }
+#endif
     for (oh = 0; oh < out_h; ++oh) {
         const int8_t *xs[NP_MAX];
         int8_t *yp = y + (size_t)oh * out_w * out_c + o;
@@ -138,6 +288,17 @@ MDY_AI void pointwise_channels(const int nc, const int common, const int full, c
                 acc[0][j] = acc[1][j] = b[j];
             if (ow + 1 < out_w) {
                 xs[1] = xs[0] + x_step;
+#ifdef MDY_S8_PW_ASM
+                if (use_asm) {
+                    d.x0 = xs[0];
+                    d.x1 = xs[1];
+                    d.y = yp;
+                    pw_block_2x2(&d);
+                    xs[0] = xs[1] + x_step;
+                    yp += 2 * (size_t)out_c;
+                    continue;
+                }
+#endif
                 s8_dot_block(2, nc, in_c, xs, ws, x_zero, acc);
                 MDY_UNROLL(2)
                 for (j = 0; j < nc; ++j) {
