@@ -43,7 +43,9 @@ SHAPES = {"pointwise32x8x8": ("pointwise", "32->32, 1x1, 8x8"),
           "depthwise3x3_32x8x8_s8": ("depthwise3x3", "32 channels, 3x3 pad 1, 8x8"),
           "depthwise7x7_64x8x8_s8": ("depthwise7x7", "64 channels, 7x7 pad 3, 8x8"),
           "fc128_s8": ("fc", "128->128"),
-          "sgd4095_s8": ("sgd", "455 runs of 9 codes, stride 1")}
+          "sgd4095_s8": ("sgd", "455 runs of 9 codes, stride 1"),
+          "add4096_s8": ("add", "4096 elements, residual add (per element)"),
+          "table4096_s8": ("table", "4096 elements, 256-entry table (per element)")}
 # int8: issue goals and CMSIS-NN's int8 kernels measured the same way (QEMU's
 # Cortex-M7, exact counts, -O2): arm_convolve_1x1_s8_fast, arm_convolve_s8,
 # arm_depthwise_conv_3x3_s8, arm_fully_connected_s8
@@ -125,7 +127,10 @@ def main() -> int:
               "requantization per output included (per-channel multiplier and shift,",
               "scale below 1). CMSIS-NN: its int8 kernel on the same shape, counted the",
               "same way (`arm_convolve_1x1_s8_fast`, `arm_convolve_s8`,",
-              "`arm_depthwise_conv_3x3_s8`, `arm_fully_connected_s8`, -O2).", "",
+              "`arm_depthwise_conv_3x3_s8`, `arm_fully_connected_s8`, -O2). The",
+              "elementwise add (quantized as real adds are: one input rescaled by",
+              "exactly 1/2, the other by a scale in [1/4, 1/2)) and table rows are per",
+              "element.", "",
               "| layer | shape | MACs | reference instr/MAC | optimized instr/MAC | speed-up "
               "| CMSIS-NN instr/MAC | goal |",
               "|---|---|---|---|---|---|---|---|"]

@@ -96,6 +96,11 @@ void ref_clamp_igrad(int32_t n, const uint8_t *mask, const float *dy, float *dx,
 #define mdy_fully_connected_s8_igrad ref_fc_s8_igrad
 #define mdy_fully_connected_s8_wgrad ref_fc_s8_wgrad
 #define mdy_sgd_slice_s8 ref_sgd_s8
+#define mdy_add_s8 ref_add_s8
+#define mdy_table_s8 ref_table_s8
+void ref_add_s8(int32_t n, const mdy_s8_add_quant *q, const int8_t *a, const int8_t *b,
+                int8_t *y);
+void ref_table_s8(int32_t n, const int8_t *table, const int8_t *x, int8_t *y);
 void ref_fc_s8_igrad(int32_t in_features, int32_t out_features, const int8_t *w,
                      const float *w_scales, const float *dy, float *dx, int accumulate);
 void ref_fc_s8_wgrad(int32_t in_features, int32_t out_features, const int8_t *x_vals,
@@ -134,6 +139,8 @@ void ref_fc_s8(int32_t in_features, int32_t out_features, const mdy_s8_conv_quan
 #include "kernels/reference/int8/mdy_fully_connected_s8_igrad.c"
 #include "kernels/reference/int8/mdy_fully_connected_s8_wgrad.c"
 #include "kernels/reference/int8/mdy_sgd_slice_s8.c"
+#include "kernels/reference/int8/mdy_add_s8.c"
+#include "kernels/reference/int8/mdy_table_s8.c"
 #undef mdy_conv2d_nhwc_s8
 #undef mdy_conv2d_nhwc_s8_get_buffer_size
 #undef mdy_depthwise_conv2d_nhwc_s8
@@ -147,6 +154,8 @@ void ref_fc_s8(int32_t in_features, int32_t out_features, const mdy_s8_conv_quan
 #undef mdy_fully_connected_s8_igrad
 #undef mdy_fully_connected_s8_wgrad
 #undef mdy_sgd_slice_s8
+#undef mdy_add_s8
+#undef mdy_table_s8
 
 /* The optimized int8 kernels' requantization (checked equal to mdy_requantize). */
 #include "kernels/cortex-m7/int8/mdy_s8_dsp.h"
@@ -645,6 +654,76 @@ static void test_clamp_mask_s8(int case_no)
     release_all();
 }
 
+/* A multiplier and shift as medyate.planner.quant computes them for an add:
+ * exactly 1/2 (2^30, 0) for the input of the larger scale, a scale in
+ * [1/4, 1/2) (shift -1) or below for the other and for the output, and now
+ * and then an exact power of two or a scale of 1/2 or more (the general path). */
+static void add_scale(int kind, int32_t *m, int32_t *s)
+{
+    *m = (int32_t)(0x40000000u | (next() & 0x3fffffffu));
+    switch (kind) {
+    case 0: *m = 1 << 30; *s = 0; break;
+    case 1: *s = -1; break;
+    case 2: *s = rnd(-20, -2); break;
+    case 3: *m = 1 << 30; *s = rnd(-22, 0); break;
+    default: *s = rnd(-3, 2); break;
+    }
+}
+
+/* The residual add on any length, in place or not, with inputs rescaled as
+ * real adds rescale them (one exact, one by a scale below 1/2, either way
+ * round) and otherwise, any zero points and clamps. */
+static void test_add_s8(int case_no)
+{
+    const int32_t n = rnd(0, 70);
+    mdy_s8_add_quant q;
+    const int8_t *a = s8buf((size_t)n), *b = s8buf((size_t)n);
+    int8_t *y_ref = s8buf((size_t)n), *y = s8buf((size_t)n);
+    const int real = next() % 4u != 0, swap = (int)(next() % 2u), in_place = rnd(0, 2);
+    q.a_zero = rnd(-128, 127);
+    q.b_zero = rnd(-128, 127);
+    q.y_zero = rnd(-128, 127);
+    add_scale(real ? (swap ? 1 : 0) : rnd(0, 4), &q.a_multiplier, &q.a_shift);
+    add_scale(real ? (swap ? 0 : 1 + (int)(next() % 2u)) : rnd(0, 4), &q.b_multiplier,
+              &q.b_shift);
+    add_scale(real || next() % 2u ? 2 : rnd(0, 4), &q.y_multiplier, &q.y_shift);
+    if (q.y_shift > -12 && real)
+        q.y_shift = rnd(-20, -12);   /* 2 max(scale) / (2^20 y_scale): far below 1 */
+    q.act_min = next() % 2u ? -128 : rnd(-128, 0);
+    q.act_max = next() % 2u ? 127 : rnd(q.act_min, 127);
+    if (in_place) {   /* y is a (1) or b (2): the same bytes in both runs */
+        int8_t *src = (int8_t *)(in_place == 1 ? a : b);
+        memcpy(y_ref, src, (size_t)n);
+        memcpy(y, src, (size_t)n);
+        ref_add_s8(n, &q, in_place == 1 ? y_ref : a, in_place == 2 ? y_ref : b, y_ref);
+        mdy_add_s8(n, &q, in_place == 1 ? y : a, in_place == 2 ? y : b, y);
+    } else {
+        ref_add_s8(n, &q, a, b, y_ref);
+        mdy_add_s8(n, &q, a, b, y);
+    }
+    expect_same_s8("int8 add", case_no, y_ref, y, (size_t)n);
+    release_all();
+}
+
+/* The table on any length, in place or not, every code among the inputs. */
+static void test_table_s8(int case_no)
+{
+    const int32_t n = rnd(0, 300);
+    const int8_t *table = s8buf(256), *x = s8buf((size_t)n);
+    int8_t *y_ref = s8buf((size_t)n), *y = s8buf((size_t)n);
+    if (next() % 2u) {
+        memcpy(y_ref, x, (size_t)n);
+        memcpy(y, x, (size_t)n);
+        ref_table_s8(n, table, y_ref, y_ref);
+        mdy_table_s8(n, table, y, y);
+    } else {
+        ref_table_s8(n, table, x, y_ref);
+        mdy_table_s8(n, table, x, y);
+    }
+    expect_same_s8("int8 table", case_no, y_ref, y, (size_t)n);
+    release_all();
+}
+
 /* Clamp and its mask on any length (partial last mask byte included), in
  * place or not, with or without a mask, on values that sit on the bounds,
  * at +-0, +-infinity and NaN, for ReLU6, ReLU (hi = infinity) and other
@@ -798,6 +877,7 @@ static void test_requantize_s8(int case_no)
                           : mk == 2 ? (1 << 30) : (int32_t)(0x40000000u | (next() & 0x3fffffffu));
         const int32_t s = next() % 4u ? rnd(-31, 0) : rnd(-31, 30);
         bad += mdy_requantize_m7(v, m, s) != mdy_requantize(v, m, s);
+        bad += mdy_requantize_m7_r1(v, m, s) != mdy_requantize(v, m, s);
     }
     ++checks;
     if (bad) {
@@ -1035,6 +1115,33 @@ static void bench_fc_s8(int32_t n)
     }
     release_all();
 }
+
+/* The elementwise int8 kernels per element: an add quantized as real adds are
+ * (one input rescaled by exactly 1/2, the other by a scale in [1/4, 1/2), the
+ * output far below 1), and a table. */
+static void bench_elementwise_s8(int32_t n)
+{
+    const int8_t *a = s8buf((size_t)n), *b = s8buf((size_t)n), *table = s8buf(256);
+    int8_t *y = s8buf((size_t)n);
+    mdy_s8_add_quant q;
+    uint64_t r, o;
+    q.a_zero = -3;
+    q.b_zero = 5;
+    q.y_zero = -2;
+    add_scale(0, &q.a_multiplier, &q.a_shift);
+    add_scale(1, &q.b_multiplier, &q.b_shift);
+    add_scale(2, &q.y_multiplier, &q.y_shift);
+    q.y_shift = -19;
+    q.act_min = -128;
+    q.act_max = 127;
+    TIME(r, ref_add_s8(n, &q, a, b, y));
+    TIME(o, mdy_add_s8(n, &q, a, b, y));
+    bench_line("add4096_s8/forward", (long)n, r, o);
+    TIME(r, ref_table_s8(n, table, a, y));
+    TIME(o, mdy_table_s8(n, table, a, y));
+    bench_line("table4096_s8/forward", (long)n, r, o);
+    release_all();
+}
 #endif
 
 int main(void)
@@ -1074,6 +1181,10 @@ int main(void)
     for (i = 0; i < 300; ++i, ++cases)
         test_clamp_mask_s8(cases);
     for (i = 0; i < 300; ++i, ++cases)
+        test_add_s8(cases);
+    for (i = 0; i < 100; ++i, ++cases)
+        test_table_s8(cases);
+    for (i = 0; i < 300; ++i, ++cases)
         test_clamp(cases);
     for (i = 0; i < 300; ++i, ++cases)
         test_clamp_igrad(cases);
@@ -1095,6 +1206,7 @@ int main(void)
     bench_conv_s8("depthwise3x3_32x8x8_s8", 32, 32, 8, 3, 1);
     bench_conv_s8("depthwise7x7_64x8x8_s8", 64, 64, 8, 7, 1);
     bench_fc_s8(128);
+    bench_elementwise_s8(4096);
 #endif
     out_int(checks);
     out(" checks, ");

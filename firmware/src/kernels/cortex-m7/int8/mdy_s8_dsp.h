@@ -194,10 +194,52 @@ MDY_AI int32_t mdy_s8_requant_apply(mdy_s8_requant r, int32_t v)
     return mdy_s8_requant_common(r, v);
 }
 
+/* The same rounding for r >= 1 (shift <= -1, multiplier > 2^30), which
+ * elementwise kernels meet (an add's input rescale to twice the larger input
+ * scale is a scale in [1/4, 1/2)): K = Kc - (v < 0) 2^31 with
+ * Kc = 2^(30+r) + 2^30, whose words are (2^(r-2), 2^30) for r >= 2 and
+ * (0, 2^31 + 2^30) for r = 1; the result is the high word of v m + K shifted
+ * right by r - 1. */
+typedef struct {
+    int32_t multiplier, k_high, right_1;
+    uint32_t k_low;
+} mdy_s8_rescale_r1;
+
+MDY_AI int mdy_s8_rescale_r1_ok(int32_t multiplier, int32_t shift)
+{
+    return multiplier > (1 << 30) && shift <= -1;
+}
+
+MDY_AI mdy_s8_rescale_r1 mdy_s8_rescale_r1_of(int32_t multiplier, int32_t shift)
+{
+    mdy_s8_rescale_r1 r;
+    r.multiplier = multiplier;
+    r.k_high = shift <= -2 ? 1 << (-shift - 2) : 0;
+    r.k_low = shift <= -2 ? 0x40000000u : 0xC0000000u;
+    r.right_1 = -shift - 1;
+    return r;
+}
+
+MDY_AI int32_t mdy_s8_rescale_r1_apply(mdy_s8_rescale_r1 r, int32_t v)
+{
+    const uint64_t borrow = (uint64_t)((uint32_t)(v >> 31) & 0x80000000u);
+    const uint64_t k = (((uint64_t)(uint32_t)r.k_high << 32) | r.k_low) - borrow;
+    const int64_t sum = (int64_t)(k + (uint64_t)((int64_t)v * r.multiplier));
+    return (int32_t)(sum >> 32) >> r.right_1;
+}
+
 /* mdy_requantize, computed as above (what the test compares with it). */
 MDY_AI int32_t mdy_requantize_m7(int32_t v, int32_t multiplier, int32_t shift)
 {
     return mdy_s8_requant_apply(mdy_s8_requant_channel(multiplier, shift), v);
+}
+
+/* The same with the r >= 1 rescale where it applies. */
+MDY_AI int32_t mdy_requantize_m7_r1(int32_t v, int32_t multiplier, int32_t shift)
+{
+    if (mdy_s8_rescale_r1_ok(multiplier, shift))
+        return mdy_s8_rescale_r1_apply(mdy_s8_rescale_r1_of(multiplier, shift), v);
+    return mdy_requantize(v, multiplier, shift);
 }
 
 /* The output side of a layer, read once from its mdy_s8_conv_quant (an int8
@@ -231,6 +273,16 @@ MDY_AI int8_t mdy_s8_output_common(mdy_s8_out o, mdy_s8_requant r, int32_t acc)
  * ReLU whose zero point is -128): then one SSAT clamps. */
 MDY_AI int mdy_s8_out_full(mdy_s8_out o) { return o.act_min == -128 && o.act_max == 127; }
 
+/* mdy_clamp_s8(v, -128, 127): one SSAT #8 on the M7. */
+MDY_AI int8_t mdy_s8_ssat8(int32_t v)
+{
+#ifdef MDY_S8_DSP
+    return (int8_t)__ssat(v, 8);
+#else
+    return mdy_clamp_s8(v, -128, 127);
+#endif
+}
+
 /* mdy_s8_output_common, and `full` a constant: the clamp is SSAT #8 when it
  * is the whole range (the same result as mdy_clamp_s8(v, -128, 127)). */
 MDY_AI int8_t mdy_s8_output_k(const int full, mdy_s8_out o, mdy_s8_requant r, int32_t acc)
@@ -238,11 +290,7 @@ MDY_AI int8_t mdy_s8_output_k(const int full, mdy_s8_out o, mdy_s8_requant r, in
     const int32_t v = mdy_s8_requant_common(r, acc) + o.y_zero;
     if (!full)
         return mdy_clamp_s8(v, o.act_min, o.act_max);
-#ifdef MDY_S8_DSP
-    return (int8_t)__ssat(v, 8);
-#else
-    return mdy_clamp_s8(v, -128, 127);
-#endif
+    return mdy_s8_ssat8(v);
 }
 
 /* The block size of the dot products below: 2 positions (or rows) x 2
