@@ -35,69 +35,6 @@ typedef struct {
     mdy_s8_out out;
 } layer;
 
-/* Outputs o..o+nc-1 of the np positions whose kernel rows kh0..kh1-1 and
- * columns kw0..kw1-1 are in range; xoff[p]: the offset in x of (the row of
- * kh = 0, the column of kw0) of position p, which may lie before x: a pointer
- * is formed only for in-range rows. */
-MDY_AI void channels_block(const int np, const int nc, const layer *L, const ptrdiff_t *xoff,
-                           int8_t *const *yp, int32_t o, int32_t kh0, int32_t kh1,
-                           int32_t kw0, int32_t len)
-{
-    int32_t acc[NP_MAX][NC_MAX];
-    const int8_t *xs[NP_MAX], *ws[NC_MAX];
-    int32_t kh;
-    int p, j;
-    MDY_UNROLL(2)
-    for (j = 0; j < nc; ++j) {
-        MDY_UNROLL(2)
-        for (p = 0; p < np; ++p)
-            acc[p][j] = L->bias ? L->bias[o + j] : 0;
-    }
-    for (kh = kh0; kh < kh1; ++kh) {
-        MDY_UNROLL(2)
-        for (p = 0; p < np; ++p)
-            xs[p] = L->x + (xoff[p] + (ptrdiff_t)kh * L->x_row);
-        MDY_UNROLL(2)
-        for (j = 0; j < nc; ++j)
-            ws[j] = L->w + (size_t)(o + j) * L->w_oc + ((size_t)kh * L->k_w + kw0) * L->in_c;
-        s8_dot_block(np, nc, len, xs, ws, L->x_zero, acc);
-    }
-    MDY_UNROLL(2)
-    for (j = 0; j < nc; ++j) {
-        const mdy_s8_requant r = mdy_s8_requant_channel(L->multiplier[o + j], L->shift[o + j]);
-        MDY_UNROLL(2)
-        for (p = 0; p < np; ++p)
-            yp[p][o + j] = mdy_s8_output(L->out, r, acc[p][j]);
-    }
-}
-
-/* Every output channel of np positions sharing their in-range taps. */
-MDY_AI void positions_block(const int np, const layer *L, const ptrdiff_t *xoff,
-                            int8_t *const *yp, int32_t kh0, int32_t kh1, int32_t kw0,
-                            int32_t kw1)
-{
-    const int32_t len = (kw1 - kw0) * L->in_c;
-    int32_t o = 0;
-    if (kh0 >= kh1 || kw0 >= kw1)
-        kh1 = kh0; /* a window entirely in the padding: bias alone */
-    for (; o + NC_MAX <= L->out_c; o += NC_MAX)
-        channels_block(np, NC_MAX, L, xoff, yp, o, kh0, kh1, kw0, len);
-    for (; o < L->out_c; ++o)
-        channels_block(np, 1, L, xoff, yp, o, kh0, kh1, kw0, len);
-}
-
-MDY_NOINLINE static void positions_2(const layer *L, const ptrdiff_t *xoff, int8_t *const *yp,
-                                     int32_t kh0, int32_t kh1, int32_t kw0, int32_t kw1)
-{
-    positions_block(2, L, xoff, yp, kh0, kh1, kw0, kw1);
-}
-
-MDY_NOINLINE static void positions_1(const layer *L, const ptrdiff_t *xoff, int8_t *const *yp,
-                                     int32_t kh0, int32_t kh1, int32_t kw0, int32_t kw1)
-{
-    positions_block(1, L, xoff, yp, kh0, kh1, kw0, kw1);
-}
-
 /* Only optimized, speed-first builds for the M7 (as the fp32 kernels' loops). */
 #if defined(MDY_S8_DSP) && defined(__GNUC__) && defined(__thumb2__) && \
     defined(__OPTIMIZE__) && !defined(__OPTIMIZE_SIZE__)
@@ -359,6 +296,138 @@ static void pointwise(const layer *L, int32_t out_h, int32_t out_w, int32_t stri
         pointwise_any(L, o, out_h, out_w, stride_h, stride_w, y);
 }
 
+/* The general conv (any kernel, padding, stride) for output channels
+ * o..o+nc-1 (their bias, requantization and weight rows set up once): output
+ * positions along each row in pairs whose windows have the same in-range
+ * taps (the interior), else one by one; per block the in-range kernel rows are
+ * walked with pointers (x a map row further, w a kernel row further), each row
+ * one contiguous dot product of (kw1 - kw0) * in_c. `common` and `full` as
+ * for pointwise_channels. */
+MDY_AI void general_block(const int np, const int nc, const int common, const int full,
+                          const layer *L, const mdy_s8_requant *r, const int32_t *b,
+                          const int8_t *const *wc, const int8_t *x0, ptrdiff_t x_step,
+                          int32_t rows, int32_t len, int32_t w_skip, int32_t w_row,
+                          int8_t *yp)
+{
+    int32_t acc[NP_MAX][NC_MAX];
+    const int8_t *xs[NP_MAX], *ws[NC_MAX];
+    const int32_t out_c = L->out_c;
+    int p, j;
+    MDY_UNROLL(2)
+    for (j = 0; j < nc; ++j) {
+        ws[j] = wc[j] + w_skip;
+        MDY_UNROLL(2)
+        for (p = 0; p < np; ++p)
+            acc[p][j] = b[j];
+    }
+    if (rows > 0 && len > 0) {   /* else a window entirely in the padding: bias alone */
+        xs[0] = x0;
+        if (np == 2)
+            xs[1] = x0 + x_step;
+        for (; rows > 0; --rows) {
+            s8_dot_block(np, nc, len, xs, ws, L->x_zero, acc);
+            MDY_UNROLL(2)
+            for (p = 0; p < np; ++p)
+                xs[p] += L->x_row;
+            MDY_UNROLL(2)
+            for (j = 0; j < nc; ++j)
+                ws[j] += w_row;
+        }
+    }
+    MDY_UNROLL(2)
+    for (p = 0; p < np; ++p) {
+        MDY_UNROLL(2)
+        for (j = 0; j < nc; ++j)
+            yp[(size_t)p * out_c + j] = common ? mdy_s8_output_k(full, L->out, r[j], acc[p][j])
+                                               : mdy_s8_output(L->out, r[j], acc[p][j]);
+    }
+}
+
+MDY_AI void general_channels(const int nc, const int common, const int full, const layer *L,
+                             const mdy_conv_params *g, int32_t o, int8_t *y)
+{
+    const int32_t in_c = L->in_c, out_c = L->out_c, k_w = L->k_w;
+    const int32_t k_h = g->k_h, in_h = g->in_h, in_w = g->in_w, out_h = g->out_h;
+    const int32_t out_w = g->out_w, stride_h = g->stride_h, stride_w = g->stride_w;
+    const int32_t pad_top = g->pad_top, pad_left = g->pad_left;
+    const int32_t w_row = k_w * in_c;
+    const ptrdiff_t x_step = (ptrdiff_t)stride_w * in_c;
+    const int8_t *wc[NC_MAX];
+    mdy_s8_requant r[NC_MAX];
+    int32_t b[NC_MAX];
+    int32_t oh, ow;
+    int j;
+    MDY_UNROLL(2)
+    for (j = 0; j < nc; ++j) {
+        wc[j] = L->w + (size_t)(o + j) * L->w_oc;
+        r[j] = mdy_s8_requant_channel(L->multiplier[o + j], L->shift[o + j]);
+        b[j] = L->bias ? L->bias[o + j] : 0;
+    }
+    for (oh = 0; oh < out_h; ++oh) {
+        const int32_t ih0 = oh * stride_h - pad_top;
+        int8_t *yp = y + (size_t)oh * out_w * out_c + o;
+        int32_t kh0, kh1;
+        tap_range(ih0, k_h, in_h, &kh0, &kh1);
+        for (ow = 0; ow < out_w;) {
+            const int32_t iw0 = ow * stride_w - pad_left;
+            int32_t kw0, kw1, kw0b = 0, kw1b = 0;
+            const int8_t *x0 = NULL;
+            tap_range(iw0, k_w, in_w, &kw0, &kw1);
+            if (ow + 1 < out_w)
+                tap_range(iw0 + stride_w, k_w, in_w, &kw0b, &kw1b);
+            if (kh0 < kh1 && kw0 < kw1)   /* a pointer only to an in-range tap */
+                x0 = L->x + ((ptrdiff_t)(ih0 + kh0) * in_w + iw0 + kw0) * in_c;
+            if (ow + 1 < out_w && kw0b == kw0 && kw1b == kw1) {
+                general_block(2, nc, common, full, L, r, b, wc, x0, x_step, kh1 - kh0,
+                              (kw1 - kw0) * in_c, (kh0 * k_w + kw0) * in_c, w_row, yp);
+                ow += 2;
+                yp += 2 * (size_t)out_c;
+            } else {
+                general_block(1, nc, common, full, L, r, b, wc, x0, x_step, kh1 - kh0,
+                              (kw1 - kw0) * in_c, (kh0 * k_w + kw0) * in_c, w_row, yp);
+                ow += 1;
+                yp += out_c;
+            }
+        }
+    }
+}
+
+MDY_NOINLINE static void general_2_common(const layer *L, const mdy_conv_params *g, int32_t o,
+                                          int8_t *y)
+{
+    general_channels(2, 1, 0, L, g, o, y);
+}
+
+MDY_NOINLINE static void general_2_common_full(const layer *L, const mdy_conv_params *g,
+                                               int32_t o, int8_t *y)
+{
+    general_channels(2, 1, 1, L, g, o, y);
+}
+
+MDY_NOINLINE static void general_any(const layer *L, const mdy_conv_params *g, int32_t o,
+                                     int8_t *y)
+{
+    general_channels(1, 0, 0, L, g, o, y);
+}
+
+static void general(const layer *L, const mdy_conv_params *g, int8_t *y)
+{
+    int32_t o = 0;
+    for (; o + 2 <= L->out_c; o += 2) {
+        if (mdy_s8_requant_channel(L->multiplier[o], L->shift[o]).general ||
+            mdy_s8_requant_channel(L->multiplier[o + 1], L->shift[o + 1]).general) {
+            general_any(L, g, o, y);
+            general_any(L, g, o + 1, y);
+        } else if (mdy_s8_out_full(L->out)) {
+            general_2_common_full(L, g, o, y);
+        } else {
+            general_2_common(L, g, o, y);
+        }
+    }
+    if (o < L->out_c)
+        general_any(L, g, o, y);
+}
+
 void mdy_conv2d_nhwc_s8(const mdy_conv_params *p, const mdy_s8_conv_quant *q,
                         const int8_t *x, const int8_t *w, const int32_t *bias, int8_t *y)
 {
@@ -367,7 +436,6 @@ void mdy_conv2d_nhwc_s8(const mdy_conv_params *p, const mdy_s8_conv_quant *q,
     const int32_t stride_h = p->stride_h, stride_w = p->stride_w;
     const int32_t pad_top = p->pad_top, pad_left = p->pad_left, out_h = p->out_h;
     layer L;
-    int32_t oh, ow;
 
     L.x = x;
     L.w = w;
@@ -386,31 +454,7 @@ void mdy_conv2d_nhwc_s8(const mdy_conv_params *p, const mdy_s8_conv_quant *q,
         pointwise(&L, out_h, out_w, stride_h, stride_w, y);
         return;
     }
-    for (oh = 0; oh < out_h; ++oh) {
-        const int32_t ih0 = oh * stride_h - pad_top;
-        int32_t kh0, kh1;
-        tap_range(ih0, k_h, in_h, &kh0, &kh1);
-        for (ow = 0; ow < out_w;) {
-            const int32_t iw0 = ow * stride_w - pad_left;
-            ptrdiff_t xoff[NP_MAX];
-            int8_t *yp[NP_MAX];
-            int32_t kw0, kw1, kw0b = 0, kw1b = 0;
-            tap_range(iw0, k_w, in_w, &kw0, &kw1);
-            if (ow + 1 < out_w)
-                tap_range(iw0 + stride_w, k_w, in_w, &kw0b, &kw1b);
-            xoff[0] = ((ptrdiff_t)ih0 * in_w + iw0 + kw0) * in_c;
-            yp[0] = y + ((size_t)oh * out_w + ow) * out_c;
-            if (ow + 1 < out_w && kw0b == kw0 && kw1b == kw1) {
-                xoff[1] = xoff[0] + (ptrdiff_t)stride_w * in_c;
-                yp[1] = yp[0] + out_c;
-                positions_2(&L, xoff, yp, kh0, kh1, kw0, kw1);
-                ow += 2;
-            } else {
-                positions_1(&L, xoff, yp, kh0, kh1, kw0, kw1);
-                ow += 1;
-            }
-        }
-    }
+    general(&L, p, y);
 }
 
 int32_t mdy_conv2d_nhwc_s8_get_buffer_size(const mdy_conv_params *p)
