@@ -497,6 +497,8 @@ static void expect_same_s8(const char *what, int case_no, const int8_t *a, const
  * host computes them, shifts mostly <= 0 (scales below 1) and sometimes
  * above; zero points anywhere in int8; an activation clamp that is the full
  * range, a ReLU-like lower bound or a narrow window. */
+static int s8_full_clamp; /* set: s8_quant's clamp is the whole int8 range */
+
 static mdy_s8_conv_quant s8_quant(int32_t out_c)
 {
     mdy_s8_conv_quant q;
@@ -509,7 +511,7 @@ static mdy_s8_conv_quant s8_quant(int32_t out_c)
     }
     q.x_zero = rnd(-128, 127);
     q.y_zero = rnd(-128, 127);
-    switch (next() % 3u) {
+    switch (s8_full_clamp ? 0u : next() % 3u) {
     case 0:
         q.act_min = -128;
         q.act_max = 127;
@@ -1166,6 +1168,15 @@ int main(void)
         test_conv_s8(0, 1, cases);
     for (i = 0; i < 300; ++i, ++cases)
         test_conv_s8(1, 0, cases);
+    for (i = 0; i < 150; ++i, ++cases) {
+        /* the pointwise rows in assembly on the M7: whole words of input
+         * channels and the whole int8 range as clamp */
+        mdy_conv_params p = conv_problem(0, 1);
+        p.in_c = 4 * rnd(1, 12);
+        s8_full_clamp = 1;
+        test_conv_s8_on(p, 0, 1, cases);
+        s8_full_clamp = 0;
+    }
     for (i = 0; i < 200; ++i, ++cases)
         test_fc_s8(cases);
     for (i = 0; i < 150; ++i, ++cases) {

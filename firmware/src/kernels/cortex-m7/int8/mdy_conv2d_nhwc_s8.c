@@ -11,7 +11,7 @@
  * values, 2 x words and 2 weight words feed 8 SMLADs (16 MACs). Border
  * positions, and the last channel of an odd count, run in smaller blocks of
  * the same code. A pointwise conv is the case of one row of length in_c; its
- * 2 x 2 blocks are one assembly block on the M7 (pw_block_2x2). */
+ * 2 x 2 blocks are one assembly loop per output row on the M7 (pw_row_2x2). */
 #include <stddef.h>
 
 #include "medyate.h"
@@ -42,37 +42,42 @@ typedef struct {
 #endif
 
 #ifdef MDY_S8_PW_ASM
-/* A whole 2 positions x 2 channels block of the pointwise path in one
- * assembly block: the dot products, then the four outputs' requantization
- * (the common case, mdy_s8_requant_common), zero point, SSAT clamp (a clamp
- * that is the whole int8 range) and stores. From C, GCC holds the dot loop's
- * 15 live values (4 accumulators, 4 widened x halves, 2 widened weight
- * halves, 4 pointers and x_zero's lanes) in 14 registers by spilling a
- * pointer and the loop end (26 instructions per 16 MACs), and reloads the
- * requantization constants from the stack per output. Here x is widened
- * without x_zero (SXTB16: the caller starts the accumulators at
- * bias - x_zero * sum w, exact in 32-bit arithmetic as every sum is, see
- * mdy_s8_dsp.h), which leaves 14 values for r0-r12 and lr and the loop end
- * on the stack: 20 instructions per 16 MACs, 3 per 64 for the loop, 8 per
- * output.
+/* The 2 positions x 2 channels blocks of one output row of the pointwise
+ * path, for a pair of channels, in one assembly loop over the row's position
+ * pairs: each block's dot products, then its four outputs' requantization
+ * (the common case, mdy_s8_requant_common), SSAT clamp (a clamp that is the
+ * whole int8 range) and stores. From C, GCC holds the dot loop's 15 live
+ * values (4 accumulators, 4 widened x halves, 2 widened weight halves, 4
+ * pointers and x_zero's lanes) in 14 registers by spilling a pointer and the
+ * loop end (26 instructions per 16 MACs), and reloads the requantization
+ * constants from the stack per output. Here x is widened without x_zero
+ * (SXTB16: the caller starts the accumulators at bias - x_zero * sum w, exact
+ * in 32-bit arithmetic as every sum is, see mdy_s8_dsp.h), which leaves 14
+ * values for r0-r12 and lr and the loop end on the stack: 20 instructions per
+ * 16 MACs and 3 per 64 for the loop. Per output 7: the output zero point is
+ * folded into the channel's k_high (hi >> (r-1) + y_zero = (hi + y_zero
+ * 2^(r-1)) >> (r-1), the caller checks that the sum stays in range).
  *
  * Everything reaches the assembly through one struct in r0, and it saves
  * and restores every register it uses beyond r0-r3 and r12, so it holds in
- * builds with a frame pointer too. in_c is a multiple of 4. */
+ * builds with a frame pointer too. in_c is a multiple of 4, pairs >= 1. */
 typedef struct {
-    const int8_t *x0, *x1, *w0, *w1;  /* 0: position 0, 1; channel 0, 1 */
+    const int8_t *x0, *x1, *w0, *w1;  /* 0: position 0, 1 of the pair; channel 0, 1 */
     int32_t b0, b1;                   /* 16: bias - x_zero * sum w per channel */
     const int8_t *w0_end16;           /* 24: the end of w0's multiples of 16 */
     int32_t rest;                     /* 28: in_c & 12 (the 8- and 4-steps after) */
     int8_t *y;                        /* 32: output of position 0, channel 0 */
     int32_t y_step;                   /* 36: to position 1 (out_c) */
-    int32_t y_zero, half;             /* 40: output zero point, 2^30 */
-    int32_t q0[3], q1[3];             /* 48: multiplier, k_high, right_1 per channel */
-} pw_block;
+    int32_t x_adv, y_adv;             /* 40: to the next pair, from x0 + in_c / from y */
+    int32_t q0[3], q1[3];             /* 48: multiplier, k_high + y_zero 2^(r-1), r - 1 */
+    int32_t pairs;                    /* 72: position pairs left in the row */
+    int32_t half;                     /* 76: 2^30 */
+} pw_row;
 /* the offsets the assembly uses (a negative array size fails the build) */
-typedef char pw_block_offsets[offsetof(pw_block, b0) == 16 && offsetof(pw_block, y) == 32 &&
-                              offsetof(pw_block, q0) == 48 && offsetof(pw_block, q1) == 60
-                              ? 1 : -1];
+typedef char pw_row_offsets[offsetof(pw_row, b0) == 16 && offsetof(pw_row, y) == 32 &&
+                            offsetof(pw_row, x_adv) == 40 && offsetof(pw_row, q0) == 48 &&
+                            offsetof(pw_row, pairs) == 72 && offsetof(pw_row, half) == 76
+                            ? 1 : -1];
 
 #define MDY_PW_STEP4                                                         \
     "ldr r8, [r4], #4\n\t" "ldr r10, [r5], #4\n\t" "ldr r12, [r6], #4\n\t"      \
@@ -86,26 +91,29 @@ typedef char pw_block_offsets[offsetof(pw_block, b0) == 16 && offsetof(pw_block,
     "smlad r1, r8, r12, r1\n\t" "smlad r3, r10, r12, r3\n\t"                  \
     "smlad r1, r9, lr, r1\n\t" "smlad r3, r11, lr, r3\n\t"
 /* One output from accumulator a with its channel's multiplier (r4), k_high
- * (r5), right_1 (r6): the high word of a m + K, K's low word 2^30 (r9) with
- * bit 31 set for a < 0, then the shift, the zero point (lr), SSAT, the store. */
+ * with the zero point (r5), right_1 (r6): the high word of a m + K, K's low
+ * word 2^30 (r9) with bit 31 set for a < 0, the shift, SSAT, the store. */
 #define MDY_PW_OUT(a, dst)                                                   \
     "asr r7, " a ", #31\n\t" "orr r8, r9, r7, lsl #31\n\t" "add r7, r5, r7\n\t"  \
-    "smlal r8, r7, " a ", r4\n\t" "asr r7, r7, r6\n\t" "add r7, r7, lr\n\t"      \
-    "ssat r7, #8, r7\n\t" "strb r7, " dst "\n\t"
+    "smlal r8, r7, " a ", r4\n\t" "asr r7, r7, r6\n\t" "ssat r7, #8, r7\n\t"     \
+    "strb r7, " dst "\n\t"
 
-MDY_AI void pw_block_2x2(pw_block *d)
+MDY_AI void pw_row_2x2(pw_row *d)
 {
-    register pw_block *r0 __asm__("r0") = d;
+    register pw_row *r0 __asm__("r0") = d;
     __asm__ volatile(
         "push {r4-r11, lr}\n\t"
         "ldr r12, [r0, #24]\n\t"
         "ldr lr, [r0, #28]\n\t"
         "push {r0, r12, lr}\n\t"            /* [sp]: d, [sp, #4]: end, [sp, #8]: rest */
-        "ldm r0, {r4-r7}\n\t"
-        "ldrd r0, r1, [r0, #16]\n\t"
+        "5:\n\t"                            /* a position pair */
+        "ldr r12, [sp]\n\t"
+        "ldm r12, {r4-r7}\n\t"
+        "ldrd r0, r1, [r12, #16]\n\t"
         "mov r2, r0\n\t"
         "mov r3, r1\n\t"
-        "cmp r6, r12\n\t"
+        "ldr lr, [sp, #4]\n\t"
+        "cmp r6, lr\n\t"
         "beq 2f\n\t"
         "1:\n\t" MDY_PW_STEP4 MDY_PW_STEP4 MDY_PW_STEP4 MDY_PW_STEP4
         "ldr lr, [sp, #4]\n\t"
@@ -123,16 +131,27 @@ MDY_AI void pw_block_2x2(pw_block *d)
         MDY_PW_STEP4
         "4:\n\t"
         "ldr r12, [sp]\n\t"
-        "add sp, sp, #12\n\t"
+        "ldr lr, [r12, #40]\n\t"            /* the next pair's x0, x1 */
+        "add r4, r4, lr\n\t"
+        "add r5, r5, lr\n\t"
+        "strd r4, r5, [r12]\n\t"
         "ldrd r10, r11, [r12, #32]\n\t"     /* y, y_step */
-        "ldrd lr, r9, [r12, #40]\n\t"       /* y_zero, 2^30 */
+        "ldr r9, [r12, #76]\n\t"            /* 2^30 */
         "add r12, r12, #48\n\t"
         "ldm r12!, {r4-r6}\n\t"             /* channel 0 */
         MDY_PW_OUT("r0", "[r10]") MDY_PW_OUT("r2", "[r10, r11]")
-        "ldm r12, {r4-r6}\n\t"              /* channel 1 */
+        "ldm r12!, {r4-r6}\n\t"             /* channel 1; r12 at pairs */
         MDY_PW_OUT("r1", "[r10, #1]")
-        "add r10, r10, r11\n\t"
-        MDY_PW_OUT("r3", "[r10, #1]")
+        "add r11, r10, r11\n\t"
+        MDY_PW_OUT("r3", "[r11, #1]")
+        "ldr lr, [r12, #-28]\n\t"           /* y += y_adv */
+        "add r10, r10, lr\n\t"
+        "str r10, [r12, #-40]\n\t"
+        "ldr lr, [r12]\n\t"
+        "subs lr, lr, #1\n\t"
+        "str lr, [r12]\n\t"
+        "bne 5b\n\t"
+        "add sp, sp, #12\n\t"
         "pop {r4-r11, lr}\n\t"
         : "+r"(r0)
         :
@@ -179,7 +198,7 @@ MDY_AI void pointwise_channels(const int nc, const int common, const int full, c
     mdy_s8_requant r[NC_MAX];
     int32_t b[NC_MAX];
 #ifdef MDY_S8_PW_ASM
-    pw_block d;
+    pw_row d;
     int use_asm;
 #endif
     int32_t oh, ow;
@@ -191,9 +210,12 @@ MDY_AI void pointwise_channels(const int nc, const int common, const int full, c
         b[j] = L->bias ? L->bias[o + j] : 0;
     }
 #ifdef MDY_S8_PW_ASM
-    /* the assembly block: two channels in the common case with the whole
-     * int8 range as clamp, whole words of input channels */
-    use_asm = nc == 2 && common && full && (in_c & 3) == 0;
+    /* the assembly rows: two channels in the common case with the whole int8
+     * range as clamp, whole words of input channels, and k_high with the zero
+     * point within +-2^29 (r - 1 <= 22; |hi| < 2^30 + 2^21 then, so the sum
+     * cannot wrap) */
+    use_asm = nc == 2 && common && full && (in_c & 3) == 0 && r[0].right_1 <= 22 &&
+              r[1].right_1 <= 22;
     if (use_asm) {
         d.w0 = ws[0];
         d.w1 = ws[1];
@@ -204,38 +226,41 @@ MDY_AI void pointwise_channels(const int nc, const int common, const int full, c
         d.w0_end16 = ws[0] + (in_c & ~15);
         d.rest = in_c & 12;
         d.y_step = out_c;
-        d.y_zero = out.y_zero;
+        d.x_adv = (int32_t)(2 * x_step - in_c);
+        d.y_adv = 2 * out_c;
         d.half = 1 << 30;
         d.q0[0] = r[0].multiplier;
-        d.q0[1] = r[0].k_high;
+        d.q0[1] = (int32_t)((uint32_t)r[0].k_high + ((uint32_t)out.y_zero << r[0].right_1));
         d.q0[2] = r[0].right_1;
         d.q1[0] = r[1].multiplier;
-        d.q1[1] = r[1].k_high;
+        d.q1[1] = (int32_t)((uint32_t)r[1].k_high + ((uint32_t)out.y_zero << r[1].right_1));
         d.q1[2] = r[1].right_1;
     }
 #endif
     for (oh = 0; oh < out_h; ++oh) {
         const int8_t *xs[NP_MAX];
         int8_t *yp = y + (size_t)oh * out_w * out_c + o;
+        int32_t ow0 = 0;
         xs[0] = L->x + oh * x_rows;
-        for (ow = 0; ow < out_w; ow += 2) {
+#ifdef MDY_S8_PW_ASM
+        if (use_asm && out_w >= 2) {   /* the row's pairs; an odd last position below */
+            d.x0 = xs[0];
+            d.x1 = xs[0] + x_step;
+            d.y = yp;
+            d.pairs = out_w / 2;
+            pw_row_2x2(&d);
+            ow0 = out_w & ~1;
+            xs[0] += ow0 * x_step;
+            yp += (size_t)ow0 * out_c;
+        }
+#endif
+        for (ow = ow0; ow < out_w; ow += 2) {
             int32_t acc[NP_MAX][NC_MAX];
             MDY_UNROLL(2)
             for (j = 0; j < nc; ++j)
                 acc[0][j] = acc[1][j] = b[j];
             if (ow + 1 < out_w) {
                 xs[1] = xs[0] + x_step;
-#ifdef MDY_S8_PW_ASM
-                if (use_asm) {
-                    d.x0 = xs[0];
-                    d.x1 = xs[1];
-                    d.y = yp;
-                    pw_block_2x2(&d);
-                    xs[0] = xs[1] + x_step;
-                    yp += 2 * (size_t)out_c;
-                    continue;
-                }
-#endif
                 s8_dot_block(2, nc, in_c, xs, ws, x_zero, acc);
                 MDY_UNROLL(2)
                 for (j = 0; j < nc; ++j) {
