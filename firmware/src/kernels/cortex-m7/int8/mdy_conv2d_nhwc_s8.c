@@ -98,6 +98,44 @@ typedef char pw_row_offsets[offsetof(pw_row, b0) == 16 && offsetof(pw_row, y) ==
     "smlal r8, r7, " a ", r4\n\t" "asr r7, r7, r6\n\t" "ssat r7, #8, r7\n\t"     \
     "strb r7, " dst "\n\t"
 
+/* The pre-widened variant's 4 inputs: the two channels' weights already in
+ * their lanes, interleaved (channel 0 even and odd lanes, channel 1's), one
+ * LDRD each: 16 instructions per 16 MACs. */
+#define MDY_PW_STEP4_PACKED                                                  \
+    "ldr r8, [r4], #4\n\t" "ldr r10, [r5], #4\n\t" "ldrd r12, lr, [r6], #8\n\t"  \
+    "sxtb16 r9, r8, ror #8\n\t" "sxtb16 r8, r8\n\t"                           \
+    "sxtb16 r11, r10, ror #8\n\t" "sxtb16 r10, r10\n\t"                       \
+    "smlad r0, r8, r12, r0\n\t" "smlad r2, r10, r12, r2\n\t"                  \
+    "smlad r0, r9, lr, r0\n\t" "smlad r2, r11, lr, r2\n\t"                    \
+    "ldrd r12, lr, [r6], #8\n\t"                                               \
+    "smlad r1, r8, r12, r1\n\t" "smlad r3, r10, r12, r3\n\t"                  \
+    "smlad r1, r9, lr, r1\n\t" "smlad r3, r11, lr, r3\n\t"
+/* After a block's dot products: the next pair's x pointers, the four outputs,
+ * y to the next pair, the pair count; [sp] holds d. */
+#define MDY_PW_OUTPUTS                                                       \
+    "ldr r12, [sp]\n\t"                                                        \
+    "ldr lr, [r12, #40]\n\t"            /* the next pair's x0, x1 */           \
+    "add r4, r4, lr\n\t"                                                       \
+    "add r5, r5, lr\n\t"                                                       \
+    "strd r4, r5, [r12]\n\t"                                                   \
+    "ldrd r10, r11, [r12, #32]\n\t"     /* y, y_step */                        \
+    "ldr r9, [r12, #76]\n\t"            /* 2^30 */                             \
+    "add r12, r12, #48\n\t"                                                    \
+    "ldm r12!, {r4-r6}\n\t"             /* channel 0 */                        \
+    MDY_PW_OUT("r0", "[r10]") MDY_PW_OUT("r2", "[r10, r11]")                   \
+    "ldm r12!, {r4-r6}\n\t"             /* channel 1; r12 at pairs */          \
+    MDY_PW_OUT("r1", "[r10, #1]")                                              \
+    "add r11, r10, r11\n\t"                                                    \
+    MDY_PW_OUT("r3", "[r11, #1]")                                              \
+    "ldr lr, [r12, #-28]\n\t"           /* y += y_adv */                       \
+    "add r10, r10, lr\n\t"                                                     \
+    "str r10, [r12, #-40]\n\t"                                                 \
+    "ldr lr, [r12]\n\t"                                                        \
+    "subs lr, lr, #1\n\t"                                                      \
+    "str lr, [r12]\n\t"
+
+/* Weights widened on the fly: d's w0, w1 are the channels' weight rows,
+ * w0_end16 their end of whole 16-byte steps (on the stack in the loop). */
 MDY_AI void pw_row_2x2(pw_row *d)
 {
     register pw_row *r0 __asm__("r0") = d;
@@ -130,26 +168,48 @@ MDY_AI void pw_row_2x2(pw_row *d)
         "beq 4f\n\t"
         MDY_PW_STEP4
         "4:\n\t"
+        MDY_PW_OUTPUTS
+        "bne 5b\n\t"
+        "add sp, sp, #12\n\t"
+        "pop {r4-r11, lr}\n\t"
+        : "+r"(r0)
+        :
+        : "r1", "r2", "r3", "r12", "cc", "memory");
+}
+
+/* Weights pre-widened: d's w0 is the packed weights (MDY_PW_STEP4_PACKED's
+ * order), w1 their end of whole 16-input steps (held in r7). */
+MDY_AI void pw_row_2x2_packed(pw_row *d)
+{
+    register pw_row *r0 __asm__("r0") = d;
+    __asm__ volatile(
+        "push {r4-r11, lr}\n\t"
+        "ldr lr, [r0, #28]\n\t"
+        "push {r0, r12, lr}\n\t"            /* [sp]: d, [sp, #8]: rest */
+        "5:\n\t"                            /* a position pair */
         "ldr r12, [sp]\n\t"
-        "ldr lr, [r12, #40]\n\t"            /* the next pair's x0, x1 */
-        "add r4, r4, lr\n\t"
-        "add r5, r5, lr\n\t"
-        "strd r4, r5, [r12]\n\t"
-        "ldrd r10, r11, [r12, #32]\n\t"     /* y, y_step */
-        "ldr r9, [r12, #76]\n\t"            /* 2^30 */
-        "add r12, r12, #48\n\t"
-        "ldm r12!, {r4-r6}\n\t"             /* channel 0 */
-        MDY_PW_OUT("r0", "[r10]") MDY_PW_OUT("r2", "[r10, r11]")
-        "ldm r12!, {r4-r6}\n\t"             /* channel 1; r12 at pairs */
-        MDY_PW_OUT("r1", "[r10, #1]")
-        "add r11, r10, r11\n\t"
-        MDY_PW_OUT("r3", "[r11, #1]")
-        "ldr lr, [r12, #-28]\n\t"           /* y += y_adv */
-        "add r10, r10, lr\n\t"
-        "str r10, [r12, #-40]\n\t"
-        "ldr lr, [r12]\n\t"
-        "subs lr, lr, #1\n\t"
-        "str lr, [r12]\n\t"
+        "ldm r12, {r4-r7}\n\t"
+        "ldrd r0, r1, [r12, #16]\n\t"
+        "mov r2, r0\n\t"
+        "mov r3, r1\n\t"
+        "cmp r6, r7\n\t"
+        "beq 2f\n\t"
+        "1:\n\t" MDY_PW_STEP4_PACKED MDY_PW_STEP4_PACKED MDY_PW_STEP4_PACKED
+        MDY_PW_STEP4_PACKED
+        "cmp r6, r7\n\t"
+        "bne 1b\n\t"
+        "2:\n\t"
+        "ldr lr, [sp, #8]\n\t"
+        "tst lr, #8\n\t"
+        "beq 3f\n\t"
+        MDY_PW_STEP4_PACKED MDY_PW_STEP4_PACKED
+        "ldr lr, [sp, #8]\n\t"
+        "3:\n\t"
+        "tst lr, #4\n\t"
+        "beq 4f\n\t"
+        MDY_PW_STEP4_PACKED
+        "4:\n\t"
+        MDY_PW_OUTPUTS
         "bne 5b\n\t"
         "add sp, sp, #12\n\t"
         "pop {r4-r11, lr}\n\t"
@@ -158,6 +218,8 @@ MDY_AI void pw_row_2x2(pw_row *d)
         : "r1", "r2", "r3", "r12", "cc", "memory");
 }
 #undef MDY_PW_STEP4
+#undef MDY_PW_STEP4_PACKED
+#undef MDY_PW_OUTPUTS
 #undef MDY_PW_OUT
 
 /* sum_{i < len} w[i] over a multiple of 4, for the x_zero term above. */
@@ -170,6 +232,29 @@ MDY_AI int32_t s8_sum4(const int8_t *w, int32_t len)
         sum = mdy_smlad(mdy_sxtb16_ror8(v), ones, mdy_smlad(mdy_sxtb16(v), ones, sum));
     }
     return sum;
+}
+
+/* The pre-widened variant's weights: up to PW_PACK_IN input channels of a
+ * channel pair, 16 bytes per 4 inputs on the stack (512 bytes, within the
+ * boards' 2 KiB reserve: the build's static stack bound counts it); wider
+ * layers widen on the fly. Returns the pair's weight sums in sums[]. */
+#define PW_PACK_IN 128
+MDY_AI void pw_pack(const int8_t *w0, const int8_t *w1, int32_t len, mdy_s16x2 *packed,
+                    int32_t *sums)
+{
+    const mdy_s16x2 ones = 0x00010001u;
+    int32_t i, s0 = 0, s1 = 0;
+    for (i = 0; i + 4 <= len; i += 4, packed += 4) {
+        const uint32_t v0 = mdy_read_s8x4(w0 + i), v1 = mdy_read_s8x4(w1 + i);
+        packed[0] = mdy_sxtb16(v0);
+        packed[1] = mdy_sxtb16_ror8(v0);
+        packed[2] = mdy_sxtb16(v1);
+        packed[3] = mdy_sxtb16_ror8(v1);
+        s0 = mdy_smlad(packed[1], ones, mdy_smlad(packed[0], ones, s0));
+        s1 = mdy_smlad(packed[3], ones, mdy_smlad(packed[2], ones, s1));
+    }
+    sums[0] = s0;
+    sums[1] = s1;
 }
 #endif
 
@@ -199,7 +284,8 @@ MDY_AI void pointwise_channels(const int nc, const int common, const int full, c
     int32_t b[NC_MAX];
 #ifdef MDY_S8_PW_ASM
     pw_row d;
-    int use_asm;
+    mdy_s16x2 w_packed[PW_PACK_IN]; /* 4 words per 4 inputs of a channel pair */
+    int use_asm, packed = 0;
 #endif
     int32_t oh, ow;
     int j;
@@ -217,12 +303,22 @@ MDY_AI void pointwise_channels(const int nc, const int common, const int full, c
     use_asm = nc == 2 && common && full && (in_c & 3) == 0 && r[0].right_1 <= 22 &&
               r[1].right_1 <= 22;
     if (use_asm) {
-        d.w0 = ws[0];
-        d.w1 = ws[1];
+        int32_t sums[2];
+        packed = in_c <= PW_PACK_IN;
+        if (packed) {
+            pw_pack(ws[0], ws[1], in_c, w_packed, sums);
+            d.w0 = (const int8_t *)w_packed;
+            d.w1 = (const int8_t *)(w_packed + 4 * (in_c >> 4 << 2)); /* whole 16s */
+        } else {
+            sums[0] = s8_sum4(ws[0], in_c);
+            sums[1] = s8_sum4(ws[1], in_c);
+            d.w0 = ws[0];
+            d.w1 = ws[1];
+        }
         /* bias - x_zero * sum w, in unsigned arithmetic: exact modulo 2^32,
          * as the final sums are */
-        d.b0 = (int32_t)((uint32_t)b[0] - (uint32_t)x_zero * (uint32_t)s8_sum4(ws[0], in_c));
-        d.b1 = (int32_t)((uint32_t)b[1] - (uint32_t)x_zero * (uint32_t)s8_sum4(ws[1], in_c));
+        d.b0 = (int32_t)((uint32_t)b[0] - (uint32_t)x_zero * (uint32_t)sums[0]);
+        d.b1 = (int32_t)((uint32_t)b[1] - (uint32_t)x_zero * (uint32_t)sums[1]);
         d.w0_end16 = ws[0] + (in_c & ~15);
         d.rest = in_c & 12;
         d.y_step = out_c;
@@ -248,7 +344,10 @@ MDY_AI void pointwise_channels(const int nc, const int common, const int full, c
             d.x1 = xs[0] + x_step;
             d.y = yp;
             d.pairs = out_w / 2;
-            pw_row_2x2(&d);
+            if (packed)
+                pw_row_2x2_packed(&d);
+            else
+                pw_row_2x2(&d);
             ow0 = out_w & ~1;
             xs[0] += ow0 * x_step;
             yp += (size_t)ow0 * out_c;
