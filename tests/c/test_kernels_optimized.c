@@ -1168,16 +1168,6 @@ int main(void)
         test_conv_s8(0, 1, cases);
     for (i = 0; i < 300; ++i, ++cases)
         test_conv_s8(1, 0, cases);
-    for (i = 0; i < 150; ++i, ++cases) {
-        /* the pointwise rows in assembly on the M7: whole words of input
-         * channels and the whole int8 range as clamp; up to 128 channels the
-         * weights pre-widened, above widened on the fly */
-        mdy_conv_params p = conv_problem(0, 1);
-        p.in_c = next() % 4u ? 4 * rnd(1, 12) : 4 * rnd(30, 36);
-        s8_full_clamp = 1;
-        test_conv_s8_on(p, 0, 1, cases);
-        s8_full_clamp = 0;
-    }
     for (i = 0; i < 200; ++i, ++cases)
         test_fc_s8(cases);
     for (i = 0; i < 150; ++i, ++cases) {
@@ -1206,6 +1196,33 @@ int main(void)
         test_fc_s8_backward(cases);
     for (i = 0; i < 200; ++i, ++cases)
         test_sgd_s8(cases);
+    for (i = 0; i < 150; ++i, ++cases) {
+        /* the pointwise rows in assembly on the M7: whole words of input
+         * channels and the whole int8 range as clamp; up to 128 channels the
+         * weights pre-widened, above widened on the fly */
+        mdy_conv_params p = conv_problem(0, 1);
+        p.in_c = next() % 4u ? 4 * rnd(1, 12) : 4 * rnd(30, 36);
+        s8_full_clamp = 1;
+        test_conv_s8_on(p, 0, 1, cases);
+        s8_full_clamp = 0;
+    }
+    for (i = 0; i < 100; ++i, ++cases) {
+        /* the general conv's runs of windows inside the map in assembly on
+         * the M7 (rows padded to whole words): an RGB input layer's 3 x 3,
+         * stride 1 or 2, 1 to 4 input channels, the whole int8 range */
+        mdy_conv_params p = conv_problem(0, 0);
+        p.k_h = p.k_w = 3;
+        p.stride_h = p.stride_w = rnd(1, 2);
+        p.pad_top = p.pad_left = 1;
+        p.in_h = rnd(3, 9);
+        p.in_w = rnd(3, 12);
+        p.in_c = rnd(1, 4);
+        p.out_h = (p.in_h + 2 - 3) / p.stride_h + 1;
+        p.out_w = (p.in_w + 2 - 3) / p.stride_w + 1;
+        s8_full_clamp = 1;
+        test_conv_s8_on(p, 0, 0, cases);
+        s8_full_clamp = 0;
+    }
 #ifdef MDY_BENCH
     bench_conv("pointwise32x8x8", 32, 8, 1, 0);
     bench_conv("dense3x3_16x8x8", 16, 8, 3, 0);

@@ -217,6 +217,104 @@ MDY_AI void pw_row_2x2_packed(pw_row *d)
         :
         : "r1", "r2", "r3", "r12", "cc", "memory");
 }
+/* The general conv's windows inside the map, for a pair of channels, in the
+ * same way: the position pairs of a run along an output row, each window's
+ * k_h kernel rows padded to a multiple of 4 inputs (row4) with zero weights,
+ * so that x is read row4 bytes per row (the padding's products are
+ * (x - x_zero) * 0: the same integers), the weights pre-widened for the
+ * whole kernel. An RGB input layer's 3 x 3 rows of 9 bytes are then 3 words
+ * each instead of two words and a scalar tail. */
+typedef struct {
+    const int8_t *x0, *x1;            /* 0: the pair's windows, kernel row 0 */
+    const mdy_s16x2 *w;               /* 8: packed weights, row by row */
+    int32_t row16;                    /* 12: packed bytes of a row's whole 16-steps */
+    int32_t b0, b1;                   /* 16: bias - x_zero * sum w per channel */
+    int32_t rows;                     /* 24: k_h */
+    int32_t rest;                     /* 28: row4 & 12 */
+    int8_t *y;                        /* 32: output of position 0, channel 0 */
+    int32_t y_step;                   /* 36: to position 1 (out_c) */
+    int32_t x_row_adv, pair_adv;      /* 40: x_row - row4; 2 stride_w in_c */
+    int32_t q0[3], q1[3];             /* 48: as pw_row */
+    int32_t pairs;                    /* 72 */
+    int32_t half;                     /* 76: 2^30 */
+    int32_t y_adv;                    /* 80: 2 out_c */
+} conv_run;
+typedef char conv_run_offsets[offsetof(conv_run, row16) == 12 && offsetof(conv_run, rows) == 24 &&
+                              offsetof(conv_run, y) == 32 && offsetof(conv_run, x_row_adv) == 40 &&
+                              offsetof(conv_run, q0) == 48 && offsetof(conv_run, pairs) == 72 &&
+                              offsetof(conv_run, y_adv) == 80 ? 1 : -1];
+
+MDY_AI void conv_run_2x2_packed(conv_run *d)
+{
+    register conv_run *r0 __asm__("r0") = d;
+    __asm__ volatile(
+        "push {r4-r11, lr}\n\t"
+        "ldr lr, [r0, #28]\n\t"
+        "push {r0, r12, lr}\n\t"            /* [sp]: d, [sp, #4]: rows left, [sp, #8]: rest */
+        "5:\n\t"                            /* a position pair */
+        "ldr r12, [sp]\n\t"
+        "ldm r12, {r4-r6}\n\t"
+        "ldrd r0, r1, [r12, #16]\n\t"
+        "mov r2, r0\n\t"
+        "mov r3, r1\n\t"
+        "ldr lr, [r12, #24]\n\t"
+        "str lr, [sp, #4]\n\t"
+        "6:\n\t"                            /* a kernel row */
+        "ldr r12, [sp]\n\t"
+        "ldr lr, [r12, #12]\n\t"
+        "add r7, r6, lr\n\t"
+        "cmp r6, r7\n\t"
+        "beq 2f\n\t"
+        "1:\n\t" MDY_PW_STEP4_PACKED MDY_PW_STEP4_PACKED MDY_PW_STEP4_PACKED
+        MDY_PW_STEP4_PACKED
+        "cmp r6, r7\n\t"
+        "bne 1b\n\t"
+        "2:\n\t"
+        "ldr lr, [sp, #8]\n\t"
+        "tst lr, #8\n\t"
+        "beq 3f\n\t"
+        MDY_PW_STEP4_PACKED MDY_PW_STEP4_PACKED
+        "ldr lr, [sp, #8]\n\t"
+        "3:\n\t"
+        "tst lr, #4\n\t"
+        "beq 4f\n\t"
+        MDY_PW_STEP4_PACKED
+        "4:\n\t"
+        "ldr r12, [sp]\n\t"
+        "ldr lr, [r12, #40]\n\t"            /* x to the next kernel row */
+        "add r4, r4, lr\n\t"
+        "add r5, r5, lr\n\t"
+        "ldr lr, [sp, #4]\n\t"
+        "subs lr, lr, #1\n\t"
+        "str lr, [sp, #4]\n\t"
+        "bne 6b\n\t"
+        "ldrd r4, r5, [r12]\n\t"            /* the next pair's windows */
+        "ldr lr, [r12, #44]\n\t"
+        "add r4, r4, lr\n\t"
+        "add r5, r5, lr\n\t"
+        "strd r4, r5, [r12]\n\t"
+        "ldrd r10, r11, [r12, #32]\n\t"     /* y, y_step */
+        "ldr r9, [r12, #76]\n\t"            /* 2^30 */
+        "add r12, r12, #48\n\t"
+        "ldm r12!, {r4-r6}\n\t"             /* channel 0 */
+        MDY_PW_OUT("r0", "[r10]") MDY_PW_OUT("r2", "[r10, r11]")
+        "ldm r12!, {r4-r6}\n\t"             /* channel 1; r12 at pairs */
+        MDY_PW_OUT("r1", "[r10, #1]")
+        "add r11, r10, r11\n\t"
+        MDY_PW_OUT("r3", "[r11, #1]")
+        "ldr lr, [r12, #8]\n\t"             /* y += y_adv */
+        "add r10, r10, lr\n\t"
+        "str r10, [r12, #-40]\n\t"
+        "ldr lr, [r12]\n\t"
+        "subs lr, lr, #1\n\t"
+        "str lr, [r12]\n\t"
+        "bne 5b\n\t"
+        "add sp, sp, #12\n\t"
+        "pop {r4-r11, lr}\n\t"
+        : "+r"(r0)
+        :
+        : "r1", "r2", "r3", "r12", "cc", "memory");
+}
 #undef MDY_PW_STEP4
 #undef MDY_PW_STEP4_PACKED
 #undef MDY_PW_OUTPUTS
@@ -252,6 +350,32 @@ MDY_AI void pw_pack(const int8_t *w0, const int8_t *w1, int32_t len, mdy_s16x2 *
         packed[3] = mdy_sxtb16_ror8(v1);
         s0 = mdy_smlad(packed[1], ones, mdy_smlad(packed[0], ones, s0));
         s1 = mdy_smlad(packed[3], ones, mdy_smlad(packed[2], ones, s1));
+    }
+    sums[0] = s0;
+    sums[1] = s1;
+}
+
+/* The same for a kernel of `rows` rows of w_row weights, each padded to row4
+ * (a multiple of 4) with zeros; rows * row4 <= PW_PACK_IN. */
+MDY_AI void pw_pack_rows(const int8_t *w0, const int8_t *w1, int32_t rows, int32_t w_row,
+                         int32_t row4, mdy_s16x2 *packed, int32_t *sums)
+{
+    const mdy_s16x2 ones = 0x00010001u;
+    int32_t kh, i, k, s0 = 0, s1 = 0;
+    for (kh = 0; kh < rows; ++kh) {
+        for (i = 0; i < row4; i += 4, packed += 4) {
+            uint32_t v0 = 0, v1 = 0;
+            for (k = 0; k < 4 && i + k < w_row; ++k) {
+                v0 |= (uint32_t)(uint8_t)w0[kh * w_row + i + k] << (8 * k);
+                v1 |= (uint32_t)(uint8_t)w1[kh * w_row + i + k] << (8 * k);
+            }
+            packed[0] = mdy_sxtb16(v0);
+            packed[1] = mdy_sxtb16_ror8(v0);
+            packed[2] = mdy_sxtb16(v1);
+            packed[3] = mdy_sxtb16_ror8(v1);
+            s0 = mdy_smlad(packed[1], ones, mdy_smlad(packed[0], ones, s0));
+            s1 = mdy_smlad(packed[3], ones, mdy_smlad(packed[2], ones, s1));
+        }
     }
     sums[0] = s0;
     sums[1] = s1;
@@ -487,6 +611,42 @@ MDY_AI void general_channels(const int nc, const int common, const int full, con
         r[j] = mdy_s8_requant_channel(L->multiplier[o + j], L->shift[o + j]);
         b[j] = L->bias ? L->bias[o + j] : 0;
     }
+#ifdef MDY_S8_PW_ASM
+    /* the assembly runs: two channels in the common case with the whole int8
+     * range as clamp (and k_high with the zero point in range, as for
+     * pointwise), the padded kernel within the packed weights' size */
+    const int32_t row4 = (w_row + 3) & ~3;
+    const int use_asm = nc == 2 && common && full && k_h * row4 <= PW_PACK_IN &&
+                        r[0].right_1 <= 22 && r[1].right_1 <= 22;
+    /* the columns whose windows are inside the map, and the last x a window's
+     * padded row may start at */
+    const int32_t ow_in0 = (pad_left + stride_w - 1) / stride_w;
+    const int32_t ow_in1 = in_w - k_w + pad_left >= 0 ? (in_w - k_w + pad_left) / stride_w : -1;
+    const int8_t *const x_last = L->x + (ptrdiff_t)in_h * L->x_row - row4;
+    mdy_s16x2 w_packed[PW_PACK_IN];
+    conv_run d;
+    if (use_asm) {
+        int32_t sums[2];
+        pw_pack_rows(wc[0], wc[1], k_h, w_row, row4, w_packed, sums);
+        d.w = w_packed;
+        d.row16 = (row4 >> 4) * 64;
+        d.b0 = (int32_t)((uint32_t)b[0] - (uint32_t)L->x_zero * (uint32_t)sums[0]);
+        d.b1 = (int32_t)((uint32_t)b[1] - (uint32_t)L->x_zero * (uint32_t)sums[1]);
+        d.rows = k_h;
+        d.rest = row4 & 12;
+        d.y_step = out_c;
+        d.x_row_adv = (int32_t)(L->x_row - row4);
+        d.pair_adv = (int32_t)(2 * x_step);
+        d.q0[0] = r[0].multiplier;
+        d.q0[1] = (int32_t)((uint32_t)r[0].k_high + ((uint32_t)L->out.y_zero << r[0].right_1));
+        d.q0[2] = r[0].right_1;
+        d.q1[0] = r[1].multiplier;
+        d.q1[1] = (int32_t)((uint32_t)r[1].k_high + ((uint32_t)L->out.y_zero << r[1].right_1));
+        d.q1[2] = r[1].right_1;
+        d.half = 1 << 30;
+        d.y_adv = 2 * out_c;
+    }
+#endif
     for (oh = 0; oh < out_h; ++oh) {
         const int32_t ih0 = oh * stride_h - pad_top;
         int8_t *yp = y + (size_t)oh * out_w * out_c + o;
@@ -494,6 +654,27 @@ MDY_AI void general_channels(const int nc, const int common, const int full, con
         tap_range(ih0, k_h, in_h, &kh0, &kh1);
         for (ow = 0; ow < out_w;) {
             const int32_t iw0 = ow * stride_w - pad_left;
+#ifdef MDY_S8_PW_ASM
+            if (use_asm && kh0 == 0 && kh1 == k_h && ow == ow_in0 && ow_in1 > ow) {
+                /* the row's windows inside the map, in pairs, while the last
+                 * padded read of a pair stays inside x */
+                const int8_t *xw = L->x + ((ptrdiff_t)ih0 * in_w + iw0) * in_c;
+                int32_t pairs = (ow_in1 - ow + 1) / 2;
+                while (pairs > 0 && xw + (2 * pairs - 1) * x_step +
+                                    (ptrdiff_t)(k_h - 1) * L->x_row > x_last)
+                    --pairs;
+                if (pairs > 0) {
+                    d.x0 = xw;
+                    d.x1 = xw + x_step;
+                    d.y = yp;
+                    d.pairs = pairs;
+                    conv_run_2x2_packed(&d);
+                    ow += 2 * pairs;
+                    yp += 2 * (size_t)pairs * out_c;
+                    continue;
+                }
+            }
+#endif
             int32_t kw0, kw1, kw0b = 0, kw1b = 0;
             const int8_t *x0 = NULL;
             tap_range(iw0, k_w, in_w, &kw0, &kw1);
