@@ -112,27 +112,51 @@ typedef char pw_row_offsets[offsetof(pw_row, b0) == 16 && offsetof(pw_row, y) ==
     "smlad r1, r9, lr, r1\n\t" "smlad r3, r11, lr, r3\n\t"
 /* After a block's dot products: the next pair's x pointers, the four outputs,
  * y to the next pair, the pair count; [sp] holds d. */
+/* A block's four outputs; r12 at d, y at d + 32, 2^30 at d + 76, the
+ * channels' constants at d + 48; leaves r10 at y, r12 at d + 72. */
+#define MDY_PW_FOUR_OUTPUTS                                                  \
+    "ldrd r10, r11, [r12, #32]\n\t"     /* y, y_step */                        \
+    "ldr r9, [r12, #76]\n\t"            /* 2^30 */                             \
+    "add r12, r12, #48\n\t"                                                    \
+    "ldm r12!, {r4-r6}\n\t"             /* channel 0 */                        \
+    MDY_PW_OUT("r0", "[r10]") MDY_PW_OUT("r2", "[r10, r11]")                   \
+    "ldm r12!, {r4-r6}\n\t"             /* channel 1; r12 at d + 72 */         \
+    MDY_PW_OUT("r1", "[r10, #1]")                                              \
+    "add r11, r10, r11\n\t"                                                    \
+    MDY_PW_OUT("r3", "[r11, #1]")
+/* After a block's dot products: the next pair's x pointers, the four outputs,
+ * y to the next pair, the pair count; [sp] holds d. */
 #define MDY_PW_OUTPUTS                                                       \
     "ldr r12, [sp]\n\t"                                                        \
     "ldr lr, [r12, #40]\n\t"            /* the next pair's x0, x1 */           \
     "add r4, r4, lr\n\t"                                                       \
     "add r5, r5, lr\n\t"                                                       \
     "strd r4, r5, [r12]\n\t"                                                   \
-    "ldrd r10, r11, [r12, #32]\n\t"     /* y, y_step */                        \
-    "ldr r9, [r12, #76]\n\t"            /* 2^30 */                             \
-    "add r12, r12, #48\n\t"                                                    \
-    "ldm r12!, {r4-r6}\n\t"             /* channel 0 */                        \
-    MDY_PW_OUT("r0", "[r10]") MDY_PW_OUT("r2", "[r10, r11]")                   \
-    "ldm r12!, {r4-r6}\n\t"             /* channel 1; r12 at pairs */          \
-    MDY_PW_OUT("r1", "[r10, #1]")                                              \
-    "add r11, r10, r11\n\t"                                                    \
-    MDY_PW_OUT("r3", "[r11, #1]")                                              \
+    MDY_PW_FOUR_OUTPUTS                                                        \
     "ldr lr, [r12, #-28]\n\t"           /* y += y_adv */                       \
     "add r10, r10, lr\n\t"                                                     \
     "str r10, [r12, #-40]\n\t"                                                 \
     "ldr lr, [r12]\n\t"                                                        \
     "subs lr, lr, #1\n\t"                                                      \
     "str lr, [r12]\n\t"
+/* The 8- and 4-input steps after the whole 16s (rest, in_c & 12, at
+ * [sp, #8]), ending at label 4. */
+#define MDY_PW_REST(step)                                                    \
+    "2:\n\t" "ldr lr, [sp, #8]\n\t" "tst lr, #8\n\t" "beq 3f\n\t" step step          \
+    "ldr lr, [sp, #8]\n\t" "3:\n\t" "tst lr, #4\n\t" "beq 4f\n\t" step "4:\n\t"
+/* The pre-widened dot products of one run of inputs: whole 16s up to r7. */
+#define MDY_PW_DOT_PACKED                                                    \
+    "cmp r6, r7\n\t" "beq 2f\n\t"                                                \
+    "1:\n\t" MDY_PW_STEP4_PACKED MDY_PW_STEP4_PACKED MDY_PW_STEP4_PACKED        \
+    MDY_PW_STEP4_PACKED "cmp r6, r7\n\t" "bne 1b\n\t"                           \
+    MDY_PW_REST(MDY_PW_STEP4_PACKED)
+
+/* A position pair's start (label 5: x0, x1, w0, w1 into r4-r7, the
+ * accumulators at the biases) and the row's end (the next pair, or restore). */
+#define MDY_PW_PAIR_START                                                    \
+    "5:\n\t" "ldr r12, [sp]\n\t" "ldm r12, {r4-r7}\n\t" "ldrd r0, r1, [r12, #16]\n\t" \
+    "mov r2, r0\n\t" "mov r3, r1\n\t"
+#define MDY_PW_PAIR_END "bne 5b\n\t" "add sp, sp, #12\n\t" "pop {r4-r11, lr}\n\t"
 
 /* Weights widened on the fly: d's w0, w1 are the channels' weight rows,
  * w0_end16 their end of whole 16-byte steps (on the stack in the loop). */
@@ -144,12 +168,7 @@ MDY_AI void pw_row_2x2(pw_row *d)
         "ldr r12, [r0, #24]\n\t"
         "ldr lr, [r0, #28]\n\t"
         "push {r0, r12, lr}\n\t"            /* [sp]: d, [sp, #4]: end, [sp, #8]: rest */
-        "5:\n\t"                            /* a position pair */
-        "ldr r12, [sp]\n\t"
-        "ldm r12, {r4-r7}\n\t"
-        "ldrd r0, r1, [r12, #16]\n\t"
-        "mov r2, r0\n\t"
-        "mov r3, r1\n\t"
+        MDY_PW_PAIR_START
         "ldr lr, [sp, #4]\n\t"
         "cmp r6, lr\n\t"
         "beq 2f\n\t"
@@ -157,21 +176,8 @@ MDY_AI void pw_row_2x2(pw_row *d)
         "ldr lr, [sp, #4]\n\t"
         "cmp r6, lr\n\t"
         "bne 1b\n\t"
-        "2:\n\t"
-        "ldr lr, [sp, #8]\n\t"
-        "tst lr, #8\n\t"
-        "beq 3f\n\t"
-        MDY_PW_STEP4 MDY_PW_STEP4
-        "ldr lr, [sp, #8]\n\t"
-        "3:\n\t"
-        "tst lr, #4\n\t"
-        "beq 4f\n\t"
-        MDY_PW_STEP4
-        "4:\n\t"
-        MDY_PW_OUTPUTS
-        "bne 5b\n\t"
-        "add sp, sp, #12\n\t"
-        "pop {r4-r11, lr}\n\t"
+        MDY_PW_REST(MDY_PW_STEP4)
+        MDY_PW_OUTPUTS MDY_PW_PAIR_END
         : "+r"(r0)
         :
         : "r1", "r2", "r3", "r12", "cc", "memory");
@@ -186,33 +192,9 @@ MDY_AI void pw_row_2x2_packed(pw_row *d)
         "push {r4-r11, lr}\n\t"
         "ldr lr, [r0, #28]\n\t"
         "push {r0, r12, lr}\n\t"            /* [sp]: d, [sp, #8]: rest */
-        "5:\n\t"                            /* a position pair */
-        "ldr r12, [sp]\n\t"
-        "ldm r12, {r4-r7}\n\t"
-        "ldrd r0, r1, [r12, #16]\n\t"
-        "mov r2, r0\n\t"
-        "mov r3, r1\n\t"
-        "cmp r6, r7\n\t"
-        "beq 2f\n\t"
-        "1:\n\t" MDY_PW_STEP4_PACKED MDY_PW_STEP4_PACKED MDY_PW_STEP4_PACKED
-        MDY_PW_STEP4_PACKED
-        "cmp r6, r7\n\t"
-        "bne 1b\n\t"
-        "2:\n\t"
-        "ldr lr, [sp, #8]\n\t"
-        "tst lr, #8\n\t"
-        "beq 3f\n\t"
-        MDY_PW_STEP4_PACKED MDY_PW_STEP4_PACKED
-        "ldr lr, [sp, #8]\n\t"
-        "3:\n\t"
-        "tst lr, #4\n\t"
-        "beq 4f\n\t"
-        MDY_PW_STEP4_PACKED
-        "4:\n\t"
-        MDY_PW_OUTPUTS
-        "bne 5b\n\t"
-        "add sp, sp, #12\n\t"
-        "pop {r4-r11, lr}\n\t"
+        MDY_PW_PAIR_START
+        MDY_PW_DOT_PACKED
+        MDY_PW_OUTPUTS MDY_PW_PAIR_END
         : "+r"(r0)
         :
         : "r1", "r2", "r3", "r12", "cc", "memory");
@@ -263,23 +245,7 @@ MDY_AI void conv_run_2x2_packed(conv_run *d)
         "ldr r12, [sp]\n\t"
         "ldr lr, [r12, #12]\n\t"
         "add r7, r6, lr\n\t"
-        "cmp r6, r7\n\t"
-        "beq 2f\n\t"
-        "1:\n\t" MDY_PW_STEP4_PACKED MDY_PW_STEP4_PACKED MDY_PW_STEP4_PACKED
-        MDY_PW_STEP4_PACKED
-        "cmp r6, r7\n\t"
-        "bne 1b\n\t"
-        "2:\n\t"
-        "ldr lr, [sp, #8]\n\t"
-        "tst lr, #8\n\t"
-        "beq 3f\n\t"
-        MDY_PW_STEP4_PACKED MDY_PW_STEP4_PACKED
-        "ldr lr, [sp, #8]\n\t"
-        "3:\n\t"
-        "tst lr, #4\n\t"
-        "beq 4f\n\t"
-        MDY_PW_STEP4_PACKED
-        "4:\n\t"
+        MDY_PW_DOT_PACKED
         "ldr r12, [sp]\n\t"
         "ldr lr, [r12, #40]\n\t"            /* x to the next kernel row */
         "add r4, r4, lr\n\t"
@@ -293,15 +259,7 @@ MDY_AI void conv_run_2x2_packed(conv_run *d)
         "add r4, r4, lr\n\t"
         "add r5, r5, lr\n\t"
         "strd r4, r5, [r12]\n\t"
-        "ldrd r10, r11, [r12, #32]\n\t"     /* y, y_step */
-        "ldr r9, [r12, #76]\n\t"            /* 2^30 */
-        "add r12, r12, #48\n\t"
-        "ldm r12!, {r4-r6}\n\t"             /* channel 0 */
-        MDY_PW_OUT("r0", "[r10]") MDY_PW_OUT("r2", "[r10, r11]")
-        "ldm r12!, {r4-r6}\n\t"             /* channel 1; r12 at pairs */
-        MDY_PW_OUT("r1", "[r10, #1]")
-        "add r11, r10, r11\n\t"
-        MDY_PW_OUT("r3", "[r11, #1]")
+        MDY_PW_FOUR_OUTPUTS
         "ldr lr, [r12, #8]\n\t"             /* y += y_adv */
         "add r10, r10, lr\n\t"
         "str r10, [r12, #-40]\n\t"
@@ -318,6 +276,11 @@ MDY_AI void conv_run_2x2_packed(conv_run *d)
 #undef MDY_PW_STEP4
 #undef MDY_PW_STEP4_PACKED
 #undef MDY_PW_OUTPUTS
+#undef MDY_PW_FOUR_OUTPUTS
+#undef MDY_PW_REST
+#undef MDY_PW_DOT_PACKED
+#undef MDY_PW_PAIR_START
+#undef MDY_PW_PAIR_END
 #undef MDY_PW_OUT
 
 /* sum_{i < len} w[i] over a multiple of 4, for the x_zero term above. */
@@ -332,42 +295,28 @@ MDY_AI int32_t s8_sum4(const int8_t *w, int32_t len)
     return sum;
 }
 
-/* The pre-widened variant's weights: up to PW_PACK_IN input channels of a
- * channel pair, 16 bytes per 4 inputs on the stack (512 bytes, within the
- * boards' 2 KiB reserve: the build's static stack bound counts it); wider
- * layers widen on the fly. Returns the pair's weight sums in sums[]. */
+/* The pre-widened variants' weights of a pair of channels: a kernel of `rows`
+ * rows of w_row weights, each padded to row4 (a multiple of 4) with zeros,
+ * rows * row4 <= PW_PACK_IN inputs, 16 bytes per 4 inputs on the stack (512
+ * bytes, within the boards' 2 KiB reserve: the build's static stack bound
+ * counts them); wider layers widen on the fly. Also the pair's weight sums. */
 #define PW_PACK_IN 128
-MDY_AI void pw_pack(const int8_t *w0, const int8_t *w1, int32_t len, mdy_s16x2 *packed,
-                    int32_t *sums)
-{
-    const mdy_s16x2 ones = 0x00010001u;
-    int32_t i, s0 = 0, s1 = 0;
-    for (i = 0; i + 4 <= len; i += 4, packed += 4) {
-        const uint32_t v0 = mdy_read_s8x4(w0 + i), v1 = mdy_read_s8x4(w1 + i);
-        packed[0] = mdy_sxtb16(v0);
-        packed[1] = mdy_sxtb16_ror8(v0);
-        packed[2] = mdy_sxtb16(v1);
-        packed[3] = mdy_sxtb16_ror8(v1);
-        s0 = mdy_smlad(packed[1], ones, mdy_smlad(packed[0], ones, s0));
-        s1 = mdy_smlad(packed[3], ones, mdy_smlad(packed[2], ones, s1));
-    }
-    sums[0] = s0;
-    sums[1] = s1;
-}
-
-/* The same for a kernel of `rows` rows of w_row weights, each padded to row4
- * (a multiple of 4) with zeros; rows * row4 <= PW_PACK_IN. */
 MDY_AI void pw_pack_rows(const int8_t *w0, const int8_t *w1, int32_t rows, int32_t w_row,
                          int32_t row4, mdy_s16x2 *packed, int32_t *sums)
 {
     const mdy_s16x2 ones = 0x00010001u;
     int32_t kh, i, k, s0 = 0, s1 = 0;
-    for (kh = 0; kh < rows; ++kh) {
+    for (kh = 0; kh < rows; ++kh, w0 += w_row, w1 += w_row) {
         for (i = 0; i < row4; i += 4, packed += 4) {
             uint32_t v0 = 0, v1 = 0;
-            for (k = 0; k < 4 && i + k < w_row; ++k) {
-                v0 |= (uint32_t)(uint8_t)w0[kh * w_row + i + k] << (8 * k);
-                v1 |= (uint32_t)(uint8_t)w1[kh * w_row + i + k] << (8 * k);
+            if (i + 4 <= w_row) {
+                v0 = mdy_read_s8x4(w0 + i);
+                v1 = mdy_read_s8x4(w1 + i);
+            } else {
+                for (k = 0; i + k < w_row; ++k) {
+                    v0 |= (uint32_t)(uint8_t)w0[i + k] << (8 * k);
+                    v1 |= (uint32_t)(uint8_t)w1[i + k] << (8 * k);
+                }
             }
             packed[0] = mdy_sxtb16(v0);
             packed[1] = mdy_sxtb16_ror8(v0);
@@ -430,7 +379,7 @@ MDY_AI void pointwise_channels(const int nc, const int common, const int full, c
         int32_t sums[2];
         packed = in_c <= PW_PACK_IN;
         if (packed) {
-            pw_pack(ws[0], ws[1], in_c, w_packed, sums);
+            pw_pack_rows(ws[0], ws[1], 1, in_c, in_c, w_packed, sums);
             d.w0 = (const int8_t *)w_packed;
             d.w1 = (const int8_t *)(w_packed + 4 * (in_c >> 4 << 2)); /* whole 16s */
         } else {
