@@ -180,6 +180,10 @@ def main() -> int:
         lines.append(f"| {r['layer']} | {r['shape']} | {r['phase']} | {r['macs']:,} | "
                      f"{r['reference_per_mac']:.2f} | {r['optimized_per_mac']:.2f} | "
                      f"{r['reference_instr'] / r['optimized_instr']:.1f}× | {g} |")
+    pw_fwd = fwd_s8["32->32, 1x1, 8x8pointwise"]
+    pw_igrad = next(r["optimized_per_mac"] for r in rows
+                    if r["type"] == "int8" and r["phase"] == "input-grad"
+                    and r["layer"] == "pointwise" and r["shape"] == "32->32, 1x1, 8x8")
     lines += ["", "Where the int8 backward goals are missed: every int8 code costs a",
               "conversion to float (load, move to the FPU, VCVT: 3-4 instructions) before",
               "its VFMA. The blocks convert each code once and use it for 4-6 MACs",
@@ -193,7 +197,10 @@ def main() -> int:
               "meets each weight code in one MAC only (row o with dy[o]), so its",
               "conversion is paid per MAC (about 4.4 instructions per MAC against 2.3",
               "for the SMLAD forward); the 7x7 depthwise input gradient misses 1.2x of a",
-              "forward that now packs 49 taps into SMLABB/SMLATT lanes."]
+              "forward that now packs 49 taps into SMLABB/SMLATT lanes, and the 32->32",
+              f"pointwise input gradient (fp32 accumulators, {pw_igrad:.2f}) 1.2x of a",
+              f"forward whose weights are widened once per call ({pw_fwd:.2f}; it met",
+              "1.2x of the 2.51 of a forward widening them per block)."]
     (out / "kernel_instr.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
