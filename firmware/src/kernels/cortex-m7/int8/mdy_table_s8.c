@@ -2,10 +2,10 @@
  * reference's y[i] = table[x[i] + 128], four elements per word of x. The
  * index x + 128 of a code is its byte with the top bit flipped, so one EOR per
  * word makes the four indices, each then one extract (UXTB with rotation, or
- * a shift for the top byte) and one load: 3 instructions per element and the
- * loop's share (3.75 with two words per iteration), against 6 for the byte
- * loop. In place ok: a word is read
- * before its bytes are written. */
+ * a shift for the top byte), one load and one store, with two words per
+ * iteration: 4.0 instructions per element against the byte loop's 6.0
+ * (bench/results/kernel_instr.md). In place ok: a word is read before its
+ * bytes are written. */
 #include <string.h>
 
 #include "medyate.h"
