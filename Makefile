@@ -9,5 +9,7 @@ setup:
 demo: setup
 	.venv/bin/medyate demo
 
+# one worker per core, a test file per worker: a file's fixtures (firmware
+# builds, QEMU boards) are built once, and QEMU sessions run side by side
 test: setup
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q -n auto --dist loadfile

@@ -23,7 +23,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   $PY -m venv .venv
 fi
-if ! .venv/bin/python -c "import medyate, pytest, hypothesis, sklearn" >/dev/null 2>&1; then
+if ! .venv/bin/python -c "import medyate, pytest, hypothesis, xdist, sklearn" >/dev/null 2>&1; then
   echo "setup: installing medyate into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -e '.[test,data]'
 fi
