@@ -13,6 +13,8 @@ are instructions, not cycles (no wait states, no dual issue).
 """
 from __future__ import annotations
 
+import argparse
+
 import json
 import sys
 import tempfile
@@ -57,4 +59,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     main()

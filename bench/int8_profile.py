@@ -13,6 +13,8 @@ over the run (the epoch and the session's short evaluation) / samples.
 """
 from __future__ import annotations
 
+import argparse
+
 import dataclasses
 import json
 import sys
@@ -99,4 +101,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     sys.exit(main())

@@ -12,6 +12,8 @@ Writes bench/results/int8_tiny.{json,md}.
 """
 from __future__ import annotations
 
+import argparse
+
 import json
 import sys
 import tempfile
@@ -102,7 +104,11 @@ def write_report(rows) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--report"]:       # the tables again from the committed JSON
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--report", action="store_true",
+                    help="write the tables again from the committed JSON, without running")
+    if ap.parse_args().report:
         write_report(json.loads((OUT / "int8_tiny.json").read_text()))
         sys.exit(0)
     sys.exit(main())

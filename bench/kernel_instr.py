@@ -14,6 +14,8 @@ MACs are nominal (padding taps included); the update row is per updated weight.
 """
 from __future__ import annotations
 
+import argparse
+
 import json
 import subprocess
 import sys
@@ -207,4 +209,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     sys.exit(main())
