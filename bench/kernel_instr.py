@@ -120,10 +120,7 @@ def main() -> int:
               "instructions per middle row of this shape, the loads and VFMAs are 110,",
               "the rest is integer address work and spills (row pointers, dy stride,",
               "interior bounds outnumber the integer registers), and the top and bottom",
-              "rows go through an out-of-line copy with the sums in memory. The",
-              "depthwise 3x3 input gradient misses 1.2x its forward by a few hundredths:",
-              "its row interiors are C sliding windows over 2 channels at a time, its",
-              "border positions gathered one at a time."]
+              "rows go through an out-of-line copy with the sums in memory."]
     lines += ["", "## int8 forward", "",
               "SMLAD (two 16-bit MACs) on int8 widened on the fly, no scratch;",
               "requantization per output included (per-channel multiplier and shift,",

@@ -6,10 +6,13 @@
  * element's terms arrive in raster order of (oh, ow). This kernel gathers
  * them in that same order per input element, 4 channels at a time in
  * registers (bit-identical to the reference), instead of loading and
- * storing dx once per term. For stride 1 and a kernel 3 wide, the interior
- * of a row is done as a sliding window: NP input positions read NP + 2
- * output columns, each column once, with the 3 x NC weights of a kernel row
- * held in registers. Multipliers > 1 take the reference's loops. */
+ * storing dx once per term. For stride 1 and a kernel 3 wide, a row is done
+ * as sliding windows: NP input positions read NP + 2 output columns, each
+ * column once, with the 3 x NC weights of a kernel row held in registers. A
+ * window at the map's edge skips the column before (LO) or after (HI) the
+ * output row, so the edge positions (a quarter of an 8-wide row) share the
+ * loads of their neighbours instead of gathering alone. Multipliers > 1 take
+ * the reference's loops. */
 #include <math.h>
 #include <stddef.h>
 
@@ -60,11 +63,13 @@ MDY_UNROLL(4)
         dxp[q] = acc[q];
 }
 
-/* NP input positions of a row's interior x NC channels, stride 1, k_w 3:
- * dy0 is output column iw + pad_left - 2 of row oh0. */
-MDY_AI void gather_slide(const int NP, const int NC, const mdy_conv_params *p,
-                         const float *w, const float *dy0, float *dx0, int32_t ih,
-                         int32_t oh0, int32_t oh1, int accumulate)
+/* NP input positions of a row x NC channels, stride 1, k_w 3: output
+ * columns t = LO .. NP + 1 - HI of the window whose column t = 0 is
+ * iw + pad_left - 2 (the LO first and HI last are outside the output row);
+ * dyc is column LO of row oh0. */
+MDY_AI void gather_slide(const int NP, const int NC, const int LO, const int HI,
+                         const mdy_conv_params *p, const float *w, const float *dyc,
+                         float *dx0, int32_t ih, int32_t oh0, int32_t oh1, int accumulate)
 {
     const int32_t c = p->in_c;
     const size_t kk = (size_t)p->k_h * p->k_w;
@@ -78,7 +83,7 @@ MDY_UNROLL(4)
             acc[j][q] = accumulate ? dx0[(size_t)j * c + q] : 0.0f;
     for (oh = oh0; oh < oh1; ++oh) {
         const int32_t kh = ih + p->pad_top - oh * p->stride_h;
-        const float *dyp = dy0 + (size_t)(oh - oh0) * p->out_w * c;
+        const float *dyp = dyc + (size_t)(oh - oh0) * p->out_w * c;
         const float *wr = w + (size_t)kh * 3;
         float wv[3][4];
 MDY_UNROLL(4)
@@ -88,7 +93,7 @@ MDY_UNROLL(4)
             wv[2][q] = wr[q * kk + 2];
         }
 MDY_UNROLL(8)
-        for (t = 0; t < NP + 2; ++t) {
+        for (t = LO; t < NP + 2 - HI; ++t) {
             float g[4];
 MDY_UNROLL(4)
             for (q = 0; q < NC; ++q)
@@ -112,16 +117,63 @@ MDY_UNROLL(4)
             dx0[(size_t)j * c + q] = acc[j][q];
 }
 
-MDY_AI void slide_channels(const int NP, const mdy_conv_params *p, const float *w,
-                           const float *dy0, float *dx0, int32_t ih, int32_t oh0,
-                           int32_t oh1, int accumulate)
+/* The last channel of an odd count, positions [iw, iw + n) of row ih, one
+ * at a time (a one-channel window would double the code for a rare shape). */
+static void odd_channel(int32_t n, const mdy_conv_params *p, const float *w, const float *dy,
+                        float *dx, int32_t ih, int32_t iw, int32_t oh0, int32_t oh1,
+                        int accumulate)
 {
+    const int32_t ch = p->in_c - 1;
     const size_t kk = (size_t)p->k_h * p->k_w;
+    int32_t i, ow0, ow1;
+    for (i = iw; i < iw + n; ++i) {
+        reach(i, p->stride_w, p->pad_left, p->k_w, p->out_w, &ow0, &ow1);
+        gather_one(1, p, w + ch * kk, dy + ch, dx + ((size_t)ih * p->in_w + i) * p->in_c + ch,
+                   ih, i, oh0, oh1, ow0, ow1, accumulate);
+    }
+}
+
+/* The window for every channel pair, then an odd last channel. */
+MDY_AI void slide_channels(const int NP, const int LO, const int HI, const mdy_conv_params *p,
+                           const float *w, const float *dy, float *dx, int32_t ih, int32_t iw,
+                           int32_t oh0, int32_t oh1, int accumulate)
+{
+    const int32_t c = p->in_c;
+    const size_t kk = (size_t)p->k_h * p->k_w;
+    /* column LO of the window, whose column 0 is output column iw + pad_left - 2 */
+    const float *dyc = dy + ((size_t)oh0 * p->out_w + iw + p->pad_left - 2 + LO) * c;
+    float *dx0 = dx + ((size_t)ih * p->in_w + iw) * c;
     int32_t ch;
-    for (ch = 0; ch + 2 <= p->in_c; ch += 2)
-        gather_slide(NP, 2, p, w + ch * kk, dy0 + ch, dx0 + ch, ih, oh0, oh1, accumulate);
-    if (ch < p->in_c)
-        gather_slide(NP, 1, p, w + ch * kk, dy0 + ch, dx0 + ch, ih, oh0, oh1, accumulate);
+    for (ch = 0; ch + 2 <= c; ch += 2)
+        gather_slide(NP, 2, LO, HI, p, w + ch * kk, dyc + ch, dx0 + ch, ih, oh0, oh1,
+                     accumulate);
+    if (ch < c)
+        odd_channel(NP, p, w, dy, dx, ih, iw, oh0, oh1, accumulate);
+}
+
+/* One window of n (1..6) positions from iw, its edge columns skipped as
+ * (lo, hi) say. */
+static void slide(int32_t n, int lo, int hi, const mdy_conv_params *p, const float *w,
+                  const float *dy, float *dx, int32_t ih, int32_t iw, int32_t oh0, int32_t oh1,
+                  int accumulate)
+{
+#define MDY_DW_SLIDE(NP)                                                                    \
+    do {                                                                                    \
+        if (lo)                                                                             \
+            if (hi) slide_channels(NP, 1, 1, p, w, dy, dx, ih, iw, oh0, oh1, accumulate);   \
+            else    slide_channels(NP, 1, 0, p, w, dy, dx, ih, iw, oh0, oh1, accumulate);   \
+        else if (hi) slide_channels(NP, 0, 1, p, w, dy, dx, ih, iw, oh0, oh1, accumulate);  \
+        else         slide_channels(NP, 0, 0, p, w, dy, dx, ih, iw, oh0, oh1, accumulate);  \
+    } while (0)
+    switch (n) {
+    case 6: MDY_DW_SLIDE(6); break;
+    case 5: MDY_DW_SLIDE(5); break;
+    case 4: MDY_DW_SLIDE(4); break;
+    case 3: MDY_DW_SLIDE(3); break;
+    case 2: MDY_DW_SLIDE(2); break;
+    default: MDY_DW_SLIDE(1); break;
+    }
+#undef MDY_DW_SLIDE
 }
 
 static void multiplier_one(const mdy_conv_params *p, const float *w, const float *dy,
@@ -129,7 +181,7 @@ static void multiplier_one(const mdy_conv_params *p, const float *w, const float
 {
     const int32_t c = p->in_c;
     const size_t kk = (size_t)p->k_h * p->k_w;
-    const int slide = p->k_w == 3 && p->stride_w == 1;
+    const int slide_rows = p->k_w == 3 && p->stride_w == 1;
     int32_t ih, iw, ch;
     for (ih = 0; ih < p->in_h; ++ih) {
         int32_t oh0, oh1;
@@ -137,28 +189,22 @@ static void multiplier_one(const mdy_conv_params *p, const float *w, const float
         for (iw = 0; iw < p->in_w;) {
             int32_t ow0, ow1;
             float *dxp = dx + ((size_t)ih * p->in_w + iw) * c;
-            reach(iw, p->stride_w, p->pad_left, p->k_w, p->out_w, &ow0, &ow1);
-            if (slide && ow1 - ow0 == 3 && oh1 > oh0) {
-                /* interior run: every position reaches 3 output columns */
-                int32_t n = 1, a, b;
-                const float *dy0 = dy + ((size_t)oh0 * p->out_w + ow0) * c;
-                while (iw + n < p->in_w && n < 6) {
-                    reach(iw + n, 1, p->pad_left, 3, p->out_w, &a, &b);
-                    if (b - a != 3)
-                        break;
-                    ++n;
+            if (slide_rows && oh1 > oh0) {
+                /* the window's column 0 is output column base; it may miss
+                 * one column before the output row and one after */
+                const int32_t base = iw + p->pad_left - 2;
+                const int32_t lo = base < 0 ? -base : 0;
+                int32_t n = p->in_w - iw < 6 ? p->in_w - iw : 6, hi;
+                while (n > 0 && base + n + 2 - p->out_w > 1)
+                    --n;
+                hi = base + n + 2 - p->out_w > 0;
+                if (lo <= 1 && n > 0) {
+                    slide(n, lo, hi, p, w, dy, dx, ih, iw, oh0, oh1, accumulate);
+                    iw += n;
+                    continue;
                 }
-                switch (n) {
-                case 6: slide_channels(6, p, w, dy0, dxp, ih, oh0, oh1, accumulate); break;
-                case 5: slide_channels(5, p, w, dy0, dxp, ih, oh0, oh1, accumulate); break;
-                case 4: slide_channels(4, p, w, dy0, dxp, ih, oh0, oh1, accumulate); break;
-                case 3: slide_channels(3, p, w, dy0, dxp, ih, oh0, oh1, accumulate); break;
-                case 2: slide_channels(2, p, w, dy0, dxp, ih, oh0, oh1, accumulate); break;
-                default: slide_channels(1, p, w, dy0, dxp, ih, oh0, oh1, accumulate); break;
-                }
-                iw += n;
-                continue;
             }
+            reach(iw, p->stride_w, p->pad_left, p->k_w, p->out_w, &ow0, &ow1);
             for (ch = 0; ch + 4 <= c; ch += 4)
                 gather_one(4, p, w + ch * kk, dy + ch, dxp + ch, ih, iw, oh0, oh1, ow0, ow1,
                            accumulate);
