@@ -1223,6 +1223,30 @@ int main(void)
         test_conv_s8_on(p, 0, 0, cases);
         s8_full_clamp = 0;
     }
+    for (i = 0; i < 150; ++i, ++cases) {
+        /* the int8 depthwise 3x3 planes with a padding of 1 on the left (their
+         * border windows unrolled, the zero point folded for the whole int8
+         * range), stride 1 or 2, any bottom and right padding, maps of one
+         * or two rows or columns, groups of 4 channels and a remainder */
+        mdy_conv_params p = conv_problem(1, 0);
+        int32_t pb = rnd(0, 2), pr = rnd(0, 2);
+        p.k_h = p.k_w = 3;
+        p.stride_h = p.stride_w = rnd(1, 2);
+        p.pad_top = next() % 4u ? 1 : rnd(0, 2);
+        p.pad_left = 1;
+        p.in_h = rnd(1, 10);
+        p.in_w = rnd(1, 12);
+        if (p.in_h + p.pad_top + pb < 3)
+            pb = 3 - p.in_h - p.pad_top;
+        if (p.in_w + 1 + pr < 3)
+            pr = 2 - p.in_w;
+        p.out_h = (p.in_h + p.pad_top + pb - 3) / p.stride_h + 1;
+        p.out_w = (p.in_w + 1 + pr - 3) / p.stride_w + 1;
+        p.in_c = p.out_c = p.groups = 4 * rnd(1, 4) + (next() % 4u ? 0 : rnd(1, 3));
+        s8_full_clamp = (int)(next() % 2u);
+        test_conv_s8_on(p, 1, 0, cases);
+        s8_full_clamp = 0;
+    }
 #ifdef MDY_BENCH
     bench_conv("pointwise32x8x8", 32, 8, 1, 0);
     bench_conv("dense3x3_16x8x8", 16, 8, 3, 0);

@@ -11,8 +11,12 @@
  * stack, against the boards' 2 KiB stack reserve); per tap and output position
  * that is one LDR of x, three widening instructions, two LDR of packed weights
  * and four 16 x 16 MACs (SMLABB / SMLATT, one lane each). Runs of 3x3 and 7x7
- * windows inside the map are unrolled. Leftover channels, larger kernels and
- * multipliers above 1 run the reference loops. No scratch. */
+ * windows inside the map are unrolled. A 3x3 plane with a padding of 1 on
+ * the left (stride 1 or 2, MobileNet's case) runs row by row with every
+ * window unrolled, its border windows too (their in-range taps are one of
+ * 3 x 3 constant shapes), and for the whole int8 range with the output zero
+ * point folded into the rounding constant. Leftover channels, larger kernels
+ * and multipliers above 1 run the reference loops. No scratch. */
 #include "medyate.h"
 #include "mdy_s8_dsp.h"
 
@@ -251,11 +255,148 @@ static void tap_range(int32_t i0, int32_t k, int32_t in, int32_t *k0, int32_t *k
     *k1 = in - i0 < k ? in - i0 : k;
 }
 
+/* The columns of a 3x3 plane with a padding of 1 on the left, stride 1 or 2:
+ * a left border window (its taps in columns 1..2), n windows inside the map,
+ * and at most one right border window (columns 0..1). 0 when the row has
+ * another shape (the per-window loop takes it). */
+typedef struct {
+    int32_t n, right;
+} cols_3x3;
+
+static int cols_of_3x3(const mdy_conv_params *p, cols_3x3 *cc)
+{
+    int32_t last, kw0, kw1;
+    if (p->k_h != 3 || p->k_w != 3 || p->pad_left != 1 || p->stride_w > 2 || p->in_w < 2)
+        return 0;
+    last = (p->in_w - 3 + 1) / p->stride_w; /* the last output column inside */
+    cc->n = (last < p->out_w - 1 ? last : p->out_w - 1);
+    if (cc->n < 0)
+        cc->n = 0;
+    cc->right = p->out_w - 1 - cc->n;
+    if (cc->right == 0)
+        return 1;
+    if (cc->right != 1)
+        return 0;
+    tap_range((p->out_w - 1) * p->stride_w - 1, 3, p->in_w, &kw0, &kw1);
+    return kw0 == 0 && kw1 == 2;
+}
+
+/* One output row of a 3x3 plane whose in-range kernel rows are [KH0, KH1)
+ * for every window: left border, inside, right border, each window unrolled
+ * with constant taps. */
+MDY_AI void row_3x3(const int KH0, const int KH1, const int full, const group *G,
+                    ptrdiff_t xoff, int8_t *yp, const cols_3x3 *cc, ptrdiff_t x_step,
+                    int32_t out_c)
+{
+    int32_t n;
+    group_block(2, 1, 3, full, G, xoff, yp, KH0, KH1, 1, 3);
+    for (n = cc->n; n > 0; --n) {
+        xoff += x_step;
+        yp += out_c;
+        group_block(2, 0, 3, full, G, xoff, yp, KH0, KH1, 0, 3);
+    }
+    if (cc->right)
+        group_block(2, 0, 2, full, G, xoff + x_step, yp + out_c, KH0, KH1, 0, 2);
+}
+
+/* A group's whole 3x3 plane (cols_of_3x3 holds): rows with all three kernel
+ * rows in range, or the top or bottom one outside, go through row_3x3; other
+ * rows (maps of one or two rows) window by window. full 2: the whole int8
+ * range with the output zero point folded into k_high. */
+MDY_AI void plane_3x3(const int full, const group *G0, const mdy_conv_params *p, int8_t *y,
+                      const cols_3x3 *cc0)
+{
+    group g = *G0; /* local copies: no int8 store can alias them */
+    const cols_3x3 cc = *cc0;
+    const group *G = &g;
+    const int32_t in_c = p->in_c, in_w = p->in_w, in_h = p->in_h, out_c = p->out_c;
+    const int32_t out_h = p->out_h, out_w = p->out_w, stride_h = p->stride_h;
+    const int32_t pad_top = p->pad_top;
+    const ptrdiff_t x_step = (ptrdiff_t)p->stride_w * in_c;
+    int32_t oh, ow, j;
+    if (full == 2)
+        for (j = 0; j < 4; ++j)
+            g.r[j] = mdy_s8_fold_zero(g.r[j], g.out.y_zero);
+    for (oh = 0; oh < out_h; ++oh) {
+        const int32_t ih0 = oh * stride_h - pad_top;
+        const ptrdiff_t xoff = ((ptrdiff_t)ih0 * in_w - 1) * in_c;
+        int8_t *const yp = y + (size_t)oh * out_w * out_c;
+        int32_t kh0, kh1;
+        tap_range(ih0, 3, in_h, &kh0, &kh1);
+        if (kh0 == 0 && kh1 == 3)
+            row_3x3(0, 3, full, G, xoff, yp, &cc, x_step, out_c);
+        else if (kh0 == 1 && kh1 == 3)
+            row_3x3(1, 3, full, G, xoff, yp, &cc, x_step, out_c);
+        else if (kh0 == 0 && kh1 == 2)
+            row_3x3(0, 2, full, G, xoff, yp, &cc, x_step, out_c);
+        else
+            for (ow = 0; ow < out_w; ++ow) {
+                int32_t kw0, kw1;
+                tap_range(ow * p->stride_w - 1, 3, in_w, &kw0, &kw1);
+                group_1(G0, xoff + ow * x_step, yp + ow * out_c, kh0, kh1, kw0, kw1, 1);
+            }
+    }
+}
+
+MDY_NOINLINE static void plane_3x3_full(const group *G, const mdy_conv_params *p, int8_t *y,
+                                        const cols_3x3 *cc)
+{
+    plane_3x3(2, G, p, y, cc);
+}
+
+MDY_NOINLINE static void plane_3x3_clamp(const group *G, const mdy_conv_params *p, int8_t *y,
+                                         const cols_3x3 *cc)
+{
+    plane_3x3(0, G, p, y, cc);
+}
+
+/* Channels c..c+3's group: the packed weights into wk, the constants into G. */
+MDY_AI void group_setup(group *G, mdy_s16x2 (*wk)[2], const mdy_conv_params *p,
+                        const mdy_s8_conv_quant *q, const int8_t *x, const int8_t *w,
+                        const int32_t *bias, int32_t c)
+{
+    const int32_t taps = p->k_h * p->k_w;
+    int32_t t, j;
+    for (t = 0; t < taps; ++t) {
+        wk[t][0] = mdy_pack16(w[(size_t)c * taps + t], w[(size_t)(c + 2) * taps + t]);
+        wk[t][1] = mdy_pack16(w[(size_t)(c + 1) * taps + t], w[(size_t)(c + 3) * taps + t]);
+    }
+    G->x = x + c;
+    G->wk = wk[0];
+    G->in_c = p->in_c;
+    G->k_w = p->k_w;
+    G->x_row = (ptrdiff_t)p->in_w * p->in_c;
+    G->off = mdy_s16x2_dup(-q->x_zero);
+    G->out = mdy_s8_out_of(q);
+    for (j = 0; j < 4; ++j) {
+        G->acc0[j] = bias ? bias[c + j] : 0;
+        G->r[j] = mdy_s8_requant_channel(q->multiplier[c + j], q->shift[c + j]);
+    }
+}
+
+/* Channels c..c+3 of a 3x3 plane (cols_of_3x3 holds): a frame of its own
+ * for the 9 taps' packed weights, so the plane's call chain does not carry
+ * channels_4's 49. */
+MDY_NOINLINE static void plane_group(const mdy_conv_params *p, const mdy_s8_conv_quant *q,
+                                     const int8_t *x, const int8_t *w, const int32_t *bias,
+                                     int8_t *y, int32_t c, const cols_3x3 *cc)
+{
+    mdy_s16x2 wk[9][2];
+    group G;
+    int fold;
+    int32_t j;
+    group_setup(&G, wk, p, q, x, w, bias, c);
+    fold = mdy_s8_out_full(G.out);
+    for (j = 0; j < 4; ++j)
+        fold = fold && mdy_s8_fold_zero_ok(G.r[j]);
+    (fold ? plane_3x3_full : plane_3x3_clamp)(&G, p, y + c, cc);
+}
+
 /* Channels c..c+3 (multiplier 1, k_h * k_w <= MAX_TAPS). */
 static void channels_4(const mdy_conv_params *p, const mdy_s8_conv_quant *q, const int8_t *x,
                        const int8_t *w, const int32_t *bias, int8_t *y, int32_t c)
 {
-    const int32_t in_c = p->in_c, out_c = p->out_c, taps = p->k_h * p->k_w;
+    const int32_t in_c = p->in_c, out_c = p->out_c;
     const int32_t k_h = p->k_h, k_w = p->k_w, in_h = p->in_h, in_w = p->in_w;
     const int32_t out_h = p->out_h, out_w = p->out_w, stride_h = p->stride_h;
     const int32_t stride_w = p->stride_w, pad_top = p->pad_top, pad_left = p->pad_left;
@@ -263,24 +404,10 @@ static void channels_4(const mdy_conv_params *p, const mdy_s8_conv_quant *q, con
     group G;
     /* the square kernels with unrolled runs of windows inside the map */
     const int32_t k_run = (k_h == 3 || k_h == 7) && k_w == k_h ? k_h : -1;
-    int32_t t, j, oh, ow;
+    int32_t oh, ow;
     int full;
-    for (t = 0; t < taps; ++t) {
-        wk[t][0] = mdy_pack16(w[(size_t)c * taps + t], w[(size_t)(c + 2) * taps + t]);
-        wk[t][1] = mdy_pack16(w[(size_t)(c + 1) * taps + t], w[(size_t)(c + 3) * taps + t]);
-    }
-    G.x = x + c;
-    G.wk = wk[0];
-    G.in_c = in_c;
-    G.k_w = k_w;
-    G.x_row = (ptrdiff_t)in_w * in_c;
-    G.off = mdy_s16x2_dup(-q->x_zero);
-    G.out = mdy_s8_out_of(q);
+    group_setup(&G, wk, p, q, x, w, bias, c);
     full = mdy_s8_out_full(G.out);
-    for (j = 0; j < 4; ++j) {
-        G.acc0[j] = bias ? bias[c + j] : 0;
-        G.r[j] = mdy_s8_requant_channel(q->multiplier[c + j], q->shift[c + j]);
-    }
     for (oh = 0; oh < out_h; ++oh) {
         const int32_t ih0 = oh * stride_h - pad_top;
         int32_t kh0, kh1;
@@ -322,11 +449,15 @@ void mdy_depthwise_conv2d_nhwc_s8(const mdy_conv_params *p, const mdy_s8_conv_qu
 {
     int32_t c = 0;
     if (p->out_c == p->in_c && p->k_h * p->k_w <= MAX_TAPS) {
+        cols_3x3 cols;
+        const cols_3x3 *cc = cols_of_3x3(p, &cols) ? &cols : NULL;
         for (; c + 4 <= p->in_c; c += 4) {
-            if (common_requant_4(q, c))
-                channels_4(p, q, x, w, bias, y, c);
-            else
+            if (!common_requant_4(q, c))
                 channels_plain(p, q, x, w, bias, y, c, c + 4);
+            else if (cc)
+                plane_group(p, q, x, w, bias, y, c, cc);
+            else
+                channels_4(p, q, x, w, bias, y, c);
         }
     }
     if (c < p->out_c)

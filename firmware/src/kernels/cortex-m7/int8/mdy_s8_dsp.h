@@ -283,10 +283,25 @@ MDY_AI int8_t mdy_s8_ssat8(int32_t v)
 #endif
 }
 
-/* mdy_s8_output_common, and `full` a constant: the clamp is SSAT #8 when it
+/* The output zero point folded into the rounding constant's high word:
+ * (hi >> (r-1)) + y_zero = (hi + y_zero 2^(r-1)) >> (r-1), one addition less
+ * per output. Exact while the sum cannot wrap: |hi| < 2^30 + 2^21 for r - 1
+ * <= 22 and |y_zero| <= 128, so the callers check mdy_s8_fold_zero_ok. */
+MDY_AI int mdy_s8_fold_zero_ok(mdy_s8_requant r) { return !r.general && r.right_1 <= 22; }
+
+MDY_AI mdy_s8_requant mdy_s8_fold_zero(mdy_s8_requant r, int32_t y_zero)
+{
+    r.k_high = (int32_t)((uint32_t)r.k_high + ((uint32_t)y_zero << r.right_1));
+    return r;
+}
+
+/* mdy_s8_output_common, and `full` a constant (2: the same with the zero
+ * point folded, mdy_s8_fold_zero): the clamp is SSAT #8 when it
  * is the whole range (the same result as mdy_clamp_s8(v, -128, 127)). */
 MDY_AI int8_t mdy_s8_output_k(const int full, mdy_s8_out o, mdy_s8_requant r, int32_t acc)
 {
+    if (full == 2) /* the whole range, y_zero already in r.k_high (mdy_s8_fold_zero) */
+        return mdy_s8_ssat8(mdy_s8_requant_common(r, acc));
     const int32_t v = mdy_s8_requant_common(r, acc) + o.y_zero;
     if (!full)
         return mdy_clamp_s8(v, o.act_min, o.act_max);
