@@ -13,7 +13,9 @@
  * kernel K = 3, 5 or 7 wide (the fp32 kernel: 3 only), the interior of a row
  * is done as a sliding window: NP input positions read NP + K - 1 output
  * columns, each column once (g computed once per column), with the K x NC
- * weights of a kernel row converted once and held in registers.
+ * weights of a kernel row converted once and held in registers. For K = 3
+ * the windows cover the map's edge positions too, as in the fp32 kernel (a
+ * window skips the column before, LO, or after, HI, the output row).
  * Multipliers > 1 take the reference's loops. */
 #include <math.h>
 #include <stddef.h>
@@ -60,11 +62,14 @@ MDY_UNROLL(4)
         dxp[q] = acc[q];
 }
 
-/* NP input positions of a row's interior x NC channels, stride 1, k_w K:
- * dy0 is output column iw + pad_left - (K - 1) of row oh0. */
-MDY_AI void gather_slide(const int NP, const int NC, const int K, const mdy_conv_params *p,
-                         const int8_t *w, const float *sc, const float *dy0, float *dx0,
-                         int32_t ih, int32_t oh0, int32_t oh1, int accumulate)
+/* NP input positions of a row x NC channels, stride 1, k_w K: output
+ * columns t = LO .. NP + K - 2 - HI of the window whose column t = 0 is
+ * iw + pad_left - (K - 1) (the LO first and HI last are outside the output
+ * row); dyc is column LO of row oh0. */
+MDY_AI void gather_slide(const int NP, const int NC, const int K, const int LO, const int HI,
+                         const mdy_conv_params *p, const int8_t *w, const float *sc,
+                         const float *dyc, float *dx0, int32_t ih, int32_t oh0, int32_t oh1,
+                         int accumulate)
 {
     const int32_t c = p->in_c;
     const size_t kk = (size_t)p->k_h * p->k_w;
@@ -81,7 +86,7 @@ MDY_UNROLL(2)
             acc[j][q] = accumulate ? dx0[(size_t)j * c + q] : 0.0f;
     for (oh = oh0; oh < oh1; ++oh) {
         const int32_t kh = ih + p->pad_top - oh * p->stride_h;
-        const float *dyp = dy0 + (size_t)(oh - oh0) * p->out_w * c;
+        const float *dyp = dyc + (size_t)(oh - oh0) * p->out_w * c;
         const int8_t *wr = w + (size_t)kh * K;
         float wv[7][2];
 MDY_UNROLL(2)
@@ -90,7 +95,7 @@ MDY_UNROLL(7)
             for (kw = 0; kw < K; ++kw)
                 wv[kw][q] = (float)wr[q * kk + kw];
 MDY_UNROLL(12)
-        for (t = 0; t < NP + K - 1; ++t) {
+        for (t = LO; t < NP + K - 1 - HI; ++t) {
             float g[2];
 MDY_UNROLL(2)
             for (q = 0; q < NC; ++q)
@@ -114,38 +119,79 @@ MDY_UNROLL(2)
             dx0[(size_t)j * c + q] = acc[j][q];
 }
 
-MDY_AI void slide_channels(const int NP, const int K, const mdy_conv_params *p,
-                           const int8_t *w, const float *sc, const float *dy0, float *dx0,
-                           int32_t ih, int32_t oh0, int32_t oh1, int accumulate)
+/* The last channel of an odd count, positions [iw, iw + n) of row ih, one
+ * at a time (a one-channel window per edge shape would double the code). */
+static void odd_channel(int32_t n, const mdy_conv_params *p, const int8_t *w, const float *sc,
+                        const float *dy, float *dx, int32_t ih, int32_t iw, int32_t oh0,
+                        int32_t oh1, int accumulate)
 {
+    const int32_t ch = p->in_c - 1;
     const size_t kk = (size_t)p->k_h * p->k_w;
-    int32_t ch;
-    for (ch = 0; ch + 2 <= p->in_c; ch += 2)
-        gather_slide(NP, 2, K, p, w + ch * kk, sc + ch, dy0 + ch, dx0 + ch, ih, oh0, oh1,
-                     accumulate);
-    if (ch < p->in_c)
-        gather_slide(NP, 1, K, p, w + ch * kk, sc + ch, dy0 + ch, dx0 + ch, ih, oh0, oh1,
-                     accumulate);
+    int32_t i, ow0, ow1;
+    for (i = iw; i < iw + n; ++i) {
+        reach(i, p->stride_w, p->pad_left, p->k_w, p->out_w, &ow0, &ow1);
+        gather_one(1, p, w + ch * kk, sc + ch, dy + ch,
+                   dx + ((size_t)ih * p->in_w + i) * p->in_c + ch, ih, i, oh0, oh1, ow0, ow1,
+                   accumulate);
+    }
 }
 
-/* A run of n interior positions: n <= 6 for K = 3, n <= 4 otherwise (the
- * kernel row's K x 2 weights stay in registers too; multiplier_one caps n). */
-MDY_AI void slide_run(const int K, int32_t n, const mdy_conv_params *p, const int8_t *w,
-                      const float *sc, const float *dy0, float *dxp, int32_t ih, int32_t oh0,
-                      int32_t oh1, int accumulate)
+/* The window for every channel pair, then an odd last channel: through a
+ * one-channel window inside the map (K = 5, 7), position by position at an
+ * edge (K = 3). */
+MDY_AI void slide_channels(const int NP, const int K, const int LO, const int HI,
+                           const mdy_conv_params *p, const int8_t *w, const float *sc,
+                           const float *dy, float *dx, int32_t ih, int32_t iw, int32_t oh0,
+                           int32_t oh1, int accumulate)
 {
+    const int32_t c = p->in_c;
+    const size_t kk = (size_t)p->k_h * p->k_w;
+    const float *dyc = dy + ((size_t)oh0 * p->out_w + iw + p->pad_left - (K - 1) + LO) * c;
+    float *dx0 = dx + ((size_t)ih * p->in_w + iw) * c;
+    int32_t ch;
+    for (ch = 0; ch + 2 <= c; ch += 2)
+        gather_slide(NP, 2, K, LO, HI, p, w + ch * kk, sc + ch, dyc + ch, dx0 + ch, ih, oh0,
+                     oh1, accumulate);
+    if (ch < c) {
+        if (K == 3)
+            odd_channel(NP, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
+        else
+            gather_slide(NP, 1, K, 0, 0, p, w + ch * kk, sc + ch, dyc + ch, dx0 + ch, ih, oh0,
+                         oh1, accumulate);
+    }
+}
+
+/* A run of n positions from iw: n <= 6 for K = 3, n <= 4 otherwise (the
+ * kernel row's K x 2 weights stay in registers too; multiplier_one caps n);
+ * edge columns skipped as (lo, hi) say, K = 3 only. */
+MDY_AI void slide_run(const int K, int32_t n, int lo, int hi, const mdy_conv_params *p,
+                      const int8_t *w, const float *sc, const float *dy, float *dx,
+                      int32_t ih, int32_t iw, int32_t oh0, int32_t oh1, int accumulate)
+{
+#define MDY_DW_SLIDE(NP)                                                                     \
+    do {                                                                                     \
+        if (K != 3 || (!lo && !hi))                                                          \
+            slide_channels(NP, K, 0, 0, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);     \
+        else if (lo && hi)                                                                   \
+            slide_channels(NP, 3, 1, 1, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);     \
+        else if (lo)                                                                         \
+            slide_channels(NP, 3, 1, 0, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);     \
+        else                                                                                 \
+            slide_channels(NP, 3, 0, 1, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);     \
+    } while (0)
     if (K == 3 && n == 6)
-        slide_channels(6, 3, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate);
+        MDY_DW_SLIDE(6);
     else if (K == 3 && n == 5)
-        slide_channels(5, 3, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate);
+        MDY_DW_SLIDE(5);
     else if (n == 4)
-        slide_channels(4, K, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate);
+        MDY_DW_SLIDE(4);
     else if (n == 3)
-        slide_channels(3, K, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate);
+        MDY_DW_SLIDE(3);
     else if (n == 2)
-        slide_channels(2, K, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate);
+        MDY_DW_SLIDE(2);
     else
-        slide_channels(1, K, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate);
+        MDY_DW_SLIDE(1);
+#undef MDY_DW_SLIDE
 }
 
 static void multiplier_one(const mdy_conv_params *p, const int8_t *w, const float *sc,
@@ -162,23 +208,35 @@ static void multiplier_one(const mdy_conv_params *p, const int8_t *w, const floa
         for (iw = 0; iw < p->in_w;) {
             int32_t ow0, ow1;
             float *dxp = dx + ((size_t)ih * p->in_w + iw) * c;
+            if (slide && K == 3 && oh1 > oh0) {
+                /* the window's column 0 is output column base; it may miss
+                 * one column before the output row and one after */
+                const int32_t base = iw + p->pad_left - 2;
+                const int32_t lo = base < 0 ? -base : 0;
+                int32_t n = p->in_w - iw < 6 ? p->in_w - iw : 6, hi;
+                while (n > 0 && base + n + 2 - p->out_w > 1)
+                    --n;
+                hi = base + n + 2 - p->out_w > 0;
+                if (lo <= 1 && n > 0) {
+                    slide_run(3, n, lo, hi, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
+                    iw += n;
+                    continue;
+                }
+            }
             reach(iw, p->stride_w, p->pad_left, K, p->out_w, &ow0, &ow1);
-            if (slide && ow1 - ow0 == K && oh1 > oh0) {
+            if (slide && K != 3 && ow1 - ow0 == K && oh1 > oh0) {
                 /* interior run: every position reaches K output columns */
                 int32_t n = 1, a, b;
-                const float *dy0 = dy + ((size_t)oh0 * p->out_w + ow0) * c;
                 while (iw + n < p->in_w && n < max_run) {
                     reach(iw + n, 1, p->pad_left, K, p->out_w, &a, &b);
                     if (b - a != K)
                         break;
                     ++n;
                 }
-                if (K == 3)
-                    slide_run(3, n, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate);
-                else if (K == 5)
-                    slide_run(5, n, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate);
+                if (K == 5)
+                    slide_run(5, n, 0, 0, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
                 else
-                    slide_run(7, n, p, w, sc, dy0, dxp, ih, oh0, oh1, accumulate);
+                    slide_run(7, n, 0, 0, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
                 iw += n;
                 continue;
             }
