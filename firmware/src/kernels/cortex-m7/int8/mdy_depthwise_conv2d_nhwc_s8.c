@@ -389,7 +389,12 @@ MDY_NOINLINE static void plane_group(const mdy_conv_params *p, const mdy_s8_conv
     fold = mdy_s8_out_full(G.out);
     for (j = 0; j < 4; ++j)
         fold = fold && mdy_s8_fold_zero_ok(G.r[j]);
-    (fold ? plane_3x3_full : plane_3x3_clamp)(&G, p, y + c, cc);
+    /* direct calls: a call through a pointer would make the static stack
+     * bound follow every address-taken function */
+    if (fold)
+        plane_3x3_full(&G, p, y + c, cc);
+    else
+        plane_3x3_clamp(&G, p, y + c, cc);
 }
 
 /* Channels c..c+3 (multiplier 1, k_h * k_w <= MAX_TAPS). */
