@@ -35,4 +35,21 @@ static inline void mdy_stride_span(int32_t lo, int32_t hi, int32_t stride, int32
     *o1 = b;
 }
 
+/* The depthwise input gradients' sliding window from input column iw of a
+ * row (stride 1, a kernel 3 wide): n of its up to 6 positions, whose window
+ * of output columns, starting at column iw + pad_left - 2, misses *lo
+ * columns before the output row and *hi after it (0 or 1 each, the window's
+ * compile-time variants). 0: position iw gathers alone (lo would be 2). */
+MDY_AI int32_t mdy_slide3_window(int32_t iw, int32_t in_w, int32_t pad_left,
+                               int32_t out_w, int32_t *lo, int32_t *hi)
+{
+    const int32_t base = iw + pad_left - 2;
+    int32_t n = in_w - iw < 6 ? in_w - iw : 6;
+    while (n > 0 && base + n + 2 - out_w > 1)
+        --n;
+    *lo = base < 0 ? -base : 0;
+    *hi = base + n + 2 - out_w > 0;
+    return *lo <= 1 ? n : 0;
+}
+
 #endif /* MDY_BLOCKING_H */

@@ -209,15 +209,9 @@ static void multiplier_one(const mdy_conv_params *p, const int8_t *w, const floa
             int32_t ow0, ow1;
             float *dxp = dx + ((size_t)ih * p->in_w + iw) * c;
             if (slide && K == 3 && oh1 > oh0) {
-                /* the window's column 0 is output column base; it may miss
-                 * one column before the output row and one after */
-                const int32_t base = iw + p->pad_left - 2;
-                const int32_t lo = base < 0 ? -base : 0;
-                int32_t n = p->in_w - iw < 6 ? p->in_w - iw : 6, hi;
-                while (n > 0 && base + n + 2 - p->out_w > 1)
-                    --n;
-                hi = base + n + 2 - p->out_w > 0;
-                if (lo <= 1 && n > 0) {
+                int32_t lo, hi;
+                const int32_t n = mdy_slide3_window(iw, p->in_w, p->pad_left, p->out_w, &lo, &hi);
+                if (n > 0) {
                     slide_run(3, n, lo, hi, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
                     iw += n;
                     continue;
