@@ -199,7 +199,14 @@ def test_ctrl_c_inside_the_host_engine_stops_after_the_epoch(plan_file, tmp_path
     err = Tty()
     monkeypatch.setattr("sys.stderr", err)
     out = tmp_path / "run"
-    rc = main(["train", "mbv2-tiny", "--plan", str(plan_file), *DATA, "--out", str(out)])
+    # Python's own Ctrl-C handling, as in a terminal: a pytest-xdist worker
+    # ignores SIGINT, and the session rightly leaves another handler alone
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        rc = main(["train", "mbv2-tiny", "--plan", str(plan_file), *DATA, "--out", str(out)])
+        restored = signal.getsignal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, before)
     text = err.getvalue()
     assert rc == 130, text
     assert "Ctrl-C: stopping when epoch 2 ends" in text and "cffi" not in text
@@ -207,4 +214,4 @@ def test_ctrl_c_inside_the_host_engine_stops_after_the_epoch(plan_file, tmp_path
     assert f"medyate train --resume {shlex.quote(str(out))}" in text
     assert json.loads((out / "summary.json").read_text())["completed_epochs"] == 2
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert restored is signal.default_int_handler
