@@ -399,10 +399,10 @@ MDY_AI void pointwise_channels(const int nc, const int common, const int full, c
         d.y_adv = 2 * out_c;
         d.half = 1 << 30;
         d.q0[0] = r[0].multiplier;
-        d.q0[1] = (int32_t)((uint32_t)r[0].k_high + ((uint32_t)out.y_zero << r[0].right_1));
+        d.q0[1] = mdy_s8_fold_zero(r[0], out.y_zero).k_high;
         d.q0[2] = r[0].right_1;
         d.q1[0] = r[1].multiplier;
-        d.q1[1] = (int32_t)((uint32_t)r[1].k_high + ((uint32_t)out.y_zero << r[1].right_1));
+        d.q1[1] = mdy_s8_fold_zero(r[1], out.y_zero).k_high;
         d.q1[2] = r[1].right_1;
     }
 #endif
@@ -587,10 +587,10 @@ MDY_AI void general_channels(const int nc, const int common, const int full, con
         d.x_row_adv = (int32_t)(L->x_row - row4);
         d.pair_adv = (int32_t)(2 * x_step);
         d.q0[0] = r[0].multiplier;
-        d.q0[1] = (int32_t)((uint32_t)r[0].k_high + ((uint32_t)L->out.y_zero << r[0].right_1));
+        d.q0[1] = mdy_s8_fold_zero(r[0], L->out.y_zero).k_high;
         d.q0[2] = r[0].right_1;
         d.q1[0] = r[1].multiplier;
-        d.q1[1] = (int32_t)((uint32_t)r[1].k_high + ((uint32_t)L->out.y_zero << r[1].right_1));
+        d.q1[1] = mdy_s8_fold_zero(r[1], L->out.y_zero).k_high;
         d.q1[2] = r[1].right_1;
         d.half = 1 << 30;
         d.y_adv = 2 * out_c;
