@@ -200,8 +200,7 @@ def main() -> int:
               "the fp32 kernel misses the goal too). The fully connected input gradient",
               "meets each weight code in one MAC only (row o with dy[o]), so its",
               "conversion is paid per MAC (about 4.4 instructions per MAC against 2.3",
-              "for the SMLAD forward); the 7x7 depthwise input gradient misses 1.2x of a",
-              "forward that now packs 49 taps into SMLABB/SMLATT lanes, and the 32->32",
+              "for the SMLAD forward); the 32->32",
               f"pointwise input gradient (fp32 accumulators, {pw_igrad:.2f}) 1.2x of a",
               f"forward whose weights are widened once per call ({pw_fwd:.2f}; it met",
               "1.2x of the 2.51 of a forward widening them per block)."]

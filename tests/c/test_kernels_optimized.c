@@ -1247,6 +1247,30 @@ int main(void)
         test_conv_s8_on(p, 1, 0, cases);
         s8_full_clamp = 0;
     }
+    for (i = 0; i < 150; ++i, ++cases) {
+        /* the int8 depthwise input gradient's edge windows for 5 and 7 wide
+         * kernels: stride 1 across the row, a "same" padding on the left, the
+         * right or both (the windows' variants), maps 1 to 18 wide, a
+         * remainder channel */
+        mdy_conv_params p = conv_problem(1, 0);
+        const int32_t k = next() % 2u ? 5 : 7, e = (k - 1) / 2;
+        int32_t pb = rnd(0, k - 1), pr = next() % 4u ? e : rnd(0, k - 1);
+        p.k_h = p.k_w = k;
+        p.stride_w = 1;
+        p.stride_h = rnd(1, 2);
+        p.pad_top = rnd(0, k - 1);
+        p.pad_left = next() % 4u ? e : rnd(0, k - 1);
+        p.in_h = rnd(1, 9);
+        p.in_w = rnd(1, 18);
+        if (p.in_h + p.pad_top + pb < k)
+            pb = k - p.in_h - p.pad_top;
+        if (p.in_w + p.pad_left + pr < k)
+            pr = k - p.in_w - p.pad_left;
+        p.out_h = (p.in_h + p.pad_top + pb - k) / p.stride_h + 1;
+        p.out_w = p.in_w + p.pad_left + pr - k + 1;
+        p.in_c = p.out_c = p.groups = 2 * rnd(1, 6) + (next() % 4u ? 0 : 1);
+        test_conv_s8_backward_on(p, 1, 0, cases);
+    }
 #ifdef MDY_BENCH
     bench_conv("pointwise32x8x8", 32, 8, 1, 0);
     bench_conv("dense3x3_16x8x8", 16, 8, 3, 0);

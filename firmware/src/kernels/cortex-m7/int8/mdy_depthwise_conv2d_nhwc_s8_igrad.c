@@ -13,9 +13,11 @@
  * kernel K = 3, 5 or 7 wide (the fp32 kernel: 3 only), the interior of a row
  * is done as a sliding window: NP input positions read NP + K - 1 output
  * columns, each column once (g computed once per column), with the K x NC
- * weights of a kernel row converted once and held in registers. For K = 3
- * the windows cover the map's edge positions too, as in the fp32 kernel (a
- * window skips the column before, LO, or after, HI, the output row).
+ * weights of a kernel row converted once and held in registers. The
+ * windows cover the map's edge positions too, as in the fp32 kernel (a
+ * window skips the columns before, LO, or after, HI, the output row): for
+ * K = 3 always, for K = 5 and 7 where the padding on that side is "same",
+ * (K - 1) / 2, as in MobileNet-style layers (wide_window).
  * Multipliers > 1 take the reference's loops. */
 #include <math.h>
 #include <stddef.h>
@@ -137,8 +139,9 @@ static void odd_channel(int32_t n, const mdy_conv_params *p, const int8_t *w, co
 }
 
 /* The window for every channel pair, then an odd last channel: through a
- * one-channel window inside the map (K = 5, 7), position by position at an
- * edge (K = 3). */
+ * one-channel window inside the map for K = 5 and 7, position by position
+ * at an edge and for K = 3 (a one-channel window per edge shape would cost
+ * more code than its work pays). */
 MDY_AI void slide_channels(const int NP, const int K, const int LO, const int HI,
                            const mdy_conv_params *p, const int8_t *w, const float *sc,
                            const float *dy, float *dx, int32_t ih, int32_t iw, int32_t oh0,
@@ -153,7 +156,7 @@ MDY_AI void slide_channels(const int NP, const int K, const int LO, const int HI
         gather_slide(NP, 2, K, LO, HI, p, w + ch * kk, sc + ch, dyc + ch, dx0 + ch, ih, oh0,
                      oh1, accumulate);
     if (ch < c) {
-        if (K == 3)
+        if (K == 3 || LO || HI)
             odd_channel(NP, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
         else
             gather_slide(NP, 1, K, 0, 0, p, w + ch * kk, sc + ch, dyc + ch, dx0 + ch, ih, oh0,
@@ -161,17 +164,16 @@ MDY_AI void slide_channels(const int NP, const int K, const int LO, const int HI
     }
 }
 
-/* A run of n positions from iw: n <= 6 for K = 3, n <= 4 otherwise (the
- * kernel row's K x 2 weights stay in registers too; multiplier_one caps n);
- * edge columns skipped as (lo, hi) say, K = 3 only. */
-MDY_AI void slide_run(const int K, int32_t n, int lo, int hi, const mdy_conv_params *p,
-                      const int8_t *w, const float *sc, const float *dy, float *dx,
-                      int32_t ih, int32_t iw, int32_t oh0, int32_t oh1, int accumulate)
+/* A run of n <= 6 positions from iw, kernel 3 wide, the edge columns
+ * skipped as (lo, hi) say (0 or 1 each). */
+MDY_AI void slide_run3(int32_t n, int lo, int hi, const mdy_conv_params *p, const int8_t *w,
+                       const float *sc, const float *dy, float *dx, int32_t ih, int32_t iw,
+                       int32_t oh0, int32_t oh1, int accumulate)
 {
 #define MDY_DW_SLIDE(NP)                                                                     \
     do {                                                                                     \
-        if (K != 3 || (!lo && !hi))                                                          \
-            slide_channels(NP, K, 0, 0, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);     \
+        if (!lo && !hi)                                                                      \
+            slide_channels(NP, 3, 0, 0, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);     \
         else if (lo && hi)                                                                   \
             slide_channels(NP, 3, 1, 1, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);     \
         else if (lo)                                                                         \
@@ -179,9 +181,9 @@ MDY_AI void slide_run(const int K, int32_t n, int lo, int hi, const mdy_conv_par
         else                                                                                 \
             slide_channels(NP, 3, 0, 1, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);     \
     } while (0)
-    if (K == 3 && n == 6)
+    if (n == 6)
         MDY_DW_SLIDE(6);
-    else if (K == 3 && n == 5)
+    else if (n == 5)
         MDY_DW_SLIDE(5);
     else if (n == 4)
         MDY_DW_SLIDE(4);
@@ -194,13 +196,86 @@ MDY_AI void slide_run(const int K, int32_t n, int lo, int hi, const mdy_conv_par
 #undef MDY_DW_SLIDE
 }
 
+/* A run of n <= 4 positions from iw, kernel K = 5 or 7 wide (the kernel
+ * row's K x 2 weights stay in registers too). Inside the map any n; at an
+ * edge (lo or hi, each 0 or E = (K - 1) / 2) n is 4 only: the code of every
+ * edge shape at every n would cost about 18 KB of flash, 2 of them 4 KB. */
+MDY_AI void slide_run_wide(const int K, int32_t n, int lo, int hi, const mdy_conv_params *p,
+                           const int8_t *w, const float *sc, const float *dy, float *dx,
+                           int32_t ih, int32_t iw, int32_t oh0, int32_t oh1, int accumulate)
+{
+    const int E = (K - 1) / 2;
+    if (lo)
+        slide_channels(4, K, E, 0, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
+    else if (hi)
+        slide_channels(4, K, 0, E, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
+    else if (n == 4)
+        slide_channels(4, K, 0, 0, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
+    else if (n == 3)
+        slide_channels(3, K, 0, 0, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
+    else if (n == 2)
+        slide_channels(2, K, 0, 0, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
+    else
+        slide_channels(1, K, 0, 0, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
+}
+
+/* The 5- or 7-wide kernel's window from input column iw (stride 1): n
+ * positions, whose output columns from iw + pad_left - (k - 1) miss *lo
+ * before the output row and *hi after it. Inside the map up to 4; a window
+ * that misses columns is 4 positions missing e = (k - 1) / 2 on one side
+ * (a "same" padding's), so an interior run stops where the last 4 positions
+ * begin. 0: position iw gathers alone. */
+static int32_t wide_window(int32_t k, int32_t iw, int32_t in_w, int32_t pad_left,
+                           int32_t out_w, int32_t *lo, int32_t *hi)
+{
+    const int32_t base = iw + pad_left - (k - 1), e = (k - 1) / 2;
+    int32_t n = in_w - iw < 4 ? in_w - iw : 4;
+    *lo = base < 0 ? -base : 0;
+    *hi = base + n + k - 1 - out_w > 0 ? base + n + k - 1 - out_w : 0;
+    if (*lo)
+        return *lo == e && n == 4 && !*hi ? 4 : 0;
+    if (*hi == e && n == 4)
+        return 4;
+    if (iw + 4 < in_w && iw + 8 > in_w)
+        n = in_w - 4 - iw; /* leave the last 4 positions to one window */
+    *hi = base + n + k - 1 - out_w > 0;
+    return *hi ? 0 : n;
+}
+
+/* The window from input column iw of row ih, if it has one (else 0), done:
+ * its positions. Kernels 3 wide, and 5 or 7 wide, each instantiated apart
+ * (out of line, so that one's variants do not crowd the other's registers). */
+static MDY_NOINLINE int32_t slide3(const mdy_conv_params *p, const int8_t *w, const float *sc,
+                                   const float *dy, float *dx, int32_t ih, int32_t iw,
+                                   int32_t oh0, int32_t oh1, int accumulate)
+{
+    int32_t lo, hi;
+    const int32_t n = mdy_slide3_window(iw, p->in_w, p->pad_left, p->out_w, &lo, &hi);
+    if (n > 0)
+        slide_run3(n, lo, hi, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
+    return n;
+}
+
+static MDY_NOINLINE int32_t slide_wide(const mdy_conv_params *p, const int8_t *w,
+                                       const float *sc, const float *dy, float *dx, int32_t ih,
+                                       int32_t iw, int32_t oh0, int32_t oh1, int accumulate)
+{
+    const int32_t k = p->k_w;
+    int32_t lo, hi;
+    const int32_t n = wide_window(k, iw, p->in_w, p->pad_left, p->out_w, &lo, &hi);
+    if (n > 0 && k == 5)
+        slide_run_wide(5, n, lo, hi, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
+    else if (n > 0)
+        slide_run_wide(7, n, lo, hi, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
+    return n;
+}
+
 static void multiplier_one(const mdy_conv_params *p, const int8_t *w, const float *sc,
                            const float *dy, float *dx, int accumulate)
 {
     const int32_t c = p->in_c, K = p->k_w;
     const size_t kk = (size_t)p->k_h * p->k_w;
     const int slide = (K == 3 || K == 5 || K == 7) && p->stride_w == 1;
-    const int32_t max_run = K == 3 ? 6 : 4;
     int32_t ih, iw, ch;
     for (ih = 0; ih < p->in_h; ++ih) {
         int32_t oh0, oh1;
@@ -208,32 +283,16 @@ static void multiplier_one(const mdy_conv_params *p, const int8_t *w, const floa
         for (iw = 0; iw < p->in_w;) {
             int32_t ow0, ow1;
             float *dxp = dx + ((size_t)ih * p->in_w + iw) * c;
-            if (slide && K == 3 && oh1 > oh0) {
-                int32_t lo, hi;
-                const int32_t n = mdy_slide3_window(iw, p->in_w, p->pad_left, p->out_w, &lo, &hi);
+            if (slide && oh1 > oh0) {
+                const int32_t n =
+                    K == 3 ? slide3(p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate)
+                           : slide_wide(p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
                 if (n > 0) {
-                    slide_run(3, n, lo, hi, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
                     iw += n;
                     continue;
                 }
             }
             reach(iw, p->stride_w, p->pad_left, K, p->out_w, &ow0, &ow1);
-            if (slide && K != 3 && ow1 - ow0 == K && oh1 > oh0) {
-                /* interior run: every position reaches K output columns */
-                int32_t n = 1, a, b;
-                while (iw + n < p->in_w && n < max_run) {
-                    reach(iw + n, 1, p->pad_left, K, p->out_w, &a, &b);
-                    if (b - a != K)
-                        break;
-                    ++n;
-                }
-                if (K == 5)
-                    slide_run(5, n, 0, 0, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
-                else
-                    slide_run(7, n, 0, 0, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
-                iw += n;
-                continue;
-            }
             for (ch = 0; ch + 4 <= c; ch += 4)
                 gather_one(4, p, w + ch * kk, sc + ch, dy + ch, dxp + ch, ih, iw, oh0, oh1, ow0,
                            ow1, accumulate);
