@@ -19,11 +19,14 @@
 #include "medyate.h"
 #include "../fp32/mdy_blocking.h"
 
-/* NP positions of one output row whose windows lie inside the map across
- * (all three kw) and see kernel rows [KH0, KH1); horizontal stride S: r[kh]
- * is input row kh of the first position's window; dyp its dy element. */
-MDY_AI void slide(const int NP, const int S, const int KH0, const int KH1, float acc[3][3],
-                  const int8_t *const r[3], int32_t x_zero, const float *dyp, int32_t out_c)
+/* NP positions of one output row that see kernel rows [KH0, KH1); horizontal
+ * stride S. Their window of input columns t = 0 .. (NP - 1) * S + 2 lies
+ * inside the map but for the LO first and the HI last columns (a padding's,
+ * never read: their taps have no term). r[kh] is input row kh at column LO;
+ * dyp the first position's dy element. */
+MDY_AI void slide(const int NP, const int S, const int KH0, const int KH1, const int LO,
+                  const int HI, float acc[3][3], const int8_t *const r[3], int32_t x_zero,
+                  const float *dyp, int32_t out_c)
 {
     float d[4];
     int j, t, kh;
@@ -31,11 +34,11 @@ MDY_UNROLL(6)
     for (j = 0; j < NP; ++j)
         d[j] = dyp[(size_t)j * out_c];
 MDY_UNROLL(16)
-    for (t = 0; t < (NP - 1) * S + 3; ++t) {
+    for (t = LO; t < (NP - 1) * S + 3 - HI; ++t) {
         float xv[3];
 MDY_UNROLL(3)
         for (kh = KH0; kh < KH1; ++kh)
-            xv[kh] = (float)((int32_t)r[kh][t] - x_zero);
+            xv[kh] = (float)((int32_t)r[kh][t - LO] - x_zero);
 MDY_UNROLL(6)
         for (j = 0; j < NP; ++j) {
             const int kw = t - j * S;
@@ -70,11 +73,13 @@ MDY_UNROLL(3)
     }
 }
 
-/* n positions of an interior run (see slide), the nine sums loaded from
- * and stored back to sums[] once per run. */
+/* A row's run (see slide): an edge position whose window misses the column
+ * before the map if lo, n interior positions, an edge position missing the
+ * column after the map if hi; the nine sums loaded from and stored back to
+ * sums[] once per run. r0 .. r2 are at the first column read. */
 MDY_AI void run(const int S, const int KH0, const int KH1, float *sums,
                 const int8_t *r0, const int8_t *r1, const int8_t *r2, int32_t x_zero,
-                const float *dyp, int32_t out_c, int32_t n)
+                const float *dyp, int32_t out_c, int32_t n, int lo, int hi)
 {
     float acc[3][3];
     const int8_t *r[3];
@@ -85,17 +90,31 @@ MDY_UNROLL(3)
 MDY_UNROLL(3)
         for (kw = 0; kw < 3; ++kw)
             acc[kh][kw] = sums[kh * 3 + kw];
+    if (lo) {
+        slide(1, S, KH0, KH1, 1, 0, acc, r, x_zero, dyp, out_c);
+        dyp += out_c;
+MDY_UNROLL(3)
+        for (kh = KH0; kh < KH1; ++kh)
+            r[kh] += S - 1;
+    }
     for (; n >= 4; n -= 4, dyp += 4 * out_c) {
-        slide(4, S, KH0, KH1, acc, r, x_zero, dyp, out_c);
+        slide(4, S, KH0, KH1, 0, 0, acc, r, x_zero, dyp, out_c);
 MDY_UNROLL(3)
         for (kh = KH0; kh < KH1; ++kh)
             r[kh] += 4 * S;
     }
-    for (; n > 0; --n, dyp += out_c) {
-        slide(1, S, KH0, KH1, acc, r, x_zero, dyp, out_c);
+    if (n == 3)
+        slide(3, S, KH0, KH1, 0, 0, acc, r, x_zero, dyp, out_c);
+    else if (n == 2)
+        slide(2, S, KH0, KH1, 0, 0, acc, r, x_zero, dyp, out_c);
+    else if (n == 1)
+        slide(1, S, KH0, KH1, 0, 0, acc, r, x_zero, dyp, out_c);
+    if (hi) {
+        dyp += n * out_c;
 MDY_UNROLL(3)
         for (kh = KH0; kh < KH1; ++kh)
-            r[kh] += S;
+            r[kh] += n * S;
+        slide(1, S, KH0, KH1, 0, 1, acc, r, x_zero, dyp, out_c);
     }
 MDY_UNROLL(3)
     for (kh = KH0; kh < KH1; ++kh)
@@ -109,9 +128,9 @@ MDY_UNROLL(3)
 #define MDY_RUN(name, S, KH0, KH1)                                                   \
     static MDY_NOINLINE void name(float *sums, const int8_t *r0, const int8_t *r1,   \
                                   const int8_t *r2, int32_t x_zero, const float *dyp, \
-                                  int32_t out_c, int32_t n)                          \
+                                  int32_t out_c, int32_t n, int lo, int hi)          \
     {                                                                                \
-        run(S, KH0, KH1, sums, r0, r1, r2, x_zero, dyp, out_c, n);                   \
+        run(S, KH0, KH1, sums, r0, r1, r2, x_zero, dyp, out_c, n, lo, hi);           \
     }
 MDY_RUN(run_s1_all, 1, 0, 3)
 MDY_RUN(run_s1_low, 1, 1, 3)
@@ -139,22 +158,28 @@ static void channel_3x3(const mdy_conv_params *p, const int8_t *xm, int32_t x_ze
     int32_t hi = in_w - 3 + p->pad_left < 0 ? 0 : (in_w - 3 + p->pad_left) / S + 1;
     float sums[9];
     int32_t oh, ow;
-    int t;
+    int t, edge_lo, edge_hi;
     if (hi > p->out_w)
         hi = p->out_w;
     if (lo > hi || (S != 1 && S != 2))
         lo = hi = p->out_w; /* no sliding run: every position on its own */
+    /* a left or right border of one position that misses one column only
+     * joins the run (padding 1 on that side, the usual case) */
+    edge_lo = hi > lo && lo == 1 && p->pad_left == 1;
+    edge_hi = hi > lo && hi == p->out_w - 1 && (p->out_w - 1) * S - p->pad_left + 2 == in_w;
     for (t = 0; t < 9; ++t)
         sums[t] = 0.0f;
     for (oh = 0; oh < p->out_h; ++oh) {
         const int32_t ih = oh * p->stride_h - p->pad_top;
         const float *dyr = dy + (size_t)oh * p->out_w * out_c + o;
-        const int32_t iw_lo = lo * S - p->pad_left;
         int32_t kh0, kh1, kw0, kw1;
         const int slide = hi > lo;
+        int run_lo = 0, run_hi = 0;
         tap_range(oh, p->stride_h, p->pad_top, p->in_h, &kh0, &kh1);
+        if (slide && kh1 - kh0 >= 2)
+            run_lo = edge_lo, run_hi = edge_hi;
         /* raster order: left border, the run, right border */
-        for (ow = 0; ow < (slide ? lo : p->out_w); ++ow) {
+        for (ow = 0; ow < (slide ? lo - run_lo : p->out_w); ++ow) {
             tap_range(ow, S, p->pad_left, in_w, &kw0, &kw1);
             one_position(sums, xm, x_zero, in_w, ih, ow * S - p->pad_left, kh0, kh1, kw0, kw1,
                          dyr[(size_t)ow * out_c]);
@@ -162,26 +187,28 @@ static void channel_3x3(const mdy_conv_params *p, const int8_t *xm, int32_t x_ze
         if (!slide)
             continue;
         if (kh1 - kh0 >= 2) {
-            /* all kernel rows, or the top or bottom two */
+            /* all kernel rows, or the top or bottom two, from the first
+             * column read (the map's first one if the run has the left edge) */
             const int8_t *r[3] = {xm, xm, xm};
-            const float *dyp = dyr + (size_t)lo * out_c;
+            const float *dyp = dyr + (size_t)(lo - run_lo) * out_c;
+            const int32_t iw0 = run_lo ? 0 : lo * S - p->pad_left;
             for (t = (int)kh0; t < (int)kh1; ++t)
-                r[t] = xm + (size_t)(ih + t) * in_w + iw_lo;
+                r[t] = xm + (size_t)(ih + t) * in_w + iw0;
             if (kh1 - kh0 == 3)
                 (S == 1 ? run_s1_all : run_s2_all)(sums, r[0], r[1], r[2], x_zero, dyp, out_c,
-                                                      hi - lo);
+                                                      hi - lo, run_lo, run_hi);
             else if (kh0 == 1)
                 (S == 1 ? run_s1_low : run_s2_low)(sums, r[0], r[1], r[2], x_zero, dyp, out_c,
-                                                      hi - lo);
+                                                      hi - lo, run_lo, run_hi);
             else
                 (S == 1 ? run_s1_high : run_s2_high)(sums, r[0], r[1], r[2], x_zero, dyp, out_c,
-                                                      hi - lo);
+                                                      hi - lo, run_lo, run_hi);
         } else {
             for (ow = lo; ow < hi; ++ow)
                 one_position(sums, xm, x_zero, in_w, ih, ow * S - p->pad_left, kh0, kh1, 0, 3,
                              dyr[(size_t)ow * out_c]);
         }
-        for (ow = hi; ow < p->out_w; ++ow) {
+        for (ow = hi + run_hi; ow < p->out_w; ++ow) {
             tap_range(ow, S, p->pad_left, in_w, &kw0, &kw1);
             one_position(sums, xm, x_zero, in_w, ih, ow * S - p->pad_left, kh0, kh1, kw0, kw1,
                          dyr[(size_t)ow * out_c]);
