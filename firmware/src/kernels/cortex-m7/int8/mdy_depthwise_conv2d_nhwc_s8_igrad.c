@@ -198,8 +198,9 @@ MDY_AI void slide_run3(int32_t n, int lo, int hi, const mdy_conv_params *p, cons
 
 /* A run of n <= 4 positions from iw, kernel K = 5 or 7 wide (the kernel
  * row's K x 2 weights stay in registers too). Inside the map any n; at an
- * edge (lo or hi, each 0 or E = (K - 1) / 2) n is 4 only: the code of every
- * edge shape at every n would cost about 18 KB of flash, 2 of them 4 KB. */
+ * edge (lo or hi, each 0 or E = (K - 1) / 2) n is 4 only: every edge shape
+ * at every n cost 18 KB of flash in a first version, these two 4 KB, and an
+ * 8-wide or wider row needs no other. */
 MDY_AI void slide_run_wide(const int K, int32_t n, int lo, int hi, const mdy_conv_params *p,
                            const int8_t *w, const float *sc, const float *dy, float *dx,
                            int32_t ih, int32_t iw, int32_t oh0, int32_t oh1, int accumulate)
