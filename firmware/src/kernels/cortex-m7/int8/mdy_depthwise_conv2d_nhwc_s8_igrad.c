@@ -17,7 +17,7 @@
  * windows cover the map's edge positions too, as in the fp32 kernel (a
  * window skips the columns before, LO, or after, HI, the output row): for
  * K = 3 always, for K = 5 and 7 where the padding on that side is "same",
- * (K - 1) / 2, as in MobileNet-style layers (wide_window).
+ * (K - 1) / 2, as in MobileNet-style layers (mdy_wide_window).
  * Multipliers > 1 take the reference's loops. */
 #include <math.h>
 #include <stddef.h>
@@ -220,29 +220,6 @@ MDY_AI void slide_run_wide(const int K, int32_t n, int lo, int hi, const mdy_con
         slide_channels(1, K, 0, 0, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
 }
 
-/* The 5- or 7-wide kernel's window from input column iw (stride 1): n
- * positions, whose output columns from iw + pad_left - (k - 1) miss *lo
- * before the output row and *hi after it. Inside the map up to 4; a window
- * that misses columns is 4 positions missing e = (k - 1) / 2 on one side
- * (a "same" padding's), so an interior run stops where the last 4 positions
- * begin. 0: position iw gathers alone. */
-static int32_t wide_window(int32_t k, int32_t iw, int32_t in_w, int32_t pad_left,
-                           int32_t out_w, int32_t *lo, int32_t *hi)
-{
-    const int32_t base = iw + pad_left - (k - 1), e = (k - 1) / 2;
-    int32_t n = in_w - iw < 4 ? in_w - iw : 4;
-    *lo = base < 0 ? -base : 0;
-    *hi = base + n + k - 1 - out_w > 0 ? base + n + k - 1 - out_w : 0;
-    if (*lo)
-        return *lo == e && n == 4 && !*hi ? 4 : 0;
-    if (*hi == e && n == 4)
-        return 4;
-    if (iw + 4 < in_w && iw + 8 > in_w)
-        n = in_w - 4 - iw; /* leave the last 4 positions to one window */
-    *hi = base + n + k - 1 - out_w > 0;
-    return *hi ? 0 : n;
-}
-
 /* The window from input column iw of row ih, if it has one (else 0), done:
  * its positions. Kernels 3 wide, and 5 or 7 wide, each instantiated apart
  * (out of line, so that one's variants do not crowd the other's registers). */
@@ -263,7 +240,8 @@ static MDY_NOINLINE int32_t slide_wide(const mdy_conv_params *p, const int8_t *w
 {
     const int32_t k = p->k_w;
     int32_t lo, hi;
-    const int32_t n = wide_window(k, iw, p->in_w, p->pad_left, p->out_w, &lo, &hi);
+    const int32_t n = mdy_wide_window(k, iw, p->in_w, iw + p->pad_left - (k - 1), p->out_w,
+                                      &lo, &hi);
     if (n > 0 && k == 5)
         slide_run_wide(5, n, lo, hi, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
     else if (n > 0)

@@ -12,7 +12,12 @@
  * their order); inside a row whose taps are all valid, NP positions are done
  * as a sliding window: each column of the 3-row input window is loaded once
  * for all the positions that read it (the map is planar, so the columns of
- * a row are adjacent). Other kernel sizes take the reference's loops. */
+ * a row are adjacent). For kernels 5 or 7 wide at stride 1 across, one
+ * kernel row at a time keeps its K sums in registers over the output
+ * positions in raster order (each tap's terms in their order), NP positions
+ * as a sliding window over the input row (each code converted once for up
+ * to K positions), the row's edges too where the padding there is "same"
+ * (mdy_wide_window). Other kernel sizes take the reference's loops. */
 #include <math.h>
 #include <stddef.h>
 
@@ -218,6 +223,96 @@ static void channel_3x3(const mdy_conv_params *p, const int8_t *xm, int32_t x_ze
         dw[t] = fmaf(x_scale, sums[t], dw[t]);
 }
 
+/* NP positions of one output row, kernel row K wide at stride 1: the input
+ * columns t = LO .. NP + K - 2 - HI of their window (the LO first and HI
+ * last are a padding's), xc at column LO; dyp the first position's dy. */
+MDY_AI void row_slide(const int NP, const int K, const int LO, const int HI, float acc[7],
+                      const int8_t *xc, int32_t x_zero, const float *dyp, int32_t out_c)
+{
+    float d[4];
+    int j, t;
+MDY_UNROLL(4)
+    for (j = 0; j < NP; ++j)
+        d[j] = dyp[(size_t)j * out_c];
+MDY_UNROLL(10)
+    for (t = LO; t < NP + K - 1 - HI; ++t) {
+        const float xv = (float)((int32_t)xc[t - LO] - x_zero);
+MDY_UNROLL(4)
+        for (j = 0; j < NP; ++j) {
+            const int kw = t - j; /* ascending positions per tap */
+            if (kw >= 0 && kw < K)
+                acc[kw] = fmaf(d[j], xv, acc[kw]);
+        }
+    }
+}
+
+/* A kernel 5 or 7 wide, stride 1 across: output channel o's slice (rows of
+ * K taps) from the planar map xm, one kernel row at a time. */
+MDY_AI void channel_wide(const int K, const mdy_conv_params *p, const int8_t *xm,
+                         int32_t x_zero, float x_scale, const float *dy, int32_t o, float *dw)
+{
+    const int E = (K - 1) / 2;
+    const int32_t out_c = p->out_c, in_w = p->in_w;
+    int32_t kh, oh, ow, lo, hi, n;
+    int kw;
+    for (kh = 0; kh < p->k_h; ++kh) {
+        float acc[7];
+MDY_UNROLL(7)
+        for (kw = 0; kw < K; ++kw)
+            acc[kw] = 0.0f;
+        for (oh = 0; oh < p->out_h; ++oh) {
+            const int32_t ih = oh * p->stride_h + kh - p->pad_top;
+            const int8_t *xr;
+            const float *dyr = dy + (size_t)oh * p->out_w * out_c + o;
+            if (ih < 0 || ih >= p->in_h)
+                continue;
+            xr = xm + (size_t)ih * in_w;
+            for (ow = 0; ow < p->out_w; ow += n) {
+                const int32_t base = ow - p->pad_left;
+                const float *dyp = dyr + (size_t)ow * out_c;
+                n = mdy_wide_window(K, ow, p->out_w, base, in_w, &lo, &hi);
+                if (n == 0) { /* alone: the taps inside the map */
+                    const float d = *dyp;
+MDY_UNROLL(7)
+                    for (kw = 0; kw < K; ++kw) {
+                        if (base + kw >= 0 && base + kw < in_w)
+                            acc[kw] = fmaf(d, (float)((int32_t)xr[base + kw] - x_zero),
+                                           acc[kw]);
+                    }
+                    n = 1;
+                } else if (lo) {
+                    row_slide(4, K, E, 0, acc, xr + base + lo, x_zero, dyp, out_c);
+                } else if (hi) {
+                    row_slide(4, K, 0, E, acc, xr + base, x_zero, dyp, out_c);
+                } else if (n == 4) {
+                    row_slide(4, K, 0, 0, acc, xr + base, x_zero, dyp, out_c);
+                } else if (n == 3) {
+                    row_slide(3, K, 0, 0, acc, xr + base, x_zero, dyp, out_c);
+                } else if (n == 2) {
+                    row_slide(2, K, 0, 0, acc, xr + base, x_zero, dyp, out_c);
+                } else {
+                    row_slide(1, K, 0, 0, acc, xr + base, x_zero, dyp, out_c);
+                }
+            }
+        }
+MDY_UNROLL(7)
+        for (kw = 0; kw < K; ++kw)
+            dw[kh * K + kw] = fmaf(x_scale, acc[kw], dw[kh * K + kw]);
+    }
+}
+
+static MDY_NOINLINE void channel_5(const mdy_conv_params *p, const int8_t *xm, int32_t x_zero,
+                                   float x_scale, const float *dy, int32_t o, float *dw)
+{
+    channel_wide(5, p, xm, x_zero, x_scale, dy, o, dw);
+}
+
+static MDY_NOINLINE void channel_7(const mdy_conv_params *p, const int8_t *xm, int32_t x_zero,
+                                   float x_scale, const float *dy, int32_t o, float *dw)
+{
+    channel_wide(7, p, xm, x_zero, x_scale, dy, o, dw);
+}
+
 void mdy_depthwise_conv2d_nhwc_s8_wgrad(const mdy_conv_params *p, const int8_t *x_maps,
                                         int32_t x_zero, float x_scale, const uint16_t *sel,
                                         int32_t n_sel, const float *dy, float *dw_slices)
@@ -227,6 +322,7 @@ void mdy_depthwise_conv2d_nhwc_s8_wgrad(const mdy_conv_params *p, const int8_t *
     const size_t map_size = (size_t)p->in_h * p->in_w;
     const size_t slice_size = (size_t)m * p->k_h * p->k_w;
     const int k3 = p->k_h == 3 && p->k_w == 3;
+    const int wide = (p->k_w == 5 || p->k_w == 7) && p->stride_w == 1;
     int32_t k, j, kh, kw, oh, ow;
 
     for (k = 0; k < n_sel; ++k) {
@@ -239,6 +335,13 @@ void mdy_depthwise_conv2d_nhwc_s8_wgrad(const mdy_conv_params *p, const int8_t *
             const int32_t o = c * m + j;
             if (k3) {
                 channel_3x3(p, xm, x_zero, x_scale, dy, o, dw + (size_t)j * 9);
+                continue;
+            }
+            if (wide) {
+                if (p->k_w == 5)
+                    channel_5(p, xm, x_zero, x_scale, dy, o, dw + (size_t)j * p->k_h * 5);
+                else
+                    channel_7(p, xm, x_zero, x_scale, dy, o, dw + (size_t)j * p->k_h * 7);
                 continue;
             }
             for (kh = 0; kh < p->k_h; ++kh) {
