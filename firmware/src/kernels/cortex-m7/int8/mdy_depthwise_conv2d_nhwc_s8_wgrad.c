@@ -1,5 +1,6 @@
 /* Depthwise conv 2D sparse weight gradient from int8 saved maps: 3x3 kernels
- * in registers, the blocking of ../fp32/mdy_depthwise_conv2d_nhwc_f32_wgrad.c.
+ * in registers, the blocking of ../fp32/mdy_depthwise_conv2d_nhwc_f32_wgrad.c,
+ * and 5- or 7-wide kernels one kernel row at a time.
  *
  * For output channel o of selected input channel c = sel[k], tap (kh, kw)
  * sums dy[oh][ow][o] * (float)(x_c[ih][iw] - x_zero) over the output
@@ -12,12 +13,14 @@
  * their order); inside a row whose taps are all valid, NP positions are done
  * as a sliding window: each column of the 3-row input window is loaded once
  * for all the positions that read it (the map is planar, so the columns of
- * a row are adjacent). For kernels 5 or 7 wide at stride 1 across, one
+ * a row are adjacent); a border position missing one column (padding 1)
+ * joins its row's run. For kernels 5 or 7 wide at stride 1 across, one
  * kernel row at a time keeps its K sums in registers over the output
  * positions in raster order (each tap's terms in their order), NP positions
  * as a sliding window over the input row (each code converted once for up
  * to K positions), the row's edges too where the padding there is "same"
- * (mdy_wide_window). Other kernel sizes take the reference's loops. */
+ * (mdy_wide_window). Other kernel sizes and strides take the reference's
+ * loops. */
 #include <math.h>
 #include <stddef.h>
 
