@@ -6,10 +6,11 @@
  * layers below the deepest trained op are never visited.
  */
 #include "mdy_runtime_internal.h"
+#include "mdy_kernel_set.h"
 
 #include <math.h>
 
-static void layer_grads(const mdy_ctx *ctx, const mdy_op *op, const float *dy)
+static mdy_status layer_grads(const mdy_ctx *ctx, const mdy_op *op, const float *dy)
 {
     const mdy_layer *l = &ctx->model->layers[op->layer];
     const mdy_tensor *tx = &ctx->model->tensors[op->input[0]];
@@ -22,13 +23,19 @@ static void layer_grads(const mdy_ctx *ctx, const mdy_op *op, const float *dy)
         const int8_t *maps = (const int8_t *)b.maps;
         switch (op->kind) {
         case MDY_OP_CONV2D:
+            if (!MDY_LINKS(MDY_K_CONV2D_NHWC_S8_WGRAD))
+                return MDY_ERR_UNSUPPORTED;
             mdy_conv2d_nhwc_s8_wgrad(&op->p.conv, maps, tx->zero, tx->scale, ch, n, dy, b.slices);
             break;
         case MDY_OP_DEPTHWISE_CONV2D:
+            if (!MDY_LINKS(MDY_K_DEPTHWISE_CONV2D_NHWC_S8_WGRAD))
+                return MDY_ERR_UNSUPPORTED;
             mdy_depthwise_conv2d_nhwc_s8_wgrad(&op->p.conv, maps, tx->zero, tx->scale, ch, n, dy,
                                                b.slices);
             break;
         default:
+            if (!MDY_LINKS(MDY_K_FULLY_CONNECTED_S8_WGRAD))
+                return MDY_ERR_UNSUPPORTED;
             mdy_fully_connected_s8_wgrad(op->p.conv.in_c, op->p.conv.out_c, maps, tx->zero,
                                          tx->scale, ch, n, dy, b.slices);
             break;
@@ -37,12 +44,18 @@ static void layer_grads(const mdy_ctx *ctx, const mdy_op *op, const float *dy)
         const float *maps = (const float *)(const void *)b.maps;
         switch (op->kind) {
         case MDY_OP_CONV2D:
+            if (!MDY_LINKS(MDY_K_CONV2D_NHWC_F32_WGRAD))
+                return MDY_ERR_UNSUPPORTED;
             mdy_conv2d_nhwc_f32_wgrad(&op->p.conv, maps, ch, n, dy, b.slices);
             break;
         case MDY_OP_DEPTHWISE_CONV2D:
+            if (!MDY_LINKS(MDY_K_DEPTHWISE_CONV2D_NHWC_F32_WGRAD))
+                return MDY_ERR_UNSUPPORTED;
             mdy_depthwise_conv2d_nhwc_f32_wgrad(&op->p.conv, maps, ch, n, dy, b.slices);
             break;
         default: /* FULLY_CONNECTED: maps are one value each */
+            if (!MDY_LINKS(MDY_K_FULLY_CONNECTED_F32_WGRAD))
+                return MDY_ERR_UNSUPPORTED;
             mdy_fully_connected_f32_wgrad(op->p.conv.in_c, op->p.conv.out_c, maps, ch, n, dy,
                                           b.slices);
             break;
@@ -51,6 +64,7 @@ static void layer_grads(const mdy_ctx *ctx, const mdy_op *op, const float *dy)
     if (l->train_bias)
         mdy_bias_grad_nhwc_f32(op->p.conv.out_h * op->p.conv.out_w, op->p.conv.out_c, dy,
                                (float *)(void *)(ctx->arena + l->bias_grad_offset));
+    return MDY_OK;
 }
 
 static mdy_status input_grad(const mdy_ctx *ctx, const mdy_op *op, int j, const float *dy)
@@ -70,14 +84,20 @@ static mdy_status input_grad(const mdy_ctx *ctx, const mdy_op *op, int j, const 
     if (mdy_op_is_s8(ctx, op))
         switch (op->kind) {
         case MDY_OP_CONV2D:
+            if (!MDY_LINKS(MDY_K_CONV2D_NHWC_S8_IGRAD))
+                return MDY_ERR_UNSUPPORTED;
             mdy_conv2d_nhwc_s8_igrad(&op->p.conv, (const int8_t *)op->weight, op->w_scales, dy, dx,
                                      acc);
             return MDY_OK;
         case MDY_OP_DEPTHWISE_CONV2D:
+            if (!MDY_LINKS(MDY_K_DEPTHWISE_CONV2D_NHWC_S8_IGRAD))
+                return MDY_ERR_UNSUPPORTED;
             mdy_depthwise_conv2d_nhwc_s8_igrad(&op->p.conv, (const int8_t *)op->weight,
                                                op->w_scales, dy, dx, acc);
             return MDY_OK;
         case MDY_OP_FULLY_CONNECTED:
+            if (!MDY_LINKS(MDY_K_FULLY_CONNECTED_S8_IGRAD))
+                return MDY_ERR_UNSUPPORTED;
             mdy_fully_connected_s8_igrad(op->p.conv.in_c, op->p.conv.out_c,
                                          (const int8_t *)op->weight, op->w_scales, dy, dx, acc);
             return MDY_OK;
@@ -107,12 +127,18 @@ static mdy_status input_grad(const mdy_ctx *ctx, const mdy_op *op, int j, const 
         }
     switch (op->kind) {
     case MDY_OP_CONV2D:
+        if (!MDY_LINKS(MDY_K_CONV2D_NHWC_F32_IGRAD))
+            return MDY_ERR_UNSUPPORTED;
         mdy_conv2d_nhwc_f32_igrad(&op->p.conv, op->weight, dy, dx, acc);
         break;
     case MDY_OP_DEPTHWISE_CONV2D:
+        if (!MDY_LINKS(MDY_K_DEPTHWISE_CONV2D_NHWC_F32_IGRAD))
+            return MDY_ERR_UNSUPPORTED;
         mdy_depthwise_conv2d_nhwc_f32_igrad(&op->p.conv, op->weight, dy, dx, acc);
         break;
     case MDY_OP_FULLY_CONNECTED:
+        if (!MDY_LINKS(MDY_K_FULLY_CONNECTED_F32_IGRAD))
+            return MDY_ERR_UNSUPPORTED;
         mdy_fully_connected_f32_igrad(op->p.conv.in_c, op->p.conv.out_c, op->weight, dy, dx, acc);
         break;
     case MDY_OP_DEQUANTIZE:
@@ -203,8 +229,11 @@ mdy_status mdy_train_backward(mdy_ctx *ctx, int32_t label, int32_t batch)
         int j;
         if (!dy)
             continue; /* output does not reach the loss through anything trained */
-        if (op->layer != MDY_NONE)
-            layer_grads(ctx, op, dy);
+        if (op->layer != MDY_NONE) {
+            mdy_status st = layer_grads(ctx, op, dy);
+            if (st != MDY_OK)
+                return st;
+        }
         if (i == (int32_t)ctx->first_op)
             break; /* deepest trained op: its input gradient is never used */
         for (j = 0; j < 2 && op->input[j] != MDY_NONE; j++) {

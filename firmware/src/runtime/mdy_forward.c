@@ -4,6 +4,7 @@
  * planned offset, and the input maps of the selected channels in the pool.
  */
 #include "mdy_runtime_internal.h"
+#include "mdy_kernel_set.h"
 
 #include <string.h>
 
@@ -121,12 +122,18 @@ static mdy_status run_forward(mdy_ctx *ctx, int training)
 
         switch (op->kind) {
         case MDY_OP_CONV2D:
+            if (!MDY_LINKS(MDY_K_CONV2D_NHWC_F32))
+                return MDY_ERR_UNSUPPORTED;
             mdy_conv2d_nhwc_f32(&op->p.conv, x, op->weight, op->bias, y);
             break;
         case MDY_OP_DEPTHWISE_CONV2D:
+            if (!MDY_LINKS(MDY_K_DEPTHWISE_CONV2D_NHWC_F32))
+                return MDY_ERR_UNSUPPORTED;
             mdy_depthwise_conv2d_nhwc_f32(&op->p.conv, x, op->weight, op->bias, y);
             break;
         case MDY_OP_FULLY_CONNECTED:
+            if (!MDY_LINKS(MDY_K_FULLY_CONNECTED_F32))
+                return MDY_ERR_UNSUPPORTED;
             mdy_fully_connected_f32(op->p.conv.in_c, op->p.conv.out_c, x, op->weight, op->bias, y);
             break;
         case MDY_OP_CLAMP:

@@ -7,6 +7,7 @@
  * and the int8 inputs hard-swish and the squeeze-excite multiply need.
  */
 #include "mdy_runtime_internal.h"
+#include "mdy_kernel_set.h"
 
 #include <string.h>
 
@@ -44,14 +45,20 @@ mdy_status mdy_forward_op_s8(const mdy_ctx *ctx, const mdy_op *op, uint8_t *st)
         mdy_dequantize_s8_f32(n, x, tx->scale, tx->zero, mdy_value(ctx, op->output));
         break;
     case MDY_OP_CONV2D:
+        if (!MDY_LINKS(MDY_K_CONV2D_NHWC_S8))
+            return MDY_ERR_UNSUPPORTED;
         mdy_conv2d_nhwc_s8(&op->p.conv, (const mdy_s8_conv_quant *)op->quant, x,
                            (const int8_t *)op->weight, (const int32_t *)op->bias, y);
         break;
     case MDY_OP_DEPTHWISE_CONV2D:
+        if (!MDY_LINKS(MDY_K_DEPTHWISE_CONV2D_NHWC_S8))
+            return MDY_ERR_UNSUPPORTED;
         mdy_depthwise_conv2d_nhwc_s8(&op->p.conv, (const mdy_s8_conv_quant *)op->quant, x,
                                      (const int8_t *)op->weight, (const int32_t *)op->bias, y);
         break;
     case MDY_OP_FULLY_CONNECTED:
+        if (!MDY_LINKS(MDY_K_FULLY_CONNECTED_S8))
+            return MDY_ERR_UNSUPPORTED;
         mdy_fully_connected_s8(op->p.conv.in_c, op->p.conv.out_c,
                                (const mdy_s8_conv_quant *)op->quant, x,
                                (const int8_t *)op->weight, (const int32_t *)op->bias, y);

@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import __version__
 from ..planner.arena import NO_OFFSET
+from ..planner.kernel_set import kernels_called
 from ..planner.model_table import CArray, Ref, model_table, public
 from ..planner.program import NONE, Program
 
@@ -97,7 +98,8 @@ def render(program: Program, source: str = "") -> dict[str, str]:
                input_h=h, input_w=w, input_c=c, n_layers=len(layers),
                sample_buffer_bytes=(0 if program.tensors[program.input].offset is not None
                                     else program.tensors[program.input].nbytes),
-               trainable_bytes=table.trainable_bytes, frozen_bytes=table.frozen_bytes)
+               trainable_bytes=table.trainable_bytes, frozen_bytes=table.frozen_bytes,
+               kernels=kernels_called(program))
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
                              undefined=jinja2.StrictUndefined, trim_blocks=False,
                              keep_trailing_newline=True)

@@ -160,8 +160,11 @@ def load_generated(model_dir, extra_cflags: list[str] | None = None, kernels=Non
     `model_dir` (codegen output): the device's model, running on the host."""
     model_dir = Path(model_dir)
     sources = sorted(model_dir.glob("*.c"))
+    # MDY_HAVE_MODEL_CONFIG: the runtime links only the model's kernels, as a
+    # device image of it does (runtime/mdy_kernel_set.h)
     return _load([*engine_sources(kernels=kernels), *sources], GENERATED_CDEF,
-                 [str(FIRMWARE / "include"), str(model_dir)], list(extra_cflags or []),
+                 [str(FIRMWARE / "include"), str(model_dir)],
+                 ["-DMDY_HAVE_MODEL_CONFIG", *(extra_cflags or [])],
                  "generated", preamble=GENERATED_PREAMBLE)
 
 
