@@ -190,10 +190,16 @@ def main() -> int:
                     and r["layer"] == "pointwise" and r["shape"] == "32->32, 1x1, 8x8")
     lines += ["", "Where the int8 backward goals are missed: every int8 code costs a",
               "conversion to float (load, move to the FPU, VCVT: 3-4 instructions) before",
-              "its VFMA. The blocks convert each code once and use it for 4-6 MACs",
-              "(pointwise input gradient: 6 positions; weight gradients: 6 output",
-              "channels), which leaves 0.2-0.7 instruction per MAC above the fp32",
-              "kernels; the dense kxk input gradient keeps the fp32 kernel's per-tap",
+              "its VFMA. The weight gradients' blocks convert each code once and use",
+              "it for 6 MACs (6 output channels), which leaves 0.2-0.7 instruction per",
+              "MAC above the fp32 kernels. The pointwise input gradient converts its",
+              "weights once per map, 32 output x 4 input channels at a time, into",
+              "floats on the stack; its inner loop (6 positions x 4 input channels:",
+              "24 VFMA, 4 weight loads, and per position a dy load and the multiply",
+              "by the channel's scale that the reference rounds once, g = dy *",
+              "w_scale, repeated for every 4 input channels; 44 instructions per 24",
+              "MACs, 1.83) is most of it. The dense kxk input gradient keeps the fp32",
+              "kernel's per-tap",
               "blocking over input channels, where each code serves one MAC, and the",
               "depthwise 3x3 weight gradient the fp32 kernel's nine sums (its sliding",
               "window converts each code once for the up to 3 positions that read it,",
@@ -206,10 +212,9 @@ def main() -> int:
               "connected input gradient",
               "meets each weight code in one MAC only (row o with dy[o]), so its",
               "conversion is paid per MAC (about 4.4 instructions per MAC against 2.3",
-              "for the SMLAD forward); the 32->32",
-              f"pointwise input gradient (fp32 accumulators, {pw_igrad:.2f}) 1.2x of a",
-              f"forward whose weights are widened once per call ({pw_fwd:.2f}; it met",
-              "1.2x of the 2.51 of a forward widening them per block)."]
+              "for the SMLAD forward). The 32->32 pointwise input gradient",
+              f"({pw_igrad:.2f}) is held to 1.2x of a forward whose weights are widened",
+              f"once per call ({pw_fwd:.2f})."]
     (out / "kernel_instr.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -1196,6 +1196,13 @@ int main(void)
         test_fc_s8_backward(cases);
     for (i = 0; i < 200; ++i, ++cases)
         test_sgd_s8(cases);
+    for (i = 0; i < 100; ++i, ++cases) {
+        /* the pointwise input gradient's float weights go 32 output channels
+         * at a time: more than one chunk, a partial last one */
+        mdy_conv_params p = conv_problem(0, 1);
+        p.out_c = rnd(33, 100);
+        test_conv_s8_backward_on(p, 0, 1, cases);
+    }
     for (i = 0; i < 150; ++i, ++cases) {
         /* the pointwise rows in assembly on the M7: whole words of input
          * channels and the whole int8 range as clamp; up to 128 channels the

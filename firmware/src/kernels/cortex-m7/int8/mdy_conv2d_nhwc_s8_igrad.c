@@ -8,7 +8,8 @@
  * per block and used for every position of it. Two blockings keep that order:
  *  - pointwise (1x1, stride 1, no padding): each input element gets exactly
  *    the terms o = 0..out_c-1 of its own position, so NP positions x 4 input
- *    channels are summed in registers (NP + 4 loads for 4*NP MACs);
+ *    channels are summed in registers (NP + 2 loads for 4*NP MACs: the
+ *    weights are converted to float once per map, not once per block);
  *  - otherwise, per (position, tap) the terms of o = 0..out_c-1 are added to
  *    a block of up to 16 input channels held in registers instead of being loaded
  *    and stored for every o. */
@@ -17,32 +18,39 @@
 
 #include "medyate.h"
 #include "../fp32/mdy_blocking.h"
+#include "mdy_s8_dsp.h"
 
-/* Pointwise: NP positions x NI input channels at dx0; dy rows out_c apart,
- * w[o][i] rows in_c apart. */
-MDY_AI void pw_block(const int NP, const int NI, int32_t in_c, int32_t out_c,
-                     const int8_t *w0, const float *sc, const float *dy0, float *dx0,
+/* Pointwise: the float weights of PW_CHUNK output channels x 4 input channels
+ * live on the stack, converted once for the whole map instead of once per
+ * block of positions; chunking o keeps each element's order of terms (a
+ * partial sum goes through dx exactly). 512 bytes of stack. */
+#define PW_CHUNK 32
+
+/* NP positions x NI input channels at dx0, the terms of the chunk's m output
+ * channels: wf[o][0..NI) their weights, dy rows dy_stride apart. */
+MDY_AI void pw_block(const int NP, const int NI, int32_t m, int32_t in_c, int32_t dy_stride,
+                     const float (*wf)[4], const float *sc, const float *dy0, float *dx0,
                      int accumulate)
 {
     float acc[6][4];
     const float *dyp[6];
-    const int8_t *wp = w0;
+    float *dxp[6];
     int32_t o;
     int j, q;
 
 MDY_UNROLL(6)
     for (j = 0; j < NP; ++j) {
-        dyp[j] = dy0 + (size_t)j * out_c;
+        dyp[j] = dy0 + (size_t)j * dy_stride;
+        dxp[j] = dx0 + (size_t)j * in_c;
 MDY_UNROLL(4)
         for (q = 0; q < NI; ++q)
-            acc[j][q] = accumulate ? dx0[(size_t)j * in_c + q] : 0.0f;
+            acc[j][q] = accumulate ? dxp[j][q] : 0.0f;
     }
-    for (o = 0; o < out_c; ++o) {
+    for (o = 0; o < m; ++o) {
         float wv[4];
 MDY_UNROLL(4)
         for (q = 0; q < NI; ++q)
-            wv[q] = (float)wp[q];
-        wp += in_c;
+            wv[q] = wf[o][q];
 MDY_UNROLL(6)
         for (j = 0; j < NP; ++j) {
             const float g = dyp[j][o] * sc[o];
@@ -55,34 +63,79 @@ MDY_UNROLL(6)
     for (j = 0; j < NP; ++j)
 MDY_UNROLL(4)
         for (q = 0; q < NI; ++q)
-            dx0[(size_t)j * in_c + q] = acc[j][q];
+            dxp[j][q] = acc[j][q];
 }
 
-MDY_AI void pw_positions(const int NP, int32_t in_c, int32_t out_c, const int8_t *w,
-                         const float *sc, const float *dy0, float *dx0, int accumulate)
+/* Every position of the map, NI input channels at dx0, one chunk. */
+MDY_AI void pw_map(const int NI, int32_t n, int32_t m, int32_t in_c, int32_t out_c,
+                   const float (*wf)[4], const float *sc, const float *dy, float *dx,
+                   int accumulate)
 {
-    int32_t i;
-    for (i = 0; i + 4 <= in_c; i += 4)
-        pw_block(NP, 4, in_c, out_c, w + i, sc, dy0, dx0 + i, accumulate);
-    for (; i < in_c; ++i)
-        pw_block(NP, 1, in_c, out_c, w + i, sc, dy0, dx0 + i, accumulate);
+    for (; n >= 6; n -= 6, dy += 6 * out_c, dx += 6 * in_c)
+        pw_block(6, NI, m, in_c, out_c, wf, sc, dy, dx, accumulate);
+    if (n >= 4) {
+        pw_block(4, NI, m, in_c, out_c, wf, sc, dy, dx, accumulate);
+        n -= 4, dy += 4 * out_c, dx += 4 * in_c;
+    }
+    if (n >= 2) {
+        pw_block(2, NI, m, in_c, out_c, wf, sc, dy, dx, accumulate);
+        n -= 2, dy += 2 * out_c, dx += 2 * in_c;
+    }
+    if (n == 1)
+        pw_block(1, NI, m, in_c, out_c, wf, sc, dy, dx, accumulate);
+}
+
+/* Out of line, one per width: the block loops then have the registers to
+ * themselves (inlined into the conversion loop they spilled and reloaded
+ * their pointers around every block). */
+static MDY_NOINLINE void pw_map4(int32_t n, int32_t m, int32_t in_c, int32_t out_c,
+                                 const float (*wf)[4], const float *sc, const float *dy,
+                                 float *dx, int accumulate)
+{
+    pw_map(4, n, m, in_c, out_c, wf, sc, dy, dx, accumulate);
+}
+
+static MDY_NOINLINE void pw_map1(int32_t n, int32_t m, int32_t in_c, int32_t out_c,
+                                 const float (*wf)[4], const float *sc, const float *dy,
+                                 float *dx, int accumulate)
+{
+    pw_map(1, n, m, in_c, out_c, wf, sc, dy, dx, accumulate);
 }
 
 static MDY_NOINLINE void pointwise(int32_t n, int32_t in_c, int32_t out_c, const int8_t *w,
                                    const float *sc, const float *dy, float *dx, int accumulate)
 {
-    for (; n >= 6; n -= 6, dy += 6 * out_c, dx += 6 * in_c)
-        pw_positions(6, in_c, out_c, w, sc, dy, dx, accumulate);
-    if (n >= 4) {
-        pw_positions(4, in_c, out_c, w, sc, dy, dx, accumulate);
-        n -= 4, dy += 4 * out_c, dx += 4 * in_c;
+    float wf[PW_CHUNK][4];
+    int32_t i, o0, o;
+    int ni;
+
+    /* 4 input channels at a time, the last in_c % 4 one at a time */
+    for (i = 0; i < in_c; i += ni) {
+        ni = in_c - i >= 4 ? 4 : 1;
+        for (o0 = 0; o0 < out_c; o0 += PW_CHUNK) {
+            const int32_t m = out_c - o0 < PW_CHUNK ? out_c - o0 : PW_CHUNK;
+            const int acc = accumulate || o0 > 0;
+            for (o = 0; o < m; ++o) {
+                const int8_t *wr = w + (size_t)(o0 + o) * in_c + i;
+                if (ni == 4) {
+                    /* four codes in one (unaligned) word load */
+                    const uint32_t v = mdy_read_s8x4(wr);
+                    wf[o][0] = (float)mdy_sext8(v);
+                    wf[o][1] = (float)mdy_sext8(v >> 8);
+                    wf[o][2] = (float)mdy_sext8(v >> 16);
+                    wf[o][3] = (float)mdy_sext8(v >> 24);
+                } else {
+                    wf[o][0] = (float)wr[0];
+                }
+            }
+            if (ni == 4)
+                pw_map4(n, m, in_c, out_c, (const float (*)[4])wf, sc + o0, dy + o0, dx + i,
+                        acc);
+            else
+                pw_map1(n, m, in_c, out_c, (const float (*)[4])wf, sc + o0, dy + o0, dx + i,
+                        acc);
+        }
     }
-    if (n >= 2) {
-        pw_positions(2, in_c, out_c, w, sc, dy, dx, accumulate);
-        n -= 2, dy += 2 * out_c, dx += 2 * in_c;
-    }
-    if (n == 1)
-        pw_positions(1, in_c, out_c, w, sc, dy, dx, accumulate);
 }
 
 /* dxp[0..NI) += sum over o of (dyp[o] * sc[o]) * w_o[0..NI), w_o rows ws apart. */
