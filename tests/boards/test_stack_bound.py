@@ -51,8 +51,8 @@ def test_frames_and_calls_from_the_disassembly():
 
 @pytest.fixture(scope="module")
 def engine_image(tmp_path_factory):
-    """The engine's device firmware for a small plan (every kernel is linked:
-    the runtime dispatches on the op)."""
+    """The engine's device firmware for a small plan (fp32: the kernels its
+    model calls are linked, planner/kernel_set.py)."""
     from medyate.algo.plan import make_plan
     from medyate.data import bundled_model, load_task
     from medyate.ir.onnx_import import load_onnx

@@ -56,10 +56,12 @@ MDY_AI int32_t mdy_slide3_window(int32_t iw, int32_t in_w, int32_t pad_left,
  * (stride 1): from position pos of a row of n_pos, n positions whose window
  * of k - 1 + n columns starts at column base of a row of n_cols, missing *lo
  * columns before that row and *hi after it. Inside the row up to 4; a
- * window that misses columns is 4 positions missing e = (k - 1) / 2 on one
- * side (a "same" padding's: two compile-time variants per size), so an
- * interior run stops where the last 4 positions begin and a row of 8 or more
- * needs no other shape. 0: position pos goes alone. */
+ * window that misses columns misses e = (k - 1) / 2 (a "same" padding's):
+ * the row's first 4 positions missing e before (and e after too on a row of
+ * exactly 4), or its last 4 or fewer missing e after. An interior run stops
+ * where the last 4 positions begin, so a row of 8 or more needs windows of
+ * 4 at its edges only; a narrower one (the 4- and 7-wide maps of MCUNet's
+ * last stages) its last 1 to 3 positions too. 0: position pos goes alone. */
 MDY_AI int32_t mdy_wide_window(int32_t k, int32_t pos, int32_t n_pos, int32_t base,
                                int32_t n_cols, int32_t *lo, int32_t *hi)
 {
@@ -68,9 +70,9 @@ MDY_AI int32_t mdy_wide_window(int32_t k, int32_t pos, int32_t n_pos, int32_t ba
     *lo = base < 0 ? -base : 0;
     *hi = base + n + k - 1 - n_cols > 0 ? base + n + k - 1 - n_cols : 0;
     if (*lo)
-        return *lo == e && n == 4 && !*hi ? 4 : 0;
-    if (*hi == e && n == 4)
-        return 4;
+        return *lo == e && n == 4 && (!*hi || *hi == e) ? 4 : 0;
+    if (*hi == e)
+        return n; /* 4, or the row's last 1 to 3 */
     if (pos + 4 < n_pos && pos + 8 > n_pos)
         n = n_pos - 4 - pos; /* leave the last 4 positions to one window */
     *hi = base + n + k - 1 - n_cols > 0;

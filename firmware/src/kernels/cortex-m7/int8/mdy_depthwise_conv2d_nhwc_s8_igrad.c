@@ -198,18 +198,27 @@ MDY_AI void slide_run3(int32_t n, int lo, int hi, const mdy_conv_params *p, cons
 
 /* A run of n <= 4 positions from iw, kernel K = 5 or 7 wide (the kernel
  * row's K x 2 weights stay in registers too). Inside the map any n; at an
- * edge (lo or hi, each 0 or E = (K - 1) / 2) n is 4 only: every edge shape
- * at every n cost 18 KB of flash in a first version, these two 4 KB, and an
- * 8-wide or wider row needs no other. */
+ * edge (lo or hi, each 0 or E = (K - 1) / 2) the shapes mdy_wide_window
+ * gives: 4 positions missing E before, after or both, or the row's last 1
+ * to 3 missing E after (every edge shape at every n cost 18 KB of flash in
+ * a first version). */
 MDY_AI void slide_run_wide(const int K, int32_t n, int lo, int hi, const mdy_conv_params *p,
                            const int8_t *w, const float *sc, const float *dy, float *dx,
                            int32_t ih, int32_t iw, int32_t oh0, int32_t oh1, int accumulate)
 {
     const int E = (K - 1) / 2;
-    if (lo)
+    if (lo && hi)
+        slide_channels(4, K, E, E, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
+    else if (lo)
         slide_channels(4, K, E, 0, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
-    else if (hi)
+    else if (hi && n == 4)
         slide_channels(4, K, 0, E, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
+    else if (hi && n == 3)
+        slide_channels(3, K, 0, E, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
+    else if (hi && n == 2)
+        slide_channels(2, K, 0, E, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
+    else if (hi)
+        slide_channels(1, K, 0, E, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
     else if (n == 4)
         slide_channels(4, K, 0, 0, p, w, sc, dy, dx, ih, iw, oh0, oh1, accumulate);
     else if (n == 3)

@@ -283,10 +283,18 @@ MDY_UNROLL(7)
                                            acc[kw]);
                     }
                     n = 1;
+                } else if (lo && hi) {
+                    row_slide(4, K, E, E, acc, xr + base + lo, x_zero, dyp, out_c);
                 } else if (lo) {
                     row_slide(4, K, E, 0, acc, xr + base + lo, x_zero, dyp, out_c);
-                } else if (hi) {
+                } else if (hi && n == 4) {
                     row_slide(4, K, 0, E, acc, xr + base, x_zero, dyp, out_c);
+                } else if (hi && n == 3) {
+                    row_slide(3, K, 0, E, acc, xr + base, x_zero, dyp, out_c);
+                } else if (hi && n == 2) {
+                    row_slide(2, K, 0, E, acc, xr + base, x_zero, dyp, out_c);
+                } else if (hi) {
+                    row_slide(1, K, 0, E, acc, xr + base, x_zero, dyp, out_c);
                 } else if (n == 4) {
                     row_slide(4, K, 0, 0, acc, xr + base, x_zero, dyp, out_c);
                 } else if (n == 3) {
