@@ -20,17 +20,23 @@
 #include "../fp32/mdy_blocking.h"
 #include "mdy_s8_dsp.h"
 
-/* Pointwise: the float weights of PW_CHUNK output channels x 4 input channels
- * live on the stack, converted once for the whole map instead of once per
- * block of positions; chunking o keeps each element's order of terms (a
- * partial sum goes through dx exactly). 512 bytes of stack. */
+/* Pointwise on a map of PW_FLOAT_MIN positions or more: the float weights of
+ * PW_CHUNK output channels x 4 input channels live on the stack, converted
+ * once for the whole map instead of once per block of positions; chunking o
+ * keeps each element's order of terms (a partial sum goes through dx
+ * exactly). 512 bytes of stack. On a smaller map (a real model's last
+ * stages: 4x4) the conversion, the stores and the partial sums cost more
+ * than they save, so each block converts the codes it uses (bench/
+ * results/kernel_instr.md, and the demo's 4x4 layers). */
 #define PW_CHUNK 32
+#define PW_FLOAT_MIN 24
 
-/* NP positions x NI input channels at dx0, the terms of the chunk's m output
- * channels: wf[o][0..NI) their weights, dy rows dy_stride apart. */
-MDY_AI void pw_block(const int NP, const int NI, int32_t m, int32_t in_c, int32_t dy_stride,
-                     const float (*wf)[4], const float *sc, const float *dy0, float *dx0,
-                     int accumulate)
+/* NP positions x NI input channels at dx0, the terms of m output channels:
+ * their weights wf[o][0..NI) (CODES 0) or the int8 rows wc, in_c apart
+ * (CODES 1); dy rows dy_stride apart. */
+MDY_AI void pw_block(const int NP, const int NI, const int CODES, int32_t m, int32_t in_c,
+                     int32_t dy_stride, const float (*wf)[4], const int8_t *wc,
+                     const float *sc, const float *dy0, float *dx0, int accumulate)
 {
     float acc[6][4];
     const float *dyp[6];
@@ -50,7 +56,9 @@ MDY_UNROLL(4)
         float wv[4];
 MDY_UNROLL(4)
         for (q = 0; q < NI; ++q)
-            wv[q] = wf[o][q];
+            wv[q] = CODES ? (float)wc[q] : wf[o][q];
+        if (CODES)
+            wc += in_c;
 MDY_UNROLL(6)
         for (j = 0; j < NP; ++j) {
             const float g = dyp[j][o] * sc[o];
@@ -66,23 +74,24 @@ MDY_UNROLL(4)
             dxp[j][q] = acc[j][q];
 }
 
-/* Every position of the map, NI input channels at dx0, one chunk. */
+/* Every position of the map, NI input channels at dx0, one chunk of float
+ * weights. */
 MDY_AI void pw_map(const int NI, int32_t n, int32_t m, int32_t in_c, int32_t out_c,
                    const float (*wf)[4], const float *sc, const float *dy, float *dx,
                    int accumulate)
 {
     for (; n >= 6; n -= 6, dy += 6 * out_c, dx += 6 * in_c)
-        pw_block(6, NI, m, in_c, out_c, wf, sc, dy, dx, accumulate);
+        pw_block(6, NI, 0, m, in_c, out_c, wf, 0, sc, dy, dx, accumulate);
     if (n >= 4) {
-        pw_block(4, NI, m, in_c, out_c, wf, sc, dy, dx, accumulate);
+        pw_block(4, NI, 0, m, in_c, out_c, wf, 0, sc, dy, dx, accumulate);
         n -= 4, dy += 4 * out_c, dx += 4 * in_c;
     }
     if (n >= 2) {
-        pw_block(2, NI, m, in_c, out_c, wf, sc, dy, dx, accumulate);
+        pw_block(2, NI, 0, m, in_c, out_c, wf, 0, sc, dy, dx, accumulate);
         n -= 2, dy += 2 * out_c, dx += 2 * in_c;
     }
     if (n == 1)
-        pw_block(1, NI, m, in_c, out_c, wf, sc, dy, dx, accumulate);
+        pw_block(1, NI, 0, m, in_c, out_c, wf, 0, sc, dy, dx, accumulate);
 }
 
 /* Out of line, one per width: the block loops then have the registers to
@@ -102,6 +111,37 @@ static MDY_NOINLINE void pw_map1(int32_t n, int32_t m, int32_t in_c, int32_t out
     pw_map(1, n, m, in_c, out_c, wf, sc, dy, dx, accumulate);
 }
 
+/* NP positions, every input channel, the codes converted in the block. */
+MDY_AI void pw_codes(const int NP, int32_t in_c, int32_t out_c, const int8_t *w,
+                     const float *sc, const float *dy, float *dx, int accumulate)
+{
+    int32_t i;
+    for (i = 0; i + 4 <= in_c; i += 4)
+        pw_block(NP, 4, 1, out_c, in_c, out_c, 0, w + i, sc, dy, dx + i, accumulate);
+    for (; i < in_c; ++i)
+        pw_block(NP, 1, 1, out_c, in_c, out_c, 0, w + i, sc, dy, dx + i, accumulate);
+}
+
+/* A map of fewer than PW_FLOAT_MIN positions: the codes converted per block. */
+static MDY_NOINLINE void pointwise_small(int32_t n, int32_t in_c, int32_t out_c,
+                                         const int8_t *w, const float *sc, const float *dy,
+                                         float *dx, int accumulate)
+{
+    for (; n >= 6; n -= 6, dy += 6 * out_c, dx += 6 * in_c)
+        pw_codes(6, in_c, out_c, w, sc, dy, dx, accumulate);
+    if (n >= 4) {
+        pw_codes(4, in_c, out_c, w, sc, dy, dx, accumulate);
+        n -= 4, dy += 4 * out_c, dx += 4 * in_c;
+    }
+    if (n >= 2) {
+        pw_codes(2, in_c, out_c, w, sc, dy, dx, accumulate);
+        n -= 2, dy += 2 * out_c, dx += 2 * in_c;
+    }
+    if (n == 1)
+        pw_codes(1, in_c, out_c, w, sc, dy, dx, accumulate);
+}
+
+/* A map of PW_FLOAT_MIN positions or more: the weights converted once per map. */
 static MDY_NOINLINE void pointwise(int32_t n, int32_t in_c, int32_t out_c, const int8_t *w,
                                    const float *sc, const float *dy, float *dx, int accumulate)
 {
@@ -170,7 +210,11 @@ void mdy_conv2d_nhwc_s8_igrad(const mdy_conv_params *p, const int8_t *w,
 
     if (p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 &&
         p->pad_top == 0 && p->pad_left == 0 && p->out_h == p->in_h && p->out_w == p->in_w) {
-        pointwise(p->in_h * p->in_w, in_c, out_c, w, w_scales, dy, dx, accumulate);
+        const int32_t n = p->in_h * p->in_w;
+        if (n < PW_FLOAT_MIN)
+            pointwise_small(n, in_c, out_c, w, w_scales, dy, dx, accumulate);
+        else
+            pointwise(n, in_c, out_c, w, w_scales, dy, dx, accumulate);
         return;
     }
     if (!accumulate) {
