@@ -2,10 +2,10 @@
  * Which of the large kernels an engine build links (a model's kernel set).
  *
  * The runtime dispatches on each op's kind and type at run time, so without
- * this every kernel would be linked into every image: about 210 KB of code,
- * of which an int8 model such as mcunet-5fps calls well under two thirds (it
- * never runs an fp32 depthwise convolution, for one, 43 KB with its
- * gradients). Flash that dead code takes is flash a dataset cannot have.
+ * this every kernel would be linked into every image: the int8 mcunet-5fps
+ * image had 210 KB of code, 66 KB of it kernels the model never calls (it
+ * runs no fp32 depthwise convolution, for one: 43 KB with its gradients).
+ * Flash that dead code takes is flash a dataset cannot have.
  *
  * A device build of a model has the model's generated model_config.h on its
  * include path and compiles with MDY_HAVE_MODEL_CONFIG; the header's
