@@ -38,7 +38,7 @@ def kernels_called(program: Program) -> list[str]:
         if i > deepest and t[op.inputs[0]].grad_offset is not None:
             called.add(_name(op.kind, dtype, "_IGRAD"))
     for layer in program.layers:
-        if layer.channels > 0 and not layer.bias_only:
+        if layer.channels > 0:      # a bias-only layer has none: no weight gradient
             op = program.ops[layer.op]
             called.add(_name(op.kind, t[op.inputs[0]].dtype, "_WGRAD"))
     return sorted(called)
